@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod backend;
+pub mod checksum;
+mod error;
+mod local;
+mod memory;
+mod meta;
+mod name;
+pub mod retry;
+pub mod stream;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use backend::{ByteStream, Capabilities, StorageBackend};
+pub use checksum::{Checksum, Md5Hasher, QuickXorHasher};
+pub use error::{BoxError, ConnectionReason, Result, StorageError};
+pub use local::LocalBackend;
+pub use memory::MemoryBackend;
+pub use meta::ObjectMeta;
+pub use name::{MAX_EXTENSION_LEN, MAX_PART_LEN, ObjectKey, ObjectName, validate_part};
+pub use retry::RetryPolicy;
+
+/// Re-exported so that implementors name the same versions.
+pub use async_trait::async_trait;
+pub use bytes::Bytes;
+pub use url::Url;

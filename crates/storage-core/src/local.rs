@@ -1,0 +1,369 @@
+//! A backend on the local filesystem, under one root directory.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use url::Url;
+
+use crate::backend::{ByteStream, StorageBackend};
+use crate::checksum::Md5Hasher;
+use crate::error::{Result, StorageError};
+use crate::meta::ObjectMeta;
+use crate::name::{ObjectKey, ObjectName, validate_part};
+
+/// Read buffer size for streams and hashing.
+const READ_PIECE: usize = 256 * 1024;
+
+/// Objects stored as files `{root}/{user_id}/{document_id}{extension}`.
+///
+/// - Keys are the relative path `{user_id}/{file name}`; each part is checked by the
+///   [`ObjectName`] rules, so a key can never name `..`, an absolute path or
+///   anything outside the root, and a symbolic link on the way is refused.
+/// - A put writes a temporary file beside the target (its name holds `#`, which no
+///   valid name can), fsyncs it, renames it into place and fsyncs the folder: a
+///   crash leaves the old object or the new one, never a torn one.
+/// - Streams go through a fixed-size buffer.
+/// - `stat_object` reports the size and an md5 computed from the stored bytes;
+///   the content type is not kept.
+/// - Presigned URLs are [`Unsupported`](StorageError::Unsupported).
+///
+/// ```
+/// use bytes::Bytes;
+/// use storage_core::{LocalBackend, ObjectName, StorageBackend};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let backend = LocalBackend::new(dir.path())?;
+/// let key = backend.put_object(&ObjectName::new("u1", "d1", ".txt")?, Bytes::from_static(b"hi"), "text/plain").await?;
+/// assert_eq!(key.as_str(), "u1/d1.txt");
+/// assert!(dir.path().join("u1/d1.txt").exists());
+/// # Ok::<(), storage_core::StorageError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    /// Opens (and creates when missing) the root directory.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] when the directory cannot be created or resolved.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| StorageError::io("failed to create the root directory", e))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| StorageError::io("failed to resolve the root directory", e))?;
+        Ok(Self { root })
+    }
+
+    /// The resolved root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Checks a key and returns the user folder and the file path it names.
+    fn resolve(&self, key: &ObjectKey) -> Result<(PathBuf, PathBuf)> {
+        let mut parts = key.as_str().split('/');
+        let (Some(user), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(StorageError::invalid_input("a local key is `{user_id}/{file name}`"));
+        };
+        validate_part("key user part", user)?;
+        validate_part("key file part", file)?;
+        let dir = self.root.join(user);
+        let path = dir.join(file);
+        Ok((dir, path))
+    }
+
+    /// Refuses a path that is a symbolic link; a missing path is fine.
+    async fn refuse_symlink(path: &Path) -> Result<()> {
+        match tokio::fs::symlink_metadata(path).await {
+            Ok(m) if m.file_type().is_symlink() => Err(StorageError::invalid_input("key resolves through a symbolic link")),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io("failed to inspect the object path", e)),
+        }
+    }
+
+    /// Resolves a key for reading: both the folder and the file must be real.
+    async fn resolve_existing(&self, key: &ObjectKey) -> Result<PathBuf> {
+        let (dir, path) = self.resolve(key)?;
+        Self::refuse_symlink(&dir).await?;
+        Self::refuse_symlink(&path).await?;
+        Ok(path)
+    }
+
+    async fn open(&self, key: &ObjectKey) -> Result<tokio::fs::File> {
+        let path = self.resolve_existing(key).await?;
+        tokio::fs::File::open(&path).await.map_err(|e| map_read_error(e, key))
+    }
+
+    /// Writes through a temporary file and renames it into place.
+    async fn write_atomically(&self, name: &ObjectName, body: Body) -> Result<ObjectKey> {
+        let key = ObjectKey::new(name.path());
+        let (dir, path) = self.resolve(&key)?;
+        Self::refuse_symlink(&dir).await?;
+        match tokio::fs::create_dir(&dir).await {
+            Ok(()) => sync_dir(&self.root).await?,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StorageError::io("failed to create the user folder", e)),
+        }
+        Self::refuse_symlink(&path).await?;
+        let tmp = dir.join(format!("{}#{:016x}.part", name.file_name(), fastrand::u64(..)));
+        let guard = RemoveOnDrop(Some(tmp.clone()));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(|e| StorageError::io("failed to create a temporary file", e))?;
+        match body {
+            Body::Bytes(bytes) => file.write_all(&bytes).await.map_err(write_error)?,
+            Body::Stream { mut stream, size } => {
+                let mut written: u64 = 0;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    written += chunk.len() as u64;
+                    if written > size {
+                        return Err(StorageError::invalid_input(format!("stream is longer than the declared {size} bytes")));
+                    }
+                    file.write_all(&chunk).await.map_err(write_error)?;
+                }
+                if written != size {
+                    return Err(StorageError::invalid_input(format!(
+                        "stream ended after {written} of the declared {size} bytes"
+                    )));
+                }
+            }
+        }
+        file.sync_all().await.map_err(write_error)?;
+        drop(file);
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| StorageError::io("failed to move the object into place", e))?;
+        guard.disarm();
+        sync_dir(&dir).await?;
+        Ok(key)
+    }
+}
+
+enum Body {
+    Bytes(Bytes),
+    Stream { stream: ByteStream, size: u64 },
+}
+
+/// Removes a temporary file when a put fails or is cancelled.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Runs on failure or cancellation only; a small synchronous unlink.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn write_error(e: std::io::Error) -> StorageError {
+    if e.kind() == ErrorKind::StorageFull {
+        StorageError::QuotaExceeded
+    } else {
+        StorageError::io("failed to write the object", e)
+    }
+}
+
+fn map_read_error(e: std::io::Error, key: &ObjectKey) -> StorageError {
+    match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory => StorageError::not_found(key.as_str()),
+        ErrorKind::PermissionDenied => StorageError::PermissionDenied {
+            message: "the object file is not readable".into(),
+        },
+        _ => StorageError::io("failed to read the object", e),
+    }
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+async fn sync_dir(dir: &Path) -> Result<()> {
+    let d = tokio::fs::File::open(dir)
+        .await
+        .map_err(|e| StorageError::io("failed to open a folder for sync", e))?;
+    d.sync_all().await.map_err(|e| StorageError::io("failed to sync a folder", e))
+}
+
+#[async_trait]
+impl StorageBackend for LocalBackend {
+    async fn put_object(&self, name: &ObjectName, body: Bytes, _content_type: &str) -> Result<ObjectKey> {
+        self.write_atomically(name, Body::Bytes(body)).await
+    }
+
+    async fn put_stream(&self, name: &ObjectName, body: ByteStream, size: u64, _content_type: &str) -> Result<ObjectKey> {
+        self.write_atomically(name, Body::Stream { stream: body, size }).await
+    }
+
+    async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
+        let path = self.resolve_existing(key).await?;
+        tokio::fs::read(&path).await.map(Bytes::from).map_err(|e| map_read_error(e, key))
+    }
+
+    async fn get_stream(&self, key: &ObjectKey) -> Result<ByteStream> {
+        let file = self.open(key).await?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_PIECE)
+            .map(|r| r.map_err(|e| StorageError::io("failed to read the object", e)));
+        Ok(Box::pin(stream))
+    }
+
+    async fn delete_object(&self, key: &ObjectKey) -> Result<()> {
+        let path = self.resolve_existing(key).await?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(()),
+            Err(e) => Err(StorageError::io("failed to delete the object", e)),
+        }
+    }
+
+    async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        let mut file = self.open(key).await?;
+        let mut hasher = Md5Hasher::new();
+        let mut buf = vec![0u8; READ_PIECE];
+        let mut size: u64 = 0;
+        loop {
+            let n = file.read(&mut buf).await.map_err(|e| map_read_error(e, key))?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        Ok(ObjectMeta::new(size).with_checksum(hasher.finish()))
+    }
+
+    async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
+        Err(StorageError::unsupported("presigned_get_url", "local files have no url"))
+    }
+
+    async fn generate_presigned_put_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
+        Err(StorageError::unsupported("generate_presigned_put_url", "local files have no url"))
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        let meta = tokio::fs::metadata(&self.root)
+            .await
+            .map_err(|e| StorageError::io("the root directory is not reachable", e))?;
+        if !meta.is_dir() {
+            return Err(StorageError::invalid_input("the root is not a directory"));
+        }
+        if meta.permissions().readonly() {
+            return Err(StorageError::PermissionDenied {
+                message: "the root directory is read-only".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> (tempfile::TempDir, LocalBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("root")).unwrap();
+        (dir, b)
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_root() {
+        let (dir, b) = backend();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        for key in ["../secret", "u/../../secret", "/etc/passwd", "u/..", "..", "u/./x", "u//x", "", "u", "u/x/y", "u\\..\\x/y"] {
+            let k = ObjectKey::new(key);
+            let err = b.get_object(&k).await.unwrap_err();
+            assert!(matches!(err, StorageError::InvalidInput { .. }), "{key}: {err:?}");
+            assert!(matches!(b.delete_object(&k).await, Err(StorageError::InvalidInput { .. })), "{key}");
+        }
+        assert!(dir.path().join("secret").exists());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symlinks_are_refused() {
+        let (dir, b) = backend();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("f.txt"), b"secret").unwrap();
+        // A user folder that links outside the root.
+        std::os::unix::fs::symlink(&outside, b.root().join("evil")).unwrap();
+        let k = ObjectKey::new("evil/f.txt");
+        assert!(matches!(b.get_object(&k).await, Err(StorageError::InvalidInput { .. })));
+        assert!(matches!(b.get_stream(&k).await, Err(StorageError::InvalidInput { .. })));
+        assert!(matches!(b.stat_object(&k).await, Err(StorageError::InvalidInput { .. })));
+        assert!(matches!(b.delete_object(&k).await, Err(StorageError::InvalidInput { .. })));
+        let name = ObjectName::new("evil", "f", ".txt").unwrap();
+        assert!(matches!(b.put_object(&name, Bytes::from_static(b"x"), "t").await, Err(StorageError::InvalidInput { .. })));
+        assert_eq!(std::fs::read(outside.join("f.txt")).unwrap(), b"secret");
+        // A file that links outside the root.
+        std::fs::create_dir(b.root().join("u")).unwrap();
+        std::os::unix::fs::symlink(outside.join("f.txt"), b.root().join("u/f.txt")).unwrap();
+        let k = ObjectKey::new("u/f.txt");
+        assert!(matches!(b.get_object(&k).await, Err(StorageError::InvalidInput { .. })));
+        let name = ObjectName::new("u", "f", ".txt").unwrap();
+        assert!(matches!(b.put_object(&name, Bytes::from_static(b"x"), "t").await, Err(StorageError::InvalidInput { .. })));
+        assert_eq!(std::fs::read(outside.join("f.txt")).unwrap(), b"secret");
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_leaves_neither_object_nor_temporary_file() {
+        let (_dir, b) = backend();
+        let name = ObjectName::new("u", "d", ".bin").unwrap();
+        // An existing object survives a failed overwrite untouched.
+        b.put_object(&name, Bytes::from_static(b"old"), "t").await.unwrap();
+        let failing: ByteStream = Box::pin(futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"new-")),
+            Err(StorageError::transport("source broke", std::io::Error::other("x"))),
+        ]));
+        assert!(b.put_stream(&name, failing, 10, "t").await.is_err());
+        let short: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]));
+        assert!(matches!(b.put_stream(&name, short, 10, "t").await, Err(StorageError::InvalidInput { .. })));
+        assert_eq!(b.get_object(&ObjectKey::new("u/d.bin")).await.unwrap(), Bytes::from_static(b"old"));
+        let entries: Vec<_> = std::fs::read_dir(b.root().join("u")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(entries, vec![std::ffi::OsString::from("d.bin")]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_put_removes_its_temporary_file() {
+        let (_dir, b) = backend();
+        let name = ObjectName::new("u", "d", "").unwrap();
+        let never_ends: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]).chain(futures::stream::pending()));
+        let put = b.put_stream(&name, never_ends, 10, "t");
+        assert!(tokio::time::timeout(Duration::from_millis(100), put).await.is_err());
+        let entries = std::fs::read_dir(b.root().join("u")).unwrap().count();
+        assert_eq!(entries, 0);
+    }
+
+    #[tokio::test]
+    async fn stat_reports_md5_and_health_checks_the_root() {
+        let (_dir, b) = backend();
+        let key = b
+            .put_object(&ObjectName::new("u", "d", "").unwrap(), Bytes::from_static(b"hello"), "t")
+            .await
+            .unwrap();
+        let meta = b.stat_object(&key).await.unwrap();
+        assert_eq!(meta.size, 5);
+        assert_eq!(meta.checksum.unwrap().to_provider_string(), "5d41402abc4b2a76b9719d911017c592");
+        b.health_check().await.unwrap();
+        std::fs::remove_dir_all(b.root()).unwrap();
+        assert!(b.health_check().await.is_err());
+    }
+}

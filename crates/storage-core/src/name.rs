@@ -1,0 +1,234 @@
+//! Validated object names and provider-native keys.
+
+use std::fmt;
+
+use crate::error::{Result, StorageError};
+
+/// The longest a name part may be, in bytes.
+pub const MAX_PART_LEN: usize = 128;
+/// The longest an extension may be after its dot, in characters.
+pub const MAX_EXTENSION_LEN: usize = 16;
+
+/// Characters that may never stand in a name part.
+///
+/// They close path injection in OneDrive's `root:/{path}:` addressing, quote
+/// injection in Drive queries, and the characters that Windows-backed drives refuse.
+const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|', '#', '%', '\''];
+
+/// The validated parts of a provider-side name.
+///
+/// The provider file name is `{document_id}{extension}`, stored under a folder
+/// named by `user_id`; it is never a human file name.
+///
+/// ```
+/// use storage_core::ObjectName;
+///
+/// let name = ObjectName::new("user-7", "doc-42", ".pdf")?;
+/// assert_eq!(name.file_name(), "doc-42.pdf");
+/// assert_eq!(name.path(), "user-7/doc-42.pdf");
+/// assert!(ObjectName::new("user-7", "../etc", ".pdf").is_err());
+/// # Ok::<(), storage_core::StorageError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectName {
+    user_id: String,
+    document_id: String,
+    extension: String,
+}
+
+impl ObjectName {
+    /// Validates the parts, returning [`StorageError::InvalidInput`] on a bad one.
+    ///
+    /// # Errors
+    /// A part that is empty, longer than [`MAX_PART_LEN`] bytes, `.` or `..`, or
+    /// that holds a control character or one of `/ \ : * ? " < > | # % '`; an
+    /// extension that is not empty or `.` followed by 1 to 16 ASCII alphanumerics.
+    pub fn new(user_id: &str, document_id: &str, extension: &str) -> Result<Self> {
+        validate_part("user_id", user_id)?;
+        validate_part("document_id", document_id)?;
+        validate_extension(extension)?;
+        Ok(Self {
+            user_id: user_id.to_owned(),
+            document_id: document_id.to_owned(),
+            extension: extension.to_owned(),
+        })
+    }
+
+    /// The user the object belongs to.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// The document's identifier.
+    pub fn document_id(&self) -> &str {
+        &self.document_id
+    }
+
+    /// The extension, empty or starting with `.`.
+    pub fn extension(&self) -> &str {
+        &self.extension
+    }
+
+    /// `{document_id}{extension}`, the name the provider stores.
+    pub fn file_name(&self) -> String {
+        format!("{}{}", self.document_id, self.extension)
+    }
+
+    /// `{user_id}/{document_id}{extension}`.
+    pub fn path(&self) -> String {
+        format!("{}/{}{}", self.user_id, self.document_id, self.extension)
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}{}", self.user_id, self.document_id, self.extension)
+    }
+}
+
+/// Checks one name part (a user id, a document id, or a stored file name) by the
+/// rules of [`ObjectName::new`].
+///
+/// # Errors
+/// [`StorageError::InvalidInput`] naming `what`; the value is not echoed when it
+/// holds control characters.
+pub fn validate_part(what: &str, value: &str) -> Result<()> {
+    let problem = if value.is_empty() {
+        Some("is empty")
+    } else if value.len() > MAX_PART_LEN {
+        Some("is longer than 128 bytes")
+    } else if value == "." || value == ".." {
+        Some("is `.` or `..`")
+    } else if value.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else if value.contains(FORBIDDEN) {
+        Some("holds one of / \\ : * ? \" < > | # % '")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(StorageError::invalid_input(format!("{what} {p}"))),
+        None => Ok(()),
+    }
+}
+
+fn validate_extension(ext: &str) -> Result<()> {
+    if ext.is_empty() {
+        return Ok(());
+    }
+    let ok = ext
+        .strip_prefix('.')
+        .is_some_and(|rest| (1..=MAX_EXTENSION_LEN).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::invalid_input(
+            "extension must be empty or `.` followed by 1 to 16 ascii letters or digits",
+        ))
+    }
+}
+
+/// A provider-native handle returned by `put`: a Drive file id, a OneDrive item
+/// id, or a local relative path.
+///
+/// Backends validate a key before it reaches a URL or a path.
+///
+/// ```
+/// use storage_core::ObjectKey;
+///
+/// let key = ObjectKey::new("1AbC");
+/// assert_eq!(key.as_str(), "1AbC");
+/// assert_eq!(key.to_string(), "1AbC");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// Wraps a provider-native key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Unwraps the key.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for ObjectKey {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for ObjectKey {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(user: &str, doc: &str, ext: &str) -> bool {
+        matches!(ObjectName::new(user, doc, ext), Err(StorageError::InvalidInput { .. }))
+    }
+
+    #[test]
+    fn accepts_ordinary_names() {
+        let n = ObjectName::new("u1", "d_1-x.y", ".PDF").unwrap();
+        assert_eq!(n.file_name(), "d_1-x.y.PDF");
+        assert_eq!(n.to_string(), "u1/d_1-x.y.PDF");
+        assert!(ObjectName::new("u", "d", "").is_ok());
+        assert!(ObjectName::new("ü", "日本", ".txt").is_ok());
+        assert!(ObjectName::new(&"a".repeat(128), "d", ".abcdefghij123456").is_ok());
+    }
+
+    #[test]
+    fn rejects_every_forbidden_character_in_every_part() {
+        for c in FORBIDDEN {
+            let bad = format!("a{c}b");
+            assert!(invalid(&bad, "d", ""), "user {bad}");
+            assert!(invalid("u", &bad, ""), "document {bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_parts() {
+        assert!(invalid("", "d", ""));
+        assert!(invalid("u", "", ""));
+        assert!(invalid(".", "d", ""));
+        assert!(invalid("u", "..", ""));
+        assert!(invalid("u\n", "d", ""));
+        assert!(invalid("u", "d\u{7f}", ""));
+        assert!(invalid("u", "d\u{0}", ""));
+        assert!(invalid(&"a".repeat(129), "d", ""));
+        // 128 bytes is the limit, counted in bytes, not characters.
+        assert!(invalid(&"é".repeat(65), "d", ""));
+    }
+
+    #[test]
+    fn rejects_bad_extensions() {
+        for ext in ["pdf", ".", ".p-f", ".p df", ".abcdefghij1234567", "..pdf", ".pdf/", ".é"] {
+            assert!(invalid("u", "d", ext), "{ext:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_part() {
+        let err = ObjectName::new("u", "a/b", "").unwrap_err();
+        assert!(err.to_string().contains("document_id"), "{err}");
+    }
+}

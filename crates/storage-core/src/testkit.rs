@@ -1,0 +1,553 @@
+//! The conformance suite every backend runs (feature `testkit`).
+//!
+//! ```
+//! use storage_core::{MemoryBackend, testkit};
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let report = testkit::run_conformance(&MemoryBackend::new()).await;
+//! report.assert_passed();
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::{ByteStream, StorageBackend};
+use crate::checksum::{Checksum, QuickXorHasher};
+use crate::error::StorageError;
+use crate::name::{ObjectKey, ObjectName};
+
+/// The sizes every round trip covers: empty, one byte, either side of the
+/// 320 KiB Graph fragment unit, and past Drive's 5 MiB multipart cut-off.
+pub const ROUND_TRIP_SIZES: &[usize] = &[0, 1, 327_679, 327_680, 327_681, 5 * 1024 * 1024 + 7];
+
+/// How many operations the concurrency check runs at once.
+pub const CONCURRENCY: usize = 32;
+
+/// One failed check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFailure {
+    /// The check's name, one of [`CHECKS`].
+    pub check: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The names of every check, in the order they run.
+pub const CHECKS: &[&str] = &[
+    "health",
+    "round_trip_object",
+    "round_trip_stream",
+    "stat",
+    "overwrite",
+    "delete_idempotent",
+    "missing_key",
+    "invalid_names",
+    "hostile_keys",
+    "stream_size_mismatch",
+    "stream_error",
+    "concurrency",
+    "presign",
+];
+
+/// What a conformance run found.
+#[derive(Debug, Clone, Default)]
+pub struct ConformanceReport {
+    /// The checks that passed.
+    pub passed: Vec<&'static str>,
+    /// The checks that failed, with why.
+    pub failures: Vec<CheckFailure>,
+}
+
+impl ConformanceReport {
+    /// Whether the named check failed.
+    pub fn failed(&self, check: &str) -> bool {
+        self.failures.iter().any(|f| f.check == check)
+    }
+
+    /// Panics with every failure when any check failed; for use in tests.
+    ///
+    /// # Panics
+    /// When a check failed.
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        assert!(self.failures.is_empty(), "conformance failures:\n{self}");
+    }
+}
+
+impl fmt::Display for ConformanceReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} passed, {} failed", self.passed.len(), self.failures.len())?;
+        for fail in &self.failures {
+            writeln!(f, "  {}: {}", fail.check, fail.message)?;
+        }
+        Ok(())
+    }
+}
+
+type CheckResult = Result<(), String>;
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// Context shared by the checks of one run: a random user id, so that runs
+/// never collide, and the backend.
+struct Run<'a> {
+    backend: &'a dyn StorageBackend,
+    user: String,
+}
+
+impl Run<'_> {
+    fn name(&self, document: &str, ext: &str) -> Result<ObjectName, String> {
+        ObjectName::new(&self.user, document, ext).map_err(|e| format!("building a valid name failed: {e}"))
+    }
+
+    async fn put(&self, document: &str, body: Bytes) -> Result<ObjectKey, String> {
+        let name = self.name(document, ".bin")?;
+        let len = body.len();
+        self.backend
+            .put_object(&name, body, "application/octet-stream")
+            .await
+            .map_err(|e| format!("put_object of {len} bytes failed: {e}"))
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Bytes, String> {
+        self.backend.get_object(key).await.map_err(|e| format!("get_object({key}) failed: {e}"))
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> CheckResult {
+        self.backend
+            .delete_object(key)
+            .await
+            .map_err(|e| format!("delete_object({key}) failed: {e}"))
+    }
+}
+
+/// Deterministic bytes for a size, so failures are reproducible.
+fn payload(size: usize, seed: u64) -> Bytes {
+    let mut rng = fastrand::Rng::with_seed(seed ^ size as u64);
+    let mut v = vec![0u8; size];
+    rng.fill(&mut v);
+    Bytes::from(v)
+}
+
+fn compare(what: &str, got: &[u8], want: &[u8]) -> CheckResult {
+    if got == want {
+        return Ok(());
+    }
+    let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+    Err(format!("{what}: read {} bytes, wrote {}; first difference at byte {first}", got.len(), want.len()))
+}
+
+fn odd_pieces(body: Bytes) -> ByteStream {
+    crate::stream::from_bytes(body, 64 * 1024 + 13)
+}
+
+async fn read_stream(backend: &dyn StorageBackend, key: &ObjectKey) -> Result<Bytes, String> {
+    let s = backend.get_stream(key).await.map_err(|e| format!("get_stream({key}) failed: {e}"))?;
+    crate::stream::collect(s, 0).await.map_err(|e| format!("reading the get_stream body failed: {e}"))
+}
+
+async fn health(r: &Run<'_>) -> CheckResult {
+    r.backend.health_check().await.map_err(|e| format!("health_check failed: {e}"))
+}
+
+async fn round_trip_object(r: &Run<'_>) -> CheckResult {
+    for &size in ROUND_TRIP_SIZES {
+        let body = payload(size, 1);
+        let key = r.put(&format!("obj-{size}"), body.clone()).await?;
+        compare(&format!("get_object after put_object of {size}"), &r.get(&key).await?, &body)?;
+        compare(&format!("get_stream after put_object of {size}"), &read_stream(r.backend, &key).await?, &body)?;
+        r.delete(&key).await?;
+    }
+    Ok(())
+}
+
+async fn round_trip_stream(r: &Run<'_>) -> CheckResult {
+    for &size in ROUND_TRIP_SIZES {
+        let body = payload(size, 2);
+        let name = r.name(&format!("stream-{size}"), ".bin")?;
+        let key = r
+            .backend
+            .put_stream(&name, odd_pieces(body.clone()), size as u64, "application/octet-stream")
+            .await
+            .map_err(|e| format!("put_stream of {size} bytes failed: {e}"))?;
+        compare(&format!("get_stream after put_stream of {size}"), &read_stream(r.backend, &key).await?, &body)?;
+        compare(&format!("get_object after put_stream of {size}"), &r.get(&key).await?, &body)?;
+        r.delete(&key).await?;
+    }
+    Ok(())
+}
+
+async fn stat(r: &Run<'_>) -> CheckResult {
+    for size in [0, 327_681] {
+        let body = payload(size, 3);
+        let name = r.name(&format!("stat-{size}"), ".txt")?;
+        let key = r
+            .backend
+            .put_object(&name, body.clone(), "text/plain")
+            .await
+            .map_err(|e| format!("put_object failed: {e}"))?;
+        let meta = r.backend.stat_object(&key).await.map_err(|e| format!("stat_object failed: {e}"))?;
+        ensure!(meta.size == size as u64, "stat_object size is {}, wrote {size}", meta.size);
+        if let Some(ct) = &meta.content_type {
+            ensure!(ct == "text/plain", "stat_object content type is {ct:?}, wrote \"text/plain\"");
+        }
+        match meta.checksum {
+            Some(Checksum::Md5(d)) => ensure!(Checksum::Md5(d) == Checksum::md5_of(&body), "stat_object md5 differs from the bytes written"),
+            Some(Checksum::QuickXor(d)) => {
+                let mut h = QuickXorHasher::new();
+                h.update(&body);
+                ensure!(Checksum::QuickXor(d) == h.finish(), "stat_object quickXorHash differs from the bytes written");
+            }
+            None => {}
+        }
+        r.delete(&key).await?;
+    }
+    Ok(())
+}
+
+async fn overwrite(r: &Run<'_>) -> CheckResult {
+    let first = r.put("overwrite", payload(1000, 4)).await?;
+    let second_body = payload(2000, 5);
+    let second = r.put("overwrite", second_body.clone()).await?;
+    compare("get_object after a second put of the same name", &r.get(&second).await?, &second_body)?;
+    r.delete(&second).await?;
+    r.delete(&first).await
+}
+
+async fn delete_idempotent(r: &Run<'_>) -> CheckResult {
+    let key = r.put("delete-twice", payload(10, 6)).await?;
+    r.delete(&key).await?;
+    r.backend
+        .delete_object(&key)
+        .await
+        .map_err(|e| format!("a second delete_object must be Ok, got: {e}"))?;
+    match r.backend.get_object(&key).await {
+        Err(StorageError::NotFound { .. }) => Ok(()),
+        Ok(_) => Err("get_object after delete_object still returns the object".into()),
+        Err(e) => Err(format!("get_object after delete_object must be NotFound, got: {e}")),
+    }
+}
+
+async fn missing_key(r: &Run<'_>) -> CheckResult {
+    let key = r.put("missing", payload(3, 7)).await?;
+    r.delete(&key).await?;
+    let is_not_found = |res: Result<(), StorageError>, op: &str| match res {
+        Err(StorageError::NotFound { .. }) => Ok(()),
+        Ok(()) => Err(format!("{op} of a missing key succeeded")),
+        Err(e) => Err(format!("{op} of a missing key must be NotFound, got: {e}")),
+    };
+    is_not_found(r.backend.get_object(&key).await.map(drop), "get_object")?;
+    is_not_found(r.backend.get_stream(&key).await.map(drop), "get_stream")?;
+    is_not_found(r.backend.stat_object(&key).await.map(drop), "stat_object")?;
+    r.backend
+        .delete_object(&key)
+        .await
+        .map_err(|e| format!("delete_object of a missing key must be Ok, got: {e}"))
+}
+
+async fn invalid_names(_r: &Run<'_>) -> CheckResult {
+    let cases: &[(&str, &str, &str)] = &[
+        ("", "d", ""),
+        ("u", "", ""),
+        ("..", "d", ""),
+        ("u", "a/b", ""),
+        ("u", "a\\b", ""),
+        ("u", "it's", ""),
+        ("u", "x:y", ""),
+        ("u", "100%", ""),
+        ("u", "a#b", ""),
+        ("u", "line\nbreak", ""),
+        ("u", "d", "pdf"),
+        ("u", "d", ".p/f"),
+    ];
+    for (user, doc, ext) in cases {
+        match ObjectName::new(user, doc, ext) {
+            Err(StorageError::InvalidInput { .. }) => {}
+            other => return Err(format!("ObjectName::new({user:?}, {doc:?}, {ext:?}) must be InvalidInput, got {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+async fn hostile_keys(r: &Run<'_>) -> CheckResult {
+    let keys = ["", "..", "../x", "/etc/passwd", "a/../../b", "a/b/../../../c", "x\0y", "a' or name contains '", "%2e%2e/x", "a\r\nb"];
+    for key in keys {
+        let key = ObjectKey::new(key);
+        for (op, res) in [
+            ("get_object", r.backend.get_object(&key).await.map(drop)),
+            ("stat_object", r.backend.stat_object(&key).await.map(drop)),
+        ] {
+            match res {
+                Err(StorageError::InvalidInput { .. } | StorageError::NotFound { .. }) => {}
+                Ok(()) => return Err(format!("{op}({key:?}) succeeded")),
+                Err(e) => return Err(format!("{op}({key:?}) must be InvalidInput or NotFound, got: {e}")),
+            }
+        }
+        match r.backend.delete_object(&key).await {
+            Ok(()) | Err(StorageError::InvalidInput { .. }) => {}
+            Err(e) => return Err(format!("delete_object({key:?}) must be Ok or InvalidInput, got: {e}")),
+        }
+    }
+    Ok(())
+}
+
+async fn stream_size_mismatch(r: &Run<'_>) -> CheckResult {
+    let name = r.name("mismatch", ".bin")?;
+    for (actual, declared) in [(100usize, 200u64), (300, 200)] {
+        let body = crate::stream::from_bytes(payload(actual, 8), 64);
+        match r.backend.put_stream(&name, body, declared, "application/octet-stream").await {
+            Err(StorageError::InvalidInput { .. }) => {}
+            Ok(key) => {
+                let _ = r.backend.delete_object(&key).await;
+                return Err(format!("put_stream of {actual} bytes declared as {declared} succeeded"));
+            }
+            Err(e) => return Err(format!("put_stream of {actual} bytes declared as {declared} must be InvalidInput, got: {e}")),
+        }
+    }
+    Ok(())
+}
+
+async fn stream_error(r: &Run<'_>) -> CheckResult {
+    let name = r.name("broken-source", ".bin")?;
+    let body: ByteStream = Box::pin(futures::stream::iter(vec![
+        Ok(payload(1000, 9)),
+        Err(StorageError::transport("source broke", std::io::Error::other("source broke"))),
+    ]));
+    match r.backend.put_stream(&name, body, 5000, "application/octet-stream").await {
+        Err(_) => Ok(()),
+        Ok(key) => {
+            let _ = r.backend.delete_object(&key).await;
+            Err("put_stream succeeded although its source failed".into())
+        }
+    }
+}
+
+async fn concurrency(r: &Run<'_>) -> CheckResult {
+    let jobs = (0..CONCURRENCY).map(|i| async move {
+        let body = payload(1024 + i * 97, 10);
+        let key = r.put(&format!("concurrent-{i}"), body.clone()).await?;
+        Ok::<_, String>((key, body))
+    });
+    let stored: Vec<_> = futures::future::join_all(jobs).await.into_iter().collect::<Result<_, _>>()?;
+    let reads = stored.iter().map(|(key, body)| async move {
+        compare(&format!("concurrent get_object({key})"), &r.get(key).await?, body)
+    });
+    futures::future::join_all(reads).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let deletes = stored.iter().map(|(key, _)| r.delete(key));
+    futures::future::join_all(deletes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
+}
+
+async fn presign(r: &Run<'_>) -> CheckResult {
+    let caps = r.backend.capabilities();
+    let key = r.put("presign", payload(10, 11)).await?;
+    let minute = Duration::from_secs(60);
+    let get = r.backend.presigned_get_url(&key, minute).await;
+    let put = r.backend.generate_presigned_put_url(&key, minute).await;
+    let outcome = (|| {
+        for (op, max, res) in [("presigned_get_url", caps.presign_get, get), ("generate_presigned_put_url", caps.presign_put, put)] {
+            match (max, res) {
+                (Some(_), Ok(_)) | (None, Err(StorageError::Unsupported { .. })) => {}
+                (Some(_), Err(e)) => return Err(format!("{op} is declared but failed: {e}")),
+                (None, Ok(_)) => return Err(format!("{op} is not declared but returned a url")),
+                (None, Err(e)) => return Err(format!("{op} is not declared, so it must be Unsupported, got: {e}")),
+            }
+        }
+        Ok(())
+    })();
+    let too_long = match caps.presign_get {
+        Some(max) => match r.backend.presigned_get_url(&key, max + Duration::from_secs(1)).await {
+            Err(StorageError::InvalidInput { .. }) => Ok(()),
+            other => Err(format!("presigned_get_url beyond the declared {max:?} must be InvalidInput, got {other:?}")),
+        },
+        None => Ok(()),
+    };
+    r.delete(&key).await?;
+    outcome.and(too_long)
+}
+
+async fn check<F, Fut>(report: &mut ConformanceReport, name: &'static str, f: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = CheckResult>,
+{
+    match f().await {
+        Ok(()) => report.passed.push(name),
+        Err(message) => report.failures.push(CheckFailure { check: name, message }),
+    }
+}
+
+/// Runs every check in [`CHECKS`] against `backend` and reports each one.
+///
+/// Objects go under a random user id and are deleted afterwards, so the suite
+/// can run against a shared account. Checks that depend on optional features
+/// follow [`StorageBackend::capabilities`].
+pub async fn run_conformance(backend: &dyn StorageBackend) -> ConformanceReport {
+    let r = Run {
+        backend,
+        user: format!("conformance-{:016x}", fastrand::u64(..)),
+    };
+    let r = &r;
+    let mut report = ConformanceReport::default();
+    check(&mut report, "health", || health(r)).await;
+    check(&mut report, "round_trip_object", || round_trip_object(r)).await;
+    check(&mut report, "round_trip_stream", || round_trip_stream(r)).await;
+    check(&mut report, "stat", || stat(r)).await;
+    check(&mut report, "overwrite", || overwrite(r)).await;
+    check(&mut report, "delete_idempotent", || delete_idempotent(r)).await;
+    check(&mut report, "missing_key", || missing_key(r)).await;
+    check(&mut report, "invalid_names", || invalid_names(r)).await;
+    check(&mut report, "hostile_keys", || hostile_keys(r)).await;
+    check(&mut report, "stream_size_mismatch", || stream_size_mismatch(r)).await;
+    check(&mut report, "stream_error", || stream_error(r)).await;
+    check(&mut report, "concurrency", || concurrency(r)).await;
+    check(&mut report, "presign", || presign(r)).await;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    //! The kit checks itself: correct backends pass, broken doubles are caught.
+
+    use async_trait::async_trait;
+    use url::Url;
+
+    use super::*;
+    use crate::meta::ObjectMeta;
+    use crate::{LocalBackend, MemoryBackend, Result};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Flaw {
+        LosesLastByte,
+        WrongSize,
+        DeleteNotIdempotent,
+        ClaimsPresign,
+    }
+
+    /// A memory backend with one deliberate defect.
+    #[derive(Debug)]
+    struct Broken {
+        inner: MemoryBackend,
+        flaw: Flaw,
+    }
+
+    impl Broken {
+        fn trim(&self, body: Bytes) -> Bytes {
+            if self.flaw == Flaw::LosesLastByte && !body.is_empty() {
+                body.slice(..body.len() - 1)
+            } else {
+                body
+            }
+        }
+    }
+
+    #[async_trait]
+    impl StorageBackend for Broken {
+        async fn put_object(&self, name: &ObjectName, body: Bytes, ct: &str) -> Result<ObjectKey> {
+            self.inner.put_object(name, self.trim(body), ct).await
+        }
+        async fn put_stream(&self, name: &ObjectName, body: ByteStream, size: u64, ct: &str) -> Result<ObjectKey> {
+            let all = crate::stream::collect(body, 0).await?;
+            if all.len() as u64 != size {
+                return Err(StorageError::invalid_input("size"));
+            }
+            self.inner.put_object(name, self.trim(all), ct).await
+        }
+        async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
+            self.inner.get_object(key).await
+        }
+        async fn get_stream(&self, key: &ObjectKey) -> Result<ByteStream> {
+            self.inner.get_stream(key).await
+        }
+        async fn delete_object(&self, key: &ObjectKey) -> Result<()> {
+            if self.flaw == Flaw::DeleteNotIdempotent {
+                self.inner.get_object(key).await?;
+            }
+            self.inner.delete_object(key).await
+        }
+        async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+            let meta = self.inner.stat_object(key).await?;
+            Ok(if self.flaw == Flaw::WrongSize { ObjectMeta::new(meta.size + 1) } else { meta })
+        }
+        async fn presigned_get_url(&self, key: &ObjectKey, e: Duration) -> Result<Url> {
+            self.inner.presigned_get_url(key, e).await
+        }
+        async fn generate_presigned_put_url(&self, key: &ObjectKey, e: Duration) -> Result<Url> {
+            self.inner.generate_presigned_put_url(key, e).await
+        }
+        async fn health_check(&self) -> Result<()> {
+            Ok(())
+        }
+        fn capabilities(&self) -> crate::Capabilities {
+            if self.flaw == Flaw::ClaimsPresign {
+                crate::Capabilities::NONE.with_presign_get(Duration::from_secs(3600))
+            } else {
+                crate::Capabilities::NONE
+            }
+        }
+    }
+
+    async fn run_broken(flaw: Flaw) -> ConformanceReport {
+        run_conformance(&Broken {
+            inner: MemoryBackend::new(),
+            flaw,
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_backend_passes() {
+        let backend = MemoryBackend::new();
+        let report = run_conformance(&backend).await;
+        report.assert_passed();
+        assert_eq!(report.passed, CHECKS);
+        assert!(backend.is_empty(), "the kit left {} objects behind", backend.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_backend_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path()).unwrap();
+        let report = run_conformance(&backend).await;
+        report.assert_passed();
+        assert_eq!(report.passed, CHECKS);
+    }
+
+    #[tokio::test]
+    async fn catches_lost_bytes() {
+        let report = run_broken(Flaw::LosesLastByte).await;
+        assert!(report.failed("round_trip_object"), "{report}");
+        assert!(report.failed("round_trip_stream"), "{report}");
+        assert!(!report.failed("delete_idempotent"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn catches_a_wrong_size() {
+        let report = run_broken(Flaw::WrongSize).await;
+        assert!(report.failed("stat"), "{report}");
+        assert!(!report.failed("round_trip_object"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn catches_a_delete_that_is_not_idempotent() {
+        let report = run_broken(Flaw::DeleteNotIdempotent).await;
+        assert!(report.failed("delete_idempotent"), "{report}");
+        assert!(report.failed("missing_key"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn catches_a_capability_the_backend_lacks() {
+        let report = run_broken(Flaw::ClaimsPresign).await;
+        assert!(report.failed("presign"), "{report}");
+        assert_eq!(report.failures.len(), 1, "{report}");
+    }
+}

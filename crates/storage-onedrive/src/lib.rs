@@ -1,0 +1,4 @@
+//! OneDrive (Microsoft Graph) backend for `storage-core`.
+//!
+//! This crate is a skeleton: the backend lands with its own issue.
+#![warn(missing_docs)]
