@@ -1,8 +1,8 @@
 //! The embedded backends, reached through the factory crate's re-export, pass
 //! the conformance kit as an application would build them.
 
-use storage_factory::storage_core::{LocalBackend, MemoryBackend, StorageBackend};
 use storage_core::testkit::{CHECKS, run_conformance};
+use storage_factory::storage_core::{LocalBackend, MemoryBackend, StorageBackend};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_backends_pass_the_kit_as_trait_objects() {

@@ -68,7 +68,13 @@ const STEPS: &[Step] = &[
     Step {
         name: "clippy (workspace, all features)",
         hint: "fix the lints above; `cargo clippy --workspace --all-targets --all-features` shows them",
-        run: |sh, _| Ok(cmd!(sh, "cargo clippy --workspace --all-targets --all-features -- -D warnings").run()?),
+        run: |sh, _| {
+            Ok(cmd!(
+                sh,
+                "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+            )
+            .run()?)
+        },
     },
     Step {
         name: "clippy (storage-factory feature sets)",
@@ -76,7 +82,11 @@ const STEPS: &[Step] = &[
         run: |sh, _| {
             for features in FACTORY_FEATURE_SETS {
                 let args: Vec<&str> = features.split_whitespace().collect();
-                cmd!(sh, "cargo clippy -p storage-factory --all-targets {args...} -- -D warnings").run()?;
+                cmd!(
+                    sh,
+                    "cargo clippy -p storage-factory --all-targets {args...} -- -D warnings"
+                )
+                .run()?;
             }
             Ok(())
         },
@@ -149,9 +159,16 @@ fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
 /// Runs `cargo deny --offline check` with the advisory database from the
 /// shared offline bundle, installing the pinned cargo-deny when missing.
 fn deny(sh: &Shell, root: &Path) -> Result<()> {
-    let installed = cmd!(sh, "cargo deny --version").quiet().ignore_stderr().read().unwrap_or_default();
+    let installed = cmd!(sh, "cargo deny --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
     if !installed.contains(CARGO_DENY_VERSION) {
-        eprintln!("installing cargo-deny {CARGO_DENY_VERSION} (found: {:?})", installed.trim());
+        eprintln!(
+            "installing cargo-deny {CARGO_DENY_VERSION} (found: {:?})",
+            installed.trim()
+        );
         cmd!(sh, "cargo install --locked cargo-deny --version {CARGO_DENY_VERSION}").run()?;
     }
     let db = root.join("target/advisory-db").join(ADVISORY_DB_DIR);

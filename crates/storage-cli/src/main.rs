@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("storage: the command-line program is not built yet; run `cargo run --example quickstart -p storage-core`");
+    eprintln!(
+        "storage: the command-line program is not built yet; run `cargo run --example quickstart -p storage-core`"
+    );
     ExitCode::from(2)
 }

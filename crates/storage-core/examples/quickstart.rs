@@ -26,12 +26,22 @@ async fn run() -> Result<(), StorageError> {
     let body = Bytes::from(vec![42u8; 3 * 1024 * 1024]);
 
     let key = backend.put_object(&name, body.clone(), "application/pdf").await?;
-    println!("put     {key} ({} bytes) under {}", body.len(), backend.root().display());
+    println!(
+        "put     {key} ({} bytes) under {}",
+        body.len(),
+        backend.root().display()
+    );
     let meta = backend.stat_object(&key).await?;
-    println!("stat    size={} checksum={}", meta.size, meta.checksum.map(|c| c.to_string()).unwrap_or_default());
+    println!(
+        "stat    size={} checksum={}",
+        meta.size,
+        meta.checksum.map(|c| c.to_string()).unwrap_or_default()
+    );
     let read = backend.get_object(&key).await?;
     if read != body {
-        return Err(StorageError::integrity("the bytes read back differ from the bytes written"));
+        return Err(StorageError::integrity(
+            "the bytes read back differ from the bytes written",
+        ));
     }
     println!("get     {} bytes, identical", read.len());
     backend.delete_object(&key).await?;

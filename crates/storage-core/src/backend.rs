@@ -93,7 +93,8 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
     async fn put_object(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey>;
 
     /// Stores a streamed body of exactly `size` bytes, in bounded memory.
-    async fn put_stream(&self, name: &ObjectName, body: ByteStream, size: u64, content_type: &str) -> Result<ObjectKey>;
+    async fn put_stream(&self, name: &ObjectName, body: ByteStream, size: u64, content_type: &str)
+    -> Result<ObjectKey>;
 
     /// Reads a whole object into memory.
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes>;

@@ -219,7 +219,11 @@ mod tests {
     fn published_vectors() {
         for (input, expected) in VECTORS {
             let data = BASE64.decode(input).unwrap();
-            assert_eq!(Checksum::quick_xor_of(&data).to_provider_string(), *expected, "input {input}");
+            assert_eq!(
+                Checksum::quick_xor_of(&data).to_provider_string(),
+                *expected,
+                "input {input}"
+            );
         }
     }
 

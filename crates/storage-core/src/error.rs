@@ -180,7 +180,9 @@ impl StorageError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::RateLimited { .. } | Self::Transport { .. } => true,
-            Self::Provider { status, .. } => matches!(status, 408 | 429 | 500..=599) && *status != 501 && *status != 507,
+            Self::Provider { status, .. } => {
+                matches!(status, 408 | 429 | 500..=599) && *status != 501 && *status != 507
+            }
             _ => false,
         }
     }

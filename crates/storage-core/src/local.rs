@@ -84,7 +84,9 @@ impl LocalBackend {
     /// Refuses a path that is a symbolic link; a missing path is fine.
     async fn refuse_symlink(path: &Path) -> Result<()> {
         match tokio::fs::symlink_metadata(path).await {
-            Ok(m) if m.file_type().is_symlink() => Err(StorageError::invalid_input("key resolves through a symbolic link")),
+            Ok(m) if m.file_type().is_symlink() => {
+                Err(StorageError::invalid_input("key resolves through a symbolic link"))
+            }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StorageError::io("failed to inspect the object path", e)),
@@ -131,7 +133,9 @@ impl LocalBackend {
                     let chunk = chunk?;
                     written += chunk.len() as u64;
                     if written > size {
-                        return Err(StorageError::invalid_input(format!("stream is longer than the declared {size} bytes")));
+                        return Err(StorageError::invalid_input(format!(
+                            "stream is longer than the declared {size} bytes"
+                        )));
                     }
                     file.write_all(&chunk).await.map_err(write_error)?;
                 }
@@ -199,7 +203,9 @@ async fn sync_dir(dir: &Path) -> Result<()> {
     let d = tokio::fs::File::open(dir)
         .await
         .map_err(|e| StorageError::io("failed to open a folder for sync", e))?;
-    d.sync_all().await.map_err(|e| StorageError::io("failed to sync a folder", e))
+    d.sync_all()
+        .await
+        .map_err(|e| StorageError::io("failed to sync a folder", e))
 }
 
 #[async_trait]
@@ -208,13 +214,22 @@ impl StorageBackend for LocalBackend {
         self.write_atomically(name, Body::Bytes(body)).await
     }
 
-    async fn put_stream(&self, name: &ObjectName, body: ByteStream, size: u64, _content_type: &str) -> Result<ObjectKey> {
+    async fn put_stream(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        _content_type: &str,
+    ) -> Result<ObjectKey> {
         self.write_atomically(name, Body::Stream { stream: body, size }).await
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
         let path = self.resolve_existing(key).await?;
-        tokio::fs::read(&path).await.map(Bytes::from).map_err(|e| map_read_error(e, key))
+        tokio::fs::read(&path)
+            .await
+            .map(Bytes::from)
+            .map_err(|e| map_read_error(e, key))
     }
 
     async fn get_stream(&self, key: &ObjectKey) -> Result<ByteStream> {
@@ -250,11 +265,17 @@ impl StorageBackend for LocalBackend {
     }
 
     async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
-        Err(StorageError::unsupported("presigned_get_url", "local files have no url"))
+        Err(StorageError::unsupported(
+            "presigned_get_url",
+            "local files have no url",
+        ))
     }
 
     async fn generate_presigned_put_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
-        Err(StorageError::unsupported("generate_presigned_put_url", "local files have no url"))
+        Err(StorageError::unsupported(
+            "generate_presigned_put_url",
+            "local files have no url",
+        ))
     }
 
     async fn health_check(&self) -> Result<()> {
@@ -287,11 +308,26 @@ mod tests {
     async fn keys_cannot_escape_the_root() {
         let (dir, b) = backend();
         std::fs::write(dir.path().join("secret"), b"s").unwrap();
-        for key in ["../secret", "u/../../secret", "/etc/passwd", "u/..", "..", "u/./x", "u//x", "", "u", "u/x/y", "u\\..\\x/y"] {
+        for key in [
+            "../secret",
+            "u/../../secret",
+            "/etc/passwd",
+            "u/..",
+            "..",
+            "u/./x",
+            "u//x",
+            "",
+            "u",
+            "u/x/y",
+            "u\\..\\x/y",
+        ] {
             let k = ObjectKey::new(key);
             let err = b.get_object(&k).await.unwrap_err();
             assert!(matches!(err, StorageError::InvalidInput { .. }), "{key}: {err:?}");
-            assert!(matches!(b.delete_object(&k).await, Err(StorageError::InvalidInput { .. })), "{key}");
+            assert!(
+                matches!(b.delete_object(&k).await, Err(StorageError::InvalidInput { .. })),
+                "{key}"
+            );
         }
         assert!(dir.path().join("secret").exists());
     }
@@ -308,10 +344,19 @@ mod tests {
         let k = ObjectKey::new("evil/f.txt");
         assert!(matches!(b.get_object(&k).await, Err(StorageError::InvalidInput { .. })));
         assert!(matches!(b.get_stream(&k).await, Err(StorageError::InvalidInput { .. })));
-        assert!(matches!(b.stat_object(&k).await, Err(StorageError::InvalidInput { .. })));
-        assert!(matches!(b.delete_object(&k).await, Err(StorageError::InvalidInput { .. })));
+        assert!(matches!(
+            b.stat_object(&k).await,
+            Err(StorageError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            b.delete_object(&k).await,
+            Err(StorageError::InvalidInput { .. })
+        ));
         let name = ObjectName::new("evil", "f", ".txt").unwrap();
-        assert!(matches!(b.put_object(&name, Bytes::from_static(b"x"), "t").await, Err(StorageError::InvalidInput { .. })));
+        assert!(matches!(
+            b.put_object(&name, Bytes::from_static(b"x"), "t").await,
+            Err(StorageError::InvalidInput { .. })
+        ));
         assert_eq!(std::fs::read(outside.join("f.txt")).unwrap(), b"secret");
         // A file that links outside the root.
         std::fs::create_dir(b.root().join("u")).unwrap();
@@ -319,7 +364,10 @@ mod tests {
         let k = ObjectKey::new("u/f.txt");
         assert!(matches!(b.get_object(&k).await, Err(StorageError::InvalidInput { .. })));
         let name = ObjectName::new("u", "f", ".txt").unwrap();
-        assert!(matches!(b.put_object(&name, Bytes::from_static(b"x"), "t").await, Err(StorageError::InvalidInput { .. })));
+        assert!(matches!(
+            b.put_object(&name, Bytes::from_static(b"x"), "t").await,
+            Err(StorageError::InvalidInput { .. })
+        ));
         assert_eq!(std::fs::read(outside.join("f.txt")).unwrap(), b"secret");
     }
 
@@ -335,9 +383,18 @@ mod tests {
         ]));
         assert!(b.put_stream(&name, failing, 10, "t").await.is_err());
         let short: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]));
-        assert!(matches!(b.put_stream(&name, short, 10, "t").await, Err(StorageError::InvalidInput { .. })));
-        assert_eq!(b.get_object(&ObjectKey::new("u/d.bin")).await.unwrap(), Bytes::from_static(b"old"));
-        let entries: Vec<_> = std::fs::read_dir(b.root().join("u")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(matches!(
+            b.put_stream(&name, short, 10, "t").await,
+            Err(StorageError::InvalidInput { .. })
+        ));
+        assert_eq!(
+            b.get_object(&ObjectKey::new("u/d.bin")).await.unwrap(),
+            Bytes::from_static(b"old")
+        );
+        let entries: Vec<_> = std::fs::read_dir(b.root().join("u"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(entries, vec![std::ffi::OsString::from("d.bin")]);
     }
 
@@ -345,7 +402,8 @@ mod tests {
     async fn a_cancelled_put_removes_its_temporary_file() {
         let (_dir, b) = backend();
         let name = ObjectName::new("u", "d", "").unwrap();
-        let never_ends: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]).chain(futures::stream::pending()));
+        let never_ends: ByteStream =
+            Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]).chain(futures::stream::pending()));
         let put = b.put_stream(&name, never_ends, 10, "t");
         assert!(tokio::time::timeout(Duration::from_millis(100), put).await.is_err());
         let entries = std::fs::read_dir(b.root().join("u")).unwrap().count();
@@ -356,12 +414,19 @@ mod tests {
     async fn stat_reports_md5_and_health_checks_the_root() {
         let (_dir, b) = backend();
         let key = b
-            .put_object(&ObjectName::new("u", "d", "").unwrap(), Bytes::from_static(b"hello"), "t")
+            .put_object(
+                &ObjectName::new("u", "d", "").unwrap(),
+                Bytes::from_static(b"hello"),
+                "t",
+            )
             .await
             .unwrap();
         let meta = b.stat_object(&key).await.unwrap();
         assert_eq!(meta.size, 5);
-        assert_eq!(meta.checksum.unwrap().to_provider_string(), "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(
+            meta.checksum.unwrap().to_provider_string(),
+            "5d41402abc4b2a76b9719d911017c592"
+        );
         b.health_check().await.unwrap();
         std::fs::remove_dir_all(b.root()).unwrap();
         assert!(b.health_check().await.is_err());

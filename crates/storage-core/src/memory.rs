@@ -61,7 +61,10 @@ impl MemoryBackend {
     }
 
     fn entry(&self, key: &ObjectKey) -> Result<Entry> {
-        self.read().get(key.as_str()).cloned().ok_or_else(|| StorageError::not_found(key.as_str()))
+        self.read()
+            .get(key.as_str())
+            .cloned()
+            .ok_or_else(|| StorageError::not_found(key.as_str()))
     }
 
     fn store(&self, name: &ObjectName, body: Bytes, content_type: &str) -> ObjectKey {
@@ -85,13 +88,21 @@ impl StorageBackend for MemoryBackend {
         Ok(self.store(name, body, content_type))
     }
 
-    async fn put_stream(&self, name: &ObjectName, mut body: ByteStream, size: u64, content_type: &str) -> Result<ObjectKey> {
+    async fn put_stream(
+        &self,
+        name: &ObjectName,
+        mut body: ByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectKey> {
         let expected = usize::try_from(size).map_err(|_| StorageError::invalid_input("size does not fit in memory"))?;
         let mut buf = BytesMut::with_capacity(expected.min(64 * 1024 * 1024));
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             if buf.len() + chunk.len() > expected {
-                return Err(StorageError::invalid_input(format!("stream is longer than the declared {size} bytes")));
+                return Err(StorageError::invalid_input(format!(
+                    "stream is longer than the declared {size} bytes"
+                )));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -126,11 +137,17 @@ impl StorageBackend for MemoryBackend {
     }
 
     async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
-        Err(StorageError::unsupported("presigned_get_url", "objects in memory have no url"))
+        Err(StorageError::unsupported(
+            "presigned_get_url",
+            "objects in memory have no url",
+        ))
     }
 
     async fn generate_presigned_put_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
-        Err(StorageError::unsupported("generate_presigned_put_url", "objects in memory have no url"))
+        Err(StorageError::unsupported(
+            "generate_presigned_put_url",
+            "objects in memory have no url",
+        ))
     }
 
     async fn health_check(&self) -> Result<()> {

@@ -116,9 +116,9 @@ fn validate_extension(ext: &str) -> Result<()> {
     if ext.is_empty() {
         return Ok(());
     }
-    let ok = ext
-        .strip_prefix('.')
-        .is_some_and(|rest| (1..=MAX_EXTENSION_LEN).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let ok = ext.strip_prefix('.').is_some_and(|rest| {
+        (1..=MAX_EXTENSION_LEN).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
     if ok {
         Ok(())
     } else {
@@ -221,7 +221,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_extensions() {
-        for ext in ["pdf", ".", ".p-f", ".p df", ".abcdefghij1234567", "..pdf", ".pdf/", ".é"] {
+        for ext in [
+            "pdf",
+            ".",
+            ".p-f",
+            ".p df",
+            ".abcdefghij1234567",
+            "..pdf",
+            ".pdf/",
+            ".é",
+        ] {
             assert!(invalid("u", "d", ext), "{ext:?}");
         }
     }

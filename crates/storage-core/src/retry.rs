@@ -176,7 +176,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn honours_retry_after_exactly() {
         let start = Instant::now();
-        let (result, calls) = run_failing(RetryPolicy::new(), vec![limited(Some(1)), limited(Some(1)), limited(Some(1))]).await;
+        let (result, calls) = run_failing(
+            RetryPolicy::new(),
+            vec![limited(Some(1)), limited(Some(1)), limited(Some(1))],
+        )
+        .await;
         assert_eq!(result.unwrap(), 4);
         assert_eq!(calls, 4);
         assert_eq!(start.elapsed(), Duration::from_secs(3));
@@ -187,7 +191,9 @@ mod tests {
         let start = Instant::now();
         let policy = RetryPolicy::new().with_max_attempts(3);
         let (result, calls) = run_failing(policy, (0..10).map(|_| limited(Some(2))).collect()).await;
-        assert!(matches!(result, Err(StorageError::RateLimited { retry_after: Some(d) }) if d == Duration::from_secs(2)));
+        assert!(
+            matches!(result, Err(StorageError::RateLimited { retry_after: Some(d) }) if d == Duration::from_secs(2))
+        );
         assert_eq!(calls, 3);
         assert_eq!(start.elapsed(), Duration::from_secs(4));
     }
@@ -241,7 +247,10 @@ mod tests {
         assert_eq!(result.unwrap(), 4);
         assert_eq!(calls, 4);
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(350) && waited <= Duration::from_millis(700), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(350) && waited <= Duration::from_millis(700),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

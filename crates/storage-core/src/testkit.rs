@@ -119,7 +119,10 @@ impl Run<'_> {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, String> {
-        self.backend.get_object(key).await.map_err(|e| format!("get_object({key}) failed: {e}"))
+        self.backend
+            .get_object(key)
+            .await
+            .map_err(|e| format!("get_object({key}) failed: {e}"))
     }
 
     async fn delete(&self, key: &ObjectKey) -> CheckResult {
@@ -142,8 +145,16 @@ fn compare(what: &str, got: &[u8], want: &[u8]) -> CheckResult {
     if got == want {
         return Ok(());
     }
-    let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-    Err(format!("{what}: read {} bytes, wrote {}; first difference at byte {first}", got.len(), want.len()))
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    Err(format!(
+        "{what}: read {} bytes, wrote {}; first difference at byte {first}",
+        got.len(),
+        want.len()
+    ))
 }
 
 fn odd_pieces(body: Bytes) -> ByteStream {
@@ -151,20 +162,36 @@ fn odd_pieces(body: Bytes) -> ByteStream {
 }
 
 async fn read_stream(backend: &dyn StorageBackend, key: &ObjectKey) -> Result<Bytes, String> {
-    let s = backend.get_stream(key).await.map_err(|e| format!("get_stream({key}) failed: {e}"))?;
-    crate::stream::collect(s, 0).await.map_err(|e| format!("reading the get_stream body failed: {e}"))
+    let s = backend
+        .get_stream(key)
+        .await
+        .map_err(|e| format!("get_stream({key}) failed: {e}"))?;
+    crate::stream::collect(s, 0)
+        .await
+        .map_err(|e| format!("reading the get_stream body failed: {e}"))
 }
 
 async fn health(r: &Run<'_>) -> CheckResult {
-    r.backend.health_check().await.map_err(|e| format!("health_check failed: {e}"))
+    r.backend
+        .health_check()
+        .await
+        .map_err(|e| format!("health_check failed: {e}"))
 }
 
 async fn round_trip_object(r: &Run<'_>) -> CheckResult {
     for &size in ROUND_TRIP_SIZES {
         let body = payload(size, 1);
         let key = r.put(&format!("obj-{size}"), body.clone()).await?;
-        compare(&format!("get_object after put_object of {size}"), &r.get(&key).await?, &body)?;
-        compare(&format!("get_stream after put_object of {size}"), &read_stream(r.backend, &key).await?, &body)?;
+        compare(
+            &format!("get_object after put_object of {size}"),
+            &r.get(&key).await?,
+            &body,
+        )?;
+        compare(
+            &format!("get_stream after put_object of {size}"),
+            &read_stream(r.backend, &key).await?,
+            &body,
+        )?;
         r.delete(&key).await?;
     }
     Ok(())
@@ -179,8 +206,16 @@ async fn round_trip_stream(r: &Run<'_>) -> CheckResult {
             .put_stream(&name, odd_pieces(body.clone()), size as u64, "application/octet-stream")
             .await
             .map_err(|e| format!("put_stream of {size} bytes failed: {e}"))?;
-        compare(&format!("get_stream after put_stream of {size}"), &read_stream(r.backend, &key).await?, &body)?;
-        compare(&format!("get_object after put_stream of {size}"), &r.get(&key).await?, &body)?;
+        compare(
+            &format!("get_stream after put_stream of {size}"),
+            &read_stream(r.backend, &key).await?,
+            &body,
+        )?;
+        compare(
+            &format!("get_object after put_stream of {size}"),
+            &r.get(&key).await?,
+            &body,
+        )?;
         r.delete(&key).await?;
     }
     Ok(())
@@ -195,17 +230,34 @@ async fn stat(r: &Run<'_>) -> CheckResult {
             .put_object(&name, body.clone(), "text/plain")
             .await
             .map_err(|e| format!("put_object failed: {e}"))?;
-        let meta = r.backend.stat_object(&key).await.map_err(|e| format!("stat_object failed: {e}"))?;
-        ensure!(meta.size == size as u64, "stat_object size is {}, wrote {size}", meta.size);
+        let meta = r
+            .backend
+            .stat_object(&key)
+            .await
+            .map_err(|e| format!("stat_object failed: {e}"))?;
+        ensure!(
+            meta.size == size as u64,
+            "stat_object size is {}, wrote {size}",
+            meta.size
+        );
         if let Some(ct) = &meta.content_type {
-            ensure!(ct == "text/plain", "stat_object content type is {ct:?}, wrote \"text/plain\"");
+            ensure!(
+                ct == "text/plain",
+                "stat_object content type is {ct:?}, wrote \"text/plain\""
+            );
         }
         match meta.checksum {
-            Some(Checksum::Md5(d)) => ensure!(Checksum::Md5(d) == Checksum::md5_of(&body), "stat_object md5 differs from the bytes written"),
+            Some(Checksum::Md5(d)) => ensure!(
+                Checksum::Md5(d) == Checksum::md5_of(&body),
+                "stat_object md5 differs from the bytes written"
+            ),
             Some(Checksum::QuickXor(d)) => {
                 let mut h = QuickXorHasher::new();
                 h.update(&body);
-                ensure!(Checksum::QuickXor(d) == h.finish(), "stat_object quickXorHash differs from the bytes written");
+                ensure!(
+                    Checksum::QuickXor(d) == h.finish(),
+                    "stat_object quickXorHash differs from the bytes written"
+                );
             }
             None => {}
         }
@@ -218,7 +270,11 @@ async fn overwrite(r: &Run<'_>) -> CheckResult {
     let first = r.put("overwrite", payload(1000, 4)).await?;
     let second_body = payload(2000, 5);
     let second = r.put("overwrite", second_body.clone()).await?;
-    compare("get_object after a second put of the same name", &r.get(&second).await?, &second_body)?;
+    compare(
+        "get_object after a second put of the same name",
+        &r.get(&second).await?,
+        &second_body,
+    )?;
     r.delete(&second).await?;
     r.delete(&first).await
 }
@@ -272,14 +328,29 @@ async fn invalid_names(_r: &Run<'_>) -> CheckResult {
     for (user, doc, ext) in cases {
         match ObjectName::new(user, doc, ext) {
             Err(StorageError::InvalidInput { .. }) => {}
-            other => return Err(format!("ObjectName::new({user:?}, {doc:?}, {ext:?}) must be InvalidInput, got {other:?}")),
+            other => {
+                return Err(format!(
+                    "ObjectName::new({user:?}, {doc:?}, {ext:?}) must be InvalidInput, got {other:?}"
+                ));
+            }
         }
     }
     Ok(())
 }
 
 async fn hostile_keys(r: &Run<'_>) -> CheckResult {
-    let keys = ["", "..", "../x", "/etc/passwd", "a/../../b", "a/b/../../../c", "x\0y", "a' or name contains '", "%2e%2e/x", "a\r\nb"];
+    let keys = [
+        "",
+        "..",
+        "../x",
+        "/etc/passwd",
+        "a/../../b",
+        "a/b/../../../c",
+        "x\0y",
+        "a' or name contains '",
+        "%2e%2e/x",
+        "a\r\nb",
+    ];
     for key in keys {
         let key = ObjectKey::new(key);
         for (op, res) in [
@@ -304,13 +375,21 @@ async fn stream_size_mismatch(r: &Run<'_>) -> CheckResult {
     let name = r.name("mismatch", ".bin")?;
     for (actual, declared) in [(100usize, 200u64), (300, 200)] {
         let body = crate::stream::from_bytes(payload(actual, 8), 64);
-        match r.backend.put_stream(&name, body, declared, "application/octet-stream").await {
+        match r
+            .backend
+            .put_stream(&name, body, declared, "application/octet-stream")
+            .await
+        {
             Err(StorageError::InvalidInput { .. }) => {}
             Ok(key) => {
                 let _ = r.backend.delete_object(&key).await;
                 return Err(format!("put_stream of {actual} bytes declared as {declared} succeeded"));
             }
-            Err(e) => return Err(format!("put_stream of {actual} bytes declared as {declared} must be InvalidInput, got: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "put_stream of {actual} bytes declared as {declared} must be InvalidInput, got: {e}"
+                ));
+            }
         }
     }
     Ok(())
@@ -320,9 +399,16 @@ async fn stream_error(r: &Run<'_>) -> CheckResult {
     let name = r.name("broken-source", ".bin")?;
     let body: ByteStream = Box::pin(futures::stream::iter(vec![
         Ok(payload(1000, 9)),
-        Err(StorageError::transport("source broke", std::io::Error::other("source broke"))),
+        Err(StorageError::transport(
+            "source broke",
+            std::io::Error::other("source broke"),
+        )),
     ]));
-    match r.backend.put_stream(&name, body, 5000, "application/octet-stream").await {
+    match r
+        .backend
+        .put_stream(&name, body, 5000, "application/octet-stream")
+        .await
+    {
         Err(_) => Ok(()),
         Ok(key) => {
             let _ = r.backend.delete_object(&key).await;
@@ -337,13 +423,22 @@ async fn concurrency(r: &Run<'_>) -> CheckResult {
         let key = r.put(&format!("concurrent-{i}"), body.clone()).await?;
         Ok::<_, String>((key, body))
     });
-    let stored: Vec<_> = futures::future::join_all(jobs).await.into_iter().collect::<Result<_, _>>()?;
-    let reads = stored.iter().map(|(key, body)| async move {
-        compare(&format!("concurrent get_object({key})"), &r.get(key).await?, body)
-    });
-    futures::future::join_all(reads).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let stored: Vec<_> = futures::future::join_all(jobs)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let reads = stored
+        .iter()
+        .map(|(key, body)| async move { compare(&format!("concurrent get_object({key})"), &r.get(key).await?, body) });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
     let deletes = stored.iter().map(|(key, _)| r.delete(key));
-    futures::future::join_all(deletes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+    futures::future::join_all(deletes)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
     Ok(())
 }
 
@@ -354,7 +449,10 @@ async fn presign(r: &Run<'_>) -> CheckResult {
     let get = r.backend.presigned_get_url(&key, minute).await;
     let put = r.backend.generate_presigned_put_url(&key, minute).await;
     let outcome = (|| {
-        for (op, max, res) in [("presigned_get_url", caps.presign_get, get), ("generate_presigned_put_url", caps.presign_put, put)] {
+        for (op, max, res) in [
+            ("presigned_get_url", caps.presign_get, get),
+            ("generate_presigned_put_url", caps.presign_put, put),
+        ] {
             match (max, res) {
                 (Some(_), Ok(_)) | (None, Err(StorageError::Unsupported { .. })) => {}
                 (Some(_), Err(e)) => return Err(format!("{op} is declared but failed: {e}")),
@@ -367,7 +465,9 @@ async fn presign(r: &Run<'_>) -> CheckResult {
     let too_long = match caps.presign_get {
         Some(max) => match r.backend.presigned_get_url(&key, max + Duration::from_secs(1)).await {
             Err(StorageError::InvalidInput { .. }) => Ok(()),
-            other => Err(format!("presigned_get_url beyond the declared {max:?} must be InvalidInput, got {other:?}")),
+            other => Err(format!(
+                "presigned_get_url beyond the declared {max:?} must be InvalidInput, got {other:?}"
+            )),
         },
         None => Ok(()),
     };
@@ -476,7 +576,11 @@ mod tests {
         }
         async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
             let meta = self.inner.stat_object(key).await?;
-            Ok(if self.flaw == Flaw::WrongSize { ObjectMeta::new(meta.size + 1) } else { meta })
+            Ok(if self.flaw == Flaw::WrongSize {
+                ObjectMeta::new(meta.size + 1)
+            } else {
+                meta
+            })
         }
         async fn presigned_get_url(&self, key: &ObjectKey, e: Duration) -> Result<Url> {
             self.inner.presigned_get_url(key, e).await
