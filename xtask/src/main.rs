@@ -177,7 +177,7 @@ fn deny(sh: &Shell, root: &Path) -> Result<()> {
         if db.exists() {
             sh.remove_path(&db)?;
         }
-        cmd!(sh, "git clone -q {bundle} {db}").run()?;
+        cmd!(sh, "git -c init.defaultBranch=main clone -q {bundle} {db}").run()?;
     }
     cmd!(sh, "cargo fetch").run()?;
     cmd!(sh, "cargo deny --offline check").run()?;

@@ -9,6 +9,7 @@ mod memory;
 mod meta;
 mod name;
 pub mod retry;
+mod secret;
 pub mod stream;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -21,6 +22,7 @@ pub use memory::MemoryBackend;
 pub use meta::ObjectMeta;
 pub use name::{MAX_EXTENSION_LEN, MAX_PART_LEN, ObjectKey, ObjectName, validate_part};
 pub use retry::RetryPolicy;
+pub use secret::{Secret, TokenCell};
 
 /// Re-exported so that implementors name the same versions.
 pub use async_trait::async_trait;

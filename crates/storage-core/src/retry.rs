@@ -145,6 +145,27 @@ impl RetryPolicy {
     }
 }
 
+/// Reads a `Retry-After` value: delay seconds, or an HTTP date (RFC 9110 §10.2.3).
+///
+/// A date in the past is a zero wait; anything unreadable is `None`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use storage_core::retry::parse_retry_after;
+/// assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+/// let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+/// assert!(parse_retry_after(&soon).unwrap() <= Duration::from_secs(30));
+/// assert_eq!(parse_retry_after("soon"), None);
+/// ```
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -171,6 +192,17 @@ mod tests {
             })
             .await;
         (result, calls.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(90));
+        let d = parse_retry_after(&later).unwrap();
+        assert!(d > Duration::from_secs(85) && d <= Duration::from_secs(90), "{d:?}");
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after(""), None);
     }
 
     #[tokio::test(start_paused = true)]
