@@ -1,4 +1,14 @@
-//! Google Drive v3 backend for `storage-core`.
-//!
-//! This crate is a skeleton: the backend lands with its own issue.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+mod backend;
+mod client;
+mod config;
+mod download;
+mod error;
+mod folders;
+pub mod oauth;
+mod upload;
+
+pub use backend::{GoogleDriveBackend, GoogleDriveBuilder};
+pub use config::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleEndpoints};

@@ -1,0 +1,318 @@
+//! `GoogleDriveBackend`: the `StorageBackend` implementation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use storage_core::{
+    ByteStream, Checksum, ObjectKey, ObjectMeta, ObjectName, Result, StorageBackend, StorageError, TokenCell, Url,
+};
+
+use crate::client::{DriveClient, DriveFile, default_http, quote};
+use crate::config::{DriveOptions, GoogleEndpoints};
+use crate::folders::Folders;
+use crate::upload::{BufferGauge, Source};
+
+/// Google Drive v3 behind [`StorageBackend`].
+///
+/// Objects are files named `{document_id}{extension}` in a folder named by the
+/// user id, under [`DriveOptions::parent_folder`]. Keys are Drive file ids.
+/// Clones share one `DriveHub`, one HTTP pool and the token cell. The backend
+/// never refreshes: a refused token is
+/// [`CloudConnection`](StorageError::CloudConnection) `TokenExpired`.
+///
+/// ```no_run
+/// use storage_core::{StorageBackend, TokenCell};
+/// use storage_gdrive::GoogleDriveBackend;
+/// # async fn f() -> storage_core::Result<()> {
+/// let drive = GoogleDriveBackend::builder(TokenCell::new("ya29.access-token")).build()?;
+/// drive.health_check().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct GoogleDriveBackend {
+    client: DriveClient,
+    folders: Arc<Folders>,
+    gauge: Arc<BufferGauge>,
+}
+
+impl std::fmt::Debug for GoogleDriveBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleDriveBackend")
+            .field("endpoints", &self.client.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`GoogleDriveBackend`].
+#[derive(Debug)]
+pub struct GoogleDriveBuilder {
+    tokens: TokenCell,
+    endpoints: GoogleEndpoints,
+    options: DriveOptions,
+    http: Option<reqwest::Client>,
+}
+
+impl GoogleDriveBuilder {
+    /// Where the API lives; production by default.
+    #[must_use]
+    pub fn endpoints(mut self, endpoints: GoogleEndpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// Tuning; see [`DriveOptions`].
+    #[must_use]
+    pub fn options(mut self, options: DriveOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// A shared HTTP client for uploads, ranged reads and folder creation.
+    /// It must not follow redirects with credentials; give it timeouts.
+    #[must_use]
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Checks the settings and builds the backend.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for invalid endpoints or options.
+    pub fn build(self) -> Result<GoogleDriveBackend> {
+        let http = match self.http {
+            Some(h) => h,
+            None => default_http(&self.options)?,
+        };
+        Ok(GoogleDriveBackend {
+            client: DriveClient::new(self.tokens, self.endpoints, self.options, http)?,
+            folders: Arc::default(),
+            gauge: Arc::default(),
+        })
+    }
+}
+
+impl GoogleDriveBackend {
+    /// A builder reading the access token from `tokens` on every request.
+    pub fn builder(tokens: TokenCell) -> GoogleDriveBuilder {
+        GoogleDriveBuilder {
+            tokens,
+            endpoints: GoogleEndpoints::production(),
+            options: DriveOptions::default(),
+            http: None,
+        }
+    }
+
+    /// The most body bytes any upload of this backend (and its clones) held in
+    /// memory at once: about one chunk, whatever the object's size.
+    pub fn peak_upload_buffer(&self) -> usize {
+        self.gauge.peak()
+    }
+
+    /// Uploads into the user's folder, retrying once with a fresh folder lookup
+    /// when the cached folder has gone.
+    async fn store(&self, name: &ObjectName, content_type: &str, body: Body) -> Result<ObjectKey> {
+        let user = name.user_id();
+        let file_name = name.file_name();
+        let folder = self.folders.folder_for(&self.client, user).await?;
+        let result = self.store_in(&folder, &file_name, content_type, body).await;
+        let (file, body) = match result {
+            Err((StorageError::NotFound { .. }, Some(body))) => {
+                self.folders.forget(user).await;
+                let folder = self.folders.folder_for(&self.client, user).await?;
+                let (file, _) = self
+                    .store_in(&folder, &file_name, content_type, body)
+                    .await
+                    .map_err(|(e, _)| e)?;
+                (file, folder)
+            }
+            Err((e, _)) => return Err(e),
+            Ok((file, _)) => (file, folder),
+        };
+        self.remove_older_copies(&body, &file_name, &file.id).await;
+        Ok(ObjectKey::new(file.id))
+    }
+
+    /// One attempt; on a `NotFound` (the folder is gone) hands a replayable body back.
+    async fn store_in(
+        &self,
+        folder: &str,
+        file_name: &str,
+        content_type: &str,
+        body: Body,
+    ) -> std::result::Result<(DriveFile, ()), (StorageError, Option<Body>)> {
+        let (file, md5, size) = match body {
+            Body::Small(bytes) => {
+                let md5 = Checksum::md5_of(&bytes).to_provider_string();
+                let size = bytes.len() as u64;
+                match self
+                    .client
+                    .create_multipart(folder, file_name, content_type, bytes.clone())
+                    .await
+                {
+                    Ok(f) => (f, md5, size),
+                    Err(e @ StorageError::NotFound { .. }) => return Err((e, Some(Body::Small(bytes)))),
+                    Err(e) => return Err((e, None)),
+                }
+            }
+            Body::Large(source, size) => {
+                let replay = match &source {
+                    Source::Bytes(b) => Some(b.clone()),
+                    Source::Stream(_) => None,
+                };
+                match crate::upload::upload(&self.client, &self.gauge, folder, file_name, content_type, source, size)
+                    .await
+                {
+                    Ok((f, md5)) => (f, md5, size),
+                    Err(e @ StorageError::NotFound { .. }) => {
+                        return Err((e, replay.map(|b| Body::Large(Source::Bytes(b), size))));
+                    }
+                    Err(e) => return Err((e, None)),
+                }
+            }
+        };
+        self.verify(file, &md5, size)
+            .await
+            .map(|f| (f, ()))
+            .map_err(|e| (e, None))
+    }
+
+    /// Compares Drive's size and md5 with what was sent; on a difference the new
+    /// file is deleted, so no damaged object stays visible.
+    async fn verify(&self, file: DriveFile, md5: &str, size: u64) -> Result<DriveFile> {
+        let file = if file.md5_checksum.is_none() || file.size.is_none() {
+            self.client.get_file(&file.id).await?
+        } else {
+            file
+        };
+        let problem = match (&file.md5_checksum, file.size) {
+            (Some(m), Some(s)) if m.eq_ignore_ascii_case(md5) && s == size => None,
+            (None, _) | (_, None) => Some("drive reported no md5Checksum or size for the upload".to_owned()),
+            (Some(_), Some(s)) if s != size => Some(format!("drive stored {s} bytes, {size} were sent")),
+            _ => Some("drive's md5Checksum differs from the md5 of the bytes sent".to_owned()),
+        };
+        match problem {
+            None => Ok(file),
+            Some(message) => {
+                let _ = self.client.delete(&file.id).await;
+                Err(StorageError::integrity(message))
+            }
+        }
+    }
+
+    /// A put of an existing name replaces it: older files of that name in the
+    /// folder are removed once the new one is verified. Best effort: a failure
+    /// here leaves an older copy, never loses the new one.
+    async fn remove_older_copies(&self, folder: &str, file_name: &str, keep: &str) {
+        let q = format!(
+            "name = {} and {} in parents and trashed = false",
+            quote(file_name),
+            quote(folder)
+        );
+        if let Ok(files) = self.client.list(&q).await {
+            for f in files.into_iter().filter(|f| f.id != keep) {
+                let _ = self.client.delete(&f.id).await;
+            }
+        }
+    }
+}
+
+enum Body {
+    Small(Bytes),
+    Large(Source, u64),
+}
+
+#[async_trait]
+impl StorageBackend for GoogleDriveBackend {
+    async fn put_object(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {
+        let body = if body.len() <= self.client.options.multipart_limit {
+            Body::Small(body)
+        } else {
+            let size = body.len() as u64;
+            Body::Large(Source::Bytes(body), size)
+        };
+        self.store(name, content_type, body).await
+    }
+
+    async fn put_stream(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectKey> {
+        let limit = self.client.options.multipart_limit;
+        let body = if size <= limit as u64 {
+            // Small enough for one request: gather it, bounded by the limit.
+            let mut buf = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(limit));
+            let mut body = body;
+            while let Some(piece) = futures::StreamExt::next(&mut body).await {
+                let piece = piece?;
+                if (buf.len() + piece.len()) as u64 > size {
+                    return Err(StorageError::invalid_input(format!(
+                        "stream is longer than the declared {size} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&piece);
+            }
+            if buf.len() as u64 != size {
+                return Err(StorageError::invalid_input(format!(
+                    "stream ended after {} of the declared {size} bytes",
+                    buf.len()
+                )));
+            }
+            Body::Small(buf.freeze())
+        } else {
+            Body::Large(Source::Stream(body), size)
+        };
+        self.store(name, content_type, body).await
+    }
+
+    async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
+        let stream = self.get_stream(key).await?;
+        storage_core::stream::collect(stream, 0).await
+    }
+
+    async fn get_stream(&self, key: &ObjectKey) -> Result<ByteStream> {
+        crate::download::open(self.client.clone(), key.as_str()).await
+    }
+
+    async fn delete_object(&self, key: &ObjectKey) -> Result<()> {
+        self.client.delete(key.as_str()).await
+    }
+
+    async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        let f = self.client.get_file(key.as_str()).await?;
+        if f.mime_type.as_deref() == Some(crate::client::FOLDER_MIME) {
+            return Err(StorageError::not_found(key.as_str()));
+        }
+        let mut meta = ObjectMeta::new(f.size.unwrap_or(0));
+        if let Some(ct) = f.mime_type {
+            meta = meta.with_content_type(ct);
+        }
+        if let Some(sum) = f.md5_checksum.as_deref().and_then(Checksum::from_md5_hex) {
+            meta = meta.with_checksum(sum);
+        }
+        Ok(meta)
+    }
+
+    async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
+        Err(StorageError::unsupported(
+            "presigned_get_url",
+            "google drive has no expiring pre-authenticated urls; a shared link would be a permanent public permission",
+        ))
+    }
+
+    async fn generate_presigned_put_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
+        Err(StorageError::unsupported(
+            "generate_presigned_put_url",
+            "google drive has no pre-authenticated upload urls",
+        ))
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.client.about().await
+    }
+}

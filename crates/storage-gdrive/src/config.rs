@@ -1,0 +1,223 @@
+//! Endpoints and application settings.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use storage_core::{Result, RetryPolicy, Secret, StorageError};
+use url::Url;
+
+/// Where the Drive API, the upload paths and Google's OAuth endpoints live.
+///
+/// Tests and the CLI point these at `storage-emulator`; production code uses
+/// [`GoogleEndpoints::production`]. Plain `http` is refused except on a loopback
+/// host, so that a token never crosses a network in clear text.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GoogleEndpoints {
+    /// The API root, ending in `/`: the Drive API is `{root}drive/v3/`, uploads
+    /// `{root}upload/drive/v3/files`.
+    pub root: Url,
+    /// The OAuth token endpoint.
+    pub token: Url,
+    /// The OAuth authorize endpoint.
+    pub authorize: Url,
+}
+
+impl Default for GoogleEndpoints {
+    fn default() -> Self {
+        Self::production()
+    }
+}
+
+impl GoogleEndpoints {
+    /// Google's production endpoints.
+    pub fn production() -> Self {
+        let parse = |s: &str| Url::parse(s).unwrap_or_else(|_| unreachable!("constant url {s}"));
+        Self {
+            root: parse("https://www.googleapis.com/"),
+            token: parse("https://oauth2.googleapis.com/token"),
+            authorize: parse("https://accounts.google.com/o/oauth2/v2/auth"),
+        }
+    }
+
+    /// Checks and builds a set of endpoints.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] when a URL is not `https` (or `http` on a
+    /// loopback host), carries a query or fragment, or the root does not end in `/`.
+    pub fn new(root: Url, token: Url, authorize: Url) -> Result<Self> {
+        let e = Self { root, token, authorize };
+        e.validate()?;
+        Ok(e)
+    }
+
+    /// Checks every URL by the rules of [`new`](Self::new).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn validate(&self) -> Result<()> {
+        check_url("root", &self.root)?;
+        check_url("token", &self.token)?;
+        check_url("authorize", &self.authorize)?;
+        if !self.root.path().ends_with('/') {
+            return Err(StorageError::invalid_input("google endpoint root must end in `/`"));
+        }
+        Ok(())
+    }
+
+    /// `{root}drive/v3/`.
+    pub(crate) fn api_base(&self) -> String {
+        format!("{}drive/v3/", self.root)
+    }
+
+    /// `{root}upload/drive/v3/files`.
+    pub(crate) fn upload_files(&self) -> String {
+        format!("{}upload/drive/v3/files", self.root)
+    }
+}
+
+/// Refuses URLs that would send a secret in clear text or carry surprises.
+pub(crate) fn check_url(what: &str, url: &Url) -> Result<()> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let ok_scheme = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !ok_scheme {
+        return Err(StorageError::invalid_input(format!(
+            "google {what} endpoint must be https (plain http only on loopback)"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(StorageError::invalid_input(format!(
+            "google {what} endpoint must not carry a query, fragment or credentials"
+        )));
+    }
+    Ok(())
+}
+
+/// A Google OAuth client: its id and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GoogleApp {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret; never printed.
+    pub client_secret: Secret,
+}
+
+impl GoogleApp {
+    /// An OAuth client.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for GoogleApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish()
+    }
+}
+
+/// 256 KiB: Drive's resumable chunks are multiples of this, except the last.
+/// Source: <https://developers.google.com/drive/api/guides/manage-uploads#resumable>.
+pub const CHUNK_UNIT: usize = 256 * 1024;
+
+/// Tuning for a [`GoogleDriveBackend`](crate::GoogleDriveBackend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriveOptions {
+    /// The folder under which per-user folders are made: a folder id, or `root`.
+    pub parent_folder: String,
+    /// Resumable chunk size: a multiple of 256 KiB, 8 MiB by default.
+    pub chunk_size: usize,
+    /// Bodies up to this size go in one multipart request: 5 MiB by default.
+    pub multipart_limit: usize,
+    /// Retries of throttled and failed calls.
+    pub retry: RetryPolicy,
+    /// How many times a cut download resumes with a `Range` request.
+    pub download_resumes: u32,
+    /// Connect timeout of the HTTP clients this crate builds.
+    pub connect_timeout: Duration,
+    /// Idle-read timeout of the HTTP clients this crate builds.
+    pub read_timeout: Duration,
+}
+
+impl Default for DriveOptions {
+    fn default() -> Self {
+        Self {
+            parent_folder: "root".into(),
+            chunk_size: 32 * CHUNK_UNIT,
+            multipart_limit: 5 * 1024 * 1024,
+            retry: RetryPolicy::new(),
+            download_resumes: 5,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DriveOptions {
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a chunk size that is zero or not a
+    /// multiple of 256 KiB, or a parent folder id with characters outside `[A-Za-z0-9_-]`.
+    pub fn validate(&self) -> Result<()> {
+        if self.chunk_size == 0 || self.chunk_size % CHUNK_UNIT != 0 {
+            return Err(StorageError::invalid_input(
+                "chunk_size must be a positive multiple of 256 KiB",
+            ));
+        }
+        crate::client::check_file_id(&self.parent_folder)
+            .map_err(|_| StorageError::invalid_input("parent_folder must be a drive folder id or `root`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn production_is_valid_and_http_only_on_loopback() {
+        GoogleEndpoints::production().validate().unwrap();
+        assert!(
+            GoogleEndpoints::new(
+                u("http://127.0.0.1:9/"),
+                u("http://localhost:9/t"),
+                u("http://[::1]:9/a")
+            )
+            .is_ok()
+        );
+        assert!(GoogleEndpoints::new(u("http://example.com/"), u("https://x/t"), u("https://x/a")).is_err());
+        assert!(GoogleEndpoints::new(u("https://x/api"), u("https://x/t"), u("https://x/a")).is_err());
+        assert!(GoogleEndpoints::new(u("https://x/"), u("https://x/t?x=1"), u("https://x/a")).is_err());
+    }
+
+    #[test]
+    fn app_debug_hides_the_secret() {
+        let app = GoogleApp::new("id-1", "very-secret");
+        assert!(!format!("{app:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn options_check_the_chunk_size() {
+        let mut o = DriveOptions::default();
+        o.validate().unwrap();
+        o.chunk_size = CHUNK_UNIT + 1;
+        assert!(o.validate().is_err());
+        o.chunk_size = CHUNK_UNIT;
+        o.parent_folder = "a' or '1".into();
+        assert!(o.validate().is_err());
+    }
+}
