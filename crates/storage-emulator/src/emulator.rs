@@ -1,0 +1,565 @@
+//! Starting an emulator, its endpoints, and the handle tests drive it with.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::faults::{FaultController, FaultRule, Provider};
+use crate::google::store::DriveStore;
+use crate::grants::Grants;
+use crate::journal::{Journal, JournalLog, Origin};
+use crate::microsoft::store::GraphStore;
+use crate::state::{Config, Shared};
+
+/// An OAuth client the emulator's token endpoints accept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCredentials {
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+}
+
+impl AppCredentials {
+    /// A client id and secret.
+    pub fn new(client_id: &str, client_secret: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+        }
+    }
+}
+
+/// Google's endpoint URLs on the emulator; each ends in `/` where the SDK appends to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoogleEndpoints {
+    /// Drive v3 base (`…/drive/v3/`), google-drive3's `base_url`.
+    pub api: Url,
+    /// Root (`…/`), google-drive3's `root_url`, under which `upload/` and `resumable/` live.
+    pub root: Url,
+    /// Upload base (`…/upload/drive/v3/`).
+    pub upload: Url,
+    /// Token endpoint (`…/token`), production `https://oauth2.googleapis.com/token`.
+    pub token: Url,
+    /// Authorize page (`…/o/oauth2/v2/auth`), production
+    /// `https://accounts.google.com/o/oauth2/v2/auth`.
+    pub authorize: Url,
+}
+
+/// Microsoft's endpoint URLs on the emulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MicrosoftEndpoints {
+    /// Graph base including the version (`…/v1.0/`), production `https://graph.microsoft.com/v1.0/`.
+    pub graph: Url,
+    /// Login base (`…/`), production `https://login.microsoftonline.com/`.
+    pub login: Url,
+}
+
+impl MicrosoftEndpoints {
+    /// `{login}{tenant}/oauth2/v2.0/token`.
+    pub fn token(&self, tenant: &str) -> Url {
+        self.login
+            .join(&format!("{tenant}/oauth2/v2.0/token"))
+            .unwrap_or_else(|_| self.login.clone())
+    }
+
+    /// `{login}{tenant}/oauth2/v2.0/authorize`.
+    pub fn authorize(&self, tenant: &str) -> Url {
+        self.login
+            .join(&format!("{tenant}/oauth2/v2.0/authorize"))
+            .unwrap_or_else(|_| self.login.clone())
+    }
+}
+
+/// Every endpoint URL of a running emulator. The binary prints this as one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Google Drive and Google OAuth.
+    pub google: GoogleEndpoints,
+    /// Microsoft Graph and the Microsoft identity platform.
+    pub microsoft: MicrosoftEndpoints,
+}
+
+impl Endpoints {
+    fn for_base(base: &Url) -> Result<Self, url::ParseError> {
+        Ok(Self {
+            google: GoogleEndpoints {
+                api: base.join("drive/v3/")?,
+                root: base.clone(),
+                upload: base.join("upload/drive/v3/")?,
+                token: base.join("token")?,
+                authorize: base.join("o/oauth2/v2/auth")?,
+            },
+            microsoft: MicrosoftEndpoints {
+                graph: base.join("v1.0/")?,
+                login: base.clone(),
+            },
+        })
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("failed to bind 127.0.0.1:{port}")]
+    Bind {
+        /// The requested port (0 = ephemeral).
+        port: u16,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bound address did not make a URL.
+    #[error("failed to build the endpoint urls")]
+    Url(#[source] url::ParseError),
+}
+
+/// Entry point: [`Emulator::start`] or [`Emulator::builder`].
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Starts a strict emulator on ephemeral ports with default settings.
+    ///
+    /// # Errors
+    /// When a listener cannot bind.
+    pub async fn start() -> Result<EmulatorHandle, StartError> {
+        Self::builder().start().await
+    }
+
+    /// A builder for non-default settings.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+}
+
+/// Settings for a new emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    lenient: bool,
+    port: u16,
+    content_port: u16,
+    token_lifetime: Duration,
+    upload_session_lifetime: Duration,
+    google_app: AppCredentials,
+    microsoft_app: AppCredentials,
+    invalidate_rotated_refresh_tokens: bool,
+    reject_auth_on_download_url: bool,
+    drive_quota_bytes: u64,
+    graph_session_conflict_default: String,
+    faults: Vec<FaultRule>,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        Self {
+            lenient: false,
+            port: 0,
+            content_port: 0,
+            // Both providers issue access tokens for about an hour (`expires_in: 3599`):
+            // https://developers.google.com/identity/protocols/oauth2 and
+            // https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow
+            token_lifetime: Duration::from_secs(3599),
+            // One week: UNCONFIRMED for Drive; Street View Publish documents 7 days
+            // (https://developers.google.com/streetview/publish/resumable-uploads).
+            upload_session_lifetime: Duration::from_secs(7 * 24 * 3600),
+            google_app: AppCredentials::new("emulator-google-client", "emulator-google-secret"),
+            microsoft_app: AppCredentials::new("emulator-microsoft-client", "emulator-microsoft-secret"),
+            invalidate_rotated_refresh_tokens: false,
+            reject_auth_on_download_url: false,
+            drive_quota_bytes: 15 * 1024 * 1024 * 1024,
+            // https://learn.microsoft.com/graph/api/driveitem-createuploadsession: the default
+            // conflict behaviour of an upload session is `fail`.
+            graph_session_conflict_default: "fail".to_owned(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// Relaxes the upload rules (fragment and chunk sizes, `Authorization` on `uploadUrl`,
+    /// `Content-Range` continuity) for probing clients that break them.
+    #[must_use]
+    pub fn lenient(mut self, lenient: bool) -> Self {
+        self.lenient = lenient;
+        self
+    }
+
+    /// The API port (0 = ephemeral, the default).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The second port, for upload and download URLs (0 = ephemeral, the default).
+    #[must_use]
+    pub fn content_port(mut self, port: u16) -> Self {
+        self.content_port = port;
+        self
+    }
+
+    /// Lifetime of issued access tokens (default 3599 s).
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Lifetime of upload sessions (default one week).
+    #[must_use]
+    pub fn upload_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.upload_session_lifetime = lifetime;
+        self
+    }
+
+    /// The Google OAuth client the token endpoint accepts.
+    #[must_use]
+    pub fn google_app(mut self, app: AppCredentials) -> Self {
+        self.google_app = app;
+        self
+    }
+
+    /// The Microsoft OAuth client the token endpoint accepts.
+    #[must_use]
+    pub fn microsoft_app(mut self, app: AppCredentials) -> Self {
+        self.microsoft_app = app;
+        self
+    }
+
+    /// Makes a Microsoft refresh token stop working once it was rotated (default: it keeps
+    /// working, as Microsoft documents that redeeming one does not revoke it).
+    #[must_use]
+    pub fn invalidate_rotated_refresh_tokens(mut self, invalidate: bool) -> Self {
+        self.invalidate_rotated_refresh_tokens = invalidate;
+        self
+    }
+
+    /// Answers 401 when a Graph download URL receives an `Authorization` header (off by
+    /// default: what the real download host does is not documented).
+    #[must_use]
+    pub fn reject_auth_on_download_url(mut self, reject: bool) -> Self {
+        self.reject_auth_on_download_url = reject;
+        self
+    }
+
+    /// Drive's storage quota in bytes (default 15 GiB), reported by `about.get` and enforced
+    /// on uploads.
+    #[must_use]
+    pub fn drive_quota_bytes(mut self, bytes: u64) -> Self {
+        self.drive_quota_bytes = bytes;
+        self
+    }
+
+    /// Default `@microsoft.graph.conflictBehavior` of Graph upload sessions
+    /// (`fail`, `replace` or `rename`; default `fail`).
+    #[must_use]
+    pub fn graph_session_conflict_default(mut self, behavior: &str) -> Self {
+        self.graph_session_conflict_default = behavior.to_owned();
+        self
+    }
+
+    /// A fault rule installed before the first request.
+    #[must_use]
+    pub fn fault(mut self, rule: FaultRule) -> Self {
+        self.faults.push(rule);
+        self
+    }
+
+    /// Binds both listeners and starts serving.
+    ///
+    /// # Errors
+    /// When a listener cannot bind.
+    pub async fn start(self) -> Result<EmulatorHandle, StartError> {
+        let api = bind(self.port).await?;
+        let content = bind(self.content_port).await?;
+        let api_port = local_port(&api, self.port)?;
+        let content_port = local_port(&content, self.content_port)?;
+        let base = Url::parse(&format!("http://127.0.0.1:{api_port}/")).map_err(StartError::Url)?;
+        let content_base = Url::parse(&format!("http://127.0.0.1:{content_port}/")).map_err(StartError::Url)?;
+        let endpoints = Endpoints::for_base(&base).map_err(StartError::Url)?;
+        let chrono_secs = |d: Duration| chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::days(365));
+        let faults = FaultController::default();
+        for rule in self.faults {
+            faults.add(rule);
+        }
+        let shared = Arc::new(Shared {
+            config: Config {
+                lenient: self.lenient,
+                token_lifetime: chrono_secs(self.token_lifetime),
+                google_app: self.google_app,
+                microsoft_app: self.microsoft_app,
+                upload_session_lifetime: chrono_secs(self.upload_session_lifetime),
+                invalidate_rotated_refresh_tokens: self.invalidate_rotated_refresh_tokens,
+                reject_auth_on_download_url: self.reject_auth_on_download_url,
+                drive_quota_bytes: self.drive_quota_bytes,
+                graph_session_conflict_default: self.graph_session_conflict_default,
+            },
+            endpoints: endpoints.clone(),
+            content_base: content_base.clone(),
+            drive: Mutex::new(DriveStore::new()),
+            graph: Mutex::new(GraphStore::new()),
+            grants: Mutex::new(Grants::default()),
+            faults: faults.clone(),
+            journal: JournalLog::default(),
+            next_connection: AtomicU64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let api_router = crate::routes::api_router(Arc::clone(&shared));
+        let content_router = crate::routes::content_router(Arc::clone(&shared));
+        let tasks = vec![
+            tokio::spawn(crate::server::serve(
+                api,
+                api_router,
+                Arc::clone(&shared),
+                Origin::Api,
+                stopped.clone(),
+            )),
+            tokio::spawn(crate::server::serve(
+                content,
+                content_router,
+                Arc::clone(&shared),
+                Origin::Content,
+                stopped,
+            )),
+        ];
+        Ok(EmulatorHandle {
+            shared,
+            endpoints,
+            content_base,
+            faults,
+            stop,
+            tasks,
+        })
+    }
+}
+
+async fn bind(port: u16) -> Result<TcpListener, StartError> {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| StartError::Bind { port, source })
+}
+
+fn local_port(listener: &TcpListener, port: u16) -> Result<u16, StartError> {
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|source| StartError::Bind { port, source })
+}
+
+/// A Drive file as the emulator stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriveFileInfo {
+    /// File id.
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub mime_type: String,
+    /// Parent folder ids.
+    pub parents: Vec<String>,
+    /// Content size in bytes.
+    pub size: u64,
+    /// Lower-case hex md5 of the content.
+    pub md5_checksum: String,
+    /// Whether the file is a folder.
+    pub is_folder: bool,
+    /// Whether the file is in the trash.
+    pub trashed: bool,
+}
+
+/// A Graph driveItem as the emulator stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GraphItemInfo {
+    /// Item id.
+    pub id: String,
+    /// Item name.
+    pub name: String,
+    /// Path from the root, e.g. `/dir/file.txt` (`/` for the root).
+    pub path: String,
+    /// Parent item id (`None` for the root).
+    pub parent_id: Option<String>,
+    /// Content size in bytes.
+    pub size: u64,
+    /// Whether the item is a folder.
+    pub is_folder: bool,
+    /// Base64 quickXorHash of the content (files only).
+    pub quick_xor_hash: Option<String>,
+}
+
+/// A running emulator. Dropping it without [`EmulatorHandle::shutdown`] stops accepting
+/// connections as well.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    shared: Arc<Shared>,
+    endpoints: Endpoints,
+    content_base: Url,
+    faults: FaultController,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    /// The endpoint URLs.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Base URL of the second listener (upload sessions, download URLs).
+    pub fn content_base(&self) -> &Url {
+        &self.content_base
+    }
+
+    /// The Google client the token endpoint accepts.
+    pub fn google_app(&self) -> &AppCredentials {
+        &self.shared.config.google_app
+    }
+
+    /// The Microsoft client the token endpoint accepts.
+    pub fn microsoft_app(&self) -> &AppCredentials {
+        &self.shared.config.microsoft_app
+    }
+
+    /// Issues a fresh Google grant and returns its credential JSON:
+    /// `{"provider":"gdrive","access_token","refresh_token","expiry","token_uri","client_id","client_secret"}`.
+    pub fn google_grant(&self) -> Value {
+        let app = &self.shared.config.google_app;
+        let issued = self.shared.grants.lock().issue(
+            Provider::Google,
+            &app.client_id,
+            "https://www.googleapis.com/auth/drive.file",
+            true,
+            self.shared.config.token_lifetime,
+        );
+        json!({
+            "provider": "gdrive",
+            "access_token": issued.access_token,
+            "refresh_token": issued.refresh_token,
+            "expiry": issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "token_uri": self.endpoints.google.token.as_str(),
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+        })
+    }
+
+    /// Issues a fresh Microsoft grant and returns its credential JSON:
+    /// `{"provider":"onedrive","access_token","refresh_token","expires_at"}`.
+    pub fn microsoft_grant(&self) -> Value {
+        let app = &self.shared.config.microsoft_app;
+        let issued = self.shared.grants.lock().issue(
+            Provider::Microsoft,
+            &app.client_id,
+            "Files.ReadWrite offline_access",
+            true,
+            self.shared.config.token_lifetime,
+        );
+        json!({
+            "provider": "onedrive",
+            "access_token": issued.access_token,
+            "refresh_token": issued.refresh_token,
+            "expires_at": issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+
+    /// Makes every issued access token expired; the next API call with one gets 401.
+    pub fn expire_access_tokens(&self) {
+        self.shared.grants.lock().expire_all();
+    }
+
+    /// Makes one access token expired; returns whether the emulator issued it.
+    pub fn expire_access_token(&self, token: &str) -> bool {
+        self.shared.grants.lock().expire_one(token)
+    }
+
+    /// Revokes every grant: refresh gets `invalid_grant`, API calls get 401.
+    pub fn revoke_grants(&self) {
+        self.shared.grants.lock().revoke_all();
+    }
+
+    /// Revokes the grant behind one refresh or access token; returns whether one was found.
+    pub fn revoke_grant(&self, token: &str) -> bool {
+        self.shared.grants.lock().revoke_by_token(token)
+    }
+
+    /// The fault controller (clones share the rules).
+    pub fn faults(&self) -> FaultController {
+        self.faults.clone()
+    }
+
+    /// A snapshot of the request journal.
+    pub fn journal(&self) -> Journal {
+        self.shared.journal.snapshot()
+    }
+
+    /// Forgets every recorded request.
+    pub fn clear_journal(&self) {
+        self.shared.journal.clear();
+    }
+
+    /// TCP connections accepted so far on both listeners.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.next_connection.load(Ordering::SeqCst)
+    }
+
+    /// Every Drive file, folders included, in creation order.
+    pub fn drive_files(&self) -> Vec<DriveFileInfo> {
+        self.shared.drive.lock().infos()
+    }
+
+    /// The content of a Drive file.
+    pub fn drive_file_content(&self, id: &str) -> Option<Bytes> {
+        self.shared.drive.lock().content(id)
+    }
+
+    /// Number of Drive resumable sessions not yet completed.
+    pub fn drive_open_sessions(&self) -> usize {
+        self.shared.drive.lock().open_sessions()
+    }
+
+    /// Every Graph item below the root (the root excluded).
+    pub fn graph_items(&self) -> Vec<GraphItemInfo> {
+        self.shared.graph.lock().infos()
+    }
+
+    /// The Graph item at a path such as `/dir/file.txt` (case-insensitive).
+    pub fn graph_item_by_path(&self, path: &str) -> Option<GraphItemInfo> {
+        self.shared.graph.lock().info_by_path(path)
+    }
+
+    /// The content of a Graph item.
+    pub fn graph_item_content(&self, id: &str) -> Option<Bytes> {
+        self.shared.graph.lock().content(id)
+    }
+
+    /// Number of Graph upload sessions not yet completed or cancelled.
+    pub fn graph_open_sessions(&self) -> usize {
+        self.shared.graph.lock().open_sessions()
+    }
+
+    /// Stops accepting connections, closes open ones and waits for the listeners to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

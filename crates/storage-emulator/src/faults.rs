@@ -1,0 +1,449 @@
+//! Fault injection: rules that match requests and change how the emulator answers them.
+//!
+//! A rule matches on provider, listener, method and a path pattern; it can let the first
+//! `skip` matches through and then act on the next `times` matches (or on all of them).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Origin;
+
+/// The service a request belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// Google Drive v3 and Google OAuth.
+    Google,
+    /// Microsoft Graph (OneDrive) and the Microsoft identity platform.
+    Microsoft,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Answer with this status, these headers and this body instead of serving the request.
+    /// Without a body, the emulator writes the provider's own error JSON for the status.
+    Respond {
+        /// HTTP status code.
+        status: u16,
+        /// Extra response headers, e.g. `("Retry-After", "3")`.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+        /// Response body; `None` means "the provider's error JSON for `status`".
+        #[serde(default)]
+        body: Option<String>,
+    },
+    /// Reset the TCP connection (RST) before any response byte is written.
+    ResetBeforeResponse,
+    /// Serve the request, write the first `after_bytes` bytes of the response body, then
+    /// reset the connection (RST).
+    ResetMidBody {
+        /// Body bytes written before the reset.
+        after_bytes: u64,
+    },
+    /// Serve the request but close the connection (FIN) after `after_bytes` body bytes, so the
+    /// body ends short of its `Content-Length`.
+    TruncateBody {
+        /// Body bytes written before the close.
+        after_bytes: u64,
+    },
+    /// On an upload chunk or fragment, keep only the first `bytes` bytes of it; the 308 `Range`
+    /// or `nextExpectedRanges` then shows fewer bytes than were sent.
+    AcceptPartialChunk {
+        /// Bytes of the chunk that are kept.
+        bytes: u64,
+    },
+    /// Expire the upload session the request addresses, then answer as for an expired session.
+    ExpireUploadSession,
+    /// Wait this long before serving the request.
+    Delay {
+        /// Delay in milliseconds.
+        millis: u64,
+    },
+    /// Allow each grant (identified by its access token) `limit` matching requests per
+    /// `window_millis`; beyond that answer with the provider's throttling response: Drive 403
+    /// `userRateLimitExceeded`, Graph 429 `activityLimitReached` with `Retry-After`.
+    RateLimitPerGrant {
+        /// Requests allowed per window and grant.
+        limit: u32,
+        /// Window length in milliseconds.
+        window_millis: u64,
+        /// `Retry-After` seconds on the throttling response (Graph always sends one).
+        #[serde(default)]
+        retry_after_secs: Option<u64>,
+    },
+}
+
+impl FaultAction {
+    /// Answer with `status` and the provider's error JSON for it.
+    pub fn status(status: u16) -> Self {
+        Self::Respond {
+            status,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Answer with `status`, a `Retry-After: secs` header and the provider's error JSON.
+    pub fn retry_after(status: u16, secs: u64) -> Self {
+        Self::Respond {
+            status,
+            headers: vec![("Retry-After".to_owned(), secs.to_string())],
+            body: None,
+        }
+    }
+
+    /// A Drive-shaped error with this status and `errors[0].reason`
+    /// (e.g. 403 `userRateLimitExceeded` or `rateLimitExceeded`).
+    pub fn google_error(status: u16, reason: &str) -> Self {
+        Self::Respond {
+            status,
+            headers: vec![("Content-Type".to_owned(), "application/json; charset=UTF-8".to_owned())],
+            body: Some(crate::errors::google_error_json(status, reason, None).to_string()),
+        }
+    }
+
+    /// A Graph-shaped error with this status and `error.code` (e.g. 429 `activityLimitReached`).
+    pub fn graph_error(status: u16, code: &str) -> Self {
+        Self::Respond {
+            status,
+            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+            body: Some(crate::errors::graph_error_json(code, None, None).to_string()),
+        }
+    }
+
+    /// Adds a response header to a [`FaultAction::Respond`]; other actions are unchanged.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let Self::Respond { headers, .. } = &mut self {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+}
+
+/// A fault rule: a matcher plus an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// Only requests to this provider (any provider when `None`).
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// Only requests on this listener (both when `None`).
+    #[serde(default)]
+    pub origin: Option<Origin>,
+    /// Only this HTTP method (case-insensitive; any when `None`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Only paths matching this pattern, where `*` matches any run of characters
+    /// (e.g. `/drive/v3/files/*`, `*/content`). Matched against the raw path, without query.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Let this many matching requests through before acting (the rule acts from the
+    /// `skip + 1`-th match on).
+    #[serde(default)]
+    pub skip: u32,
+    /// Act on at most this many matches, then retire (`None`: no limit).
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// What to do.
+    pub action: FaultAction,
+}
+
+impl FaultRule {
+    /// A rule that applies `action` to every request.
+    pub fn new(action: FaultAction) -> Self {
+        Self {
+            provider: None,
+            origin: None,
+            method: None,
+            path: None,
+            skip: 0,
+            times: None,
+            action,
+        }
+    }
+
+    /// Restricts the rule to one provider.
+    #[must_use]
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Restricts the rule to one listener.
+    #[must_use]
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// Restricts the rule to one HTTP method.
+    #[must_use]
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_owned());
+        self
+    }
+
+    /// Restricts the rule to paths matching `pattern` (`*` is a wildcard).
+    #[must_use]
+    pub fn path(mut self, pattern: &str) -> Self {
+        self.path = Some(pattern.to_owned());
+        self
+    }
+
+    /// Lets the first `n` matches through.
+    #[must_use]
+    pub fn skip(mut self, n: u32) -> Self {
+        self.skip = n;
+        self
+    }
+
+    /// Acts on the next `n` matches only.
+    #[must_use]
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    fn matches(&self, req: &RequestFacts<'_>) -> bool {
+        if self.provider.is_some_and(|p| Some(p) != req.provider) {
+            return false;
+        }
+        if self.origin.is_some_and(|o| o != req.origin) {
+            return false;
+        }
+        if self
+            .method
+            .as_deref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case(req.method))
+        {
+            return false;
+        }
+        self.path.as_deref().is_none_or(|pattern| glob_match(pattern, req.path))
+    }
+}
+
+/// Identifies a rule added to a [`FaultController`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(u64);
+
+#[derive(Debug)]
+struct ActiveRule {
+    id: RuleId,
+    rule: FaultRule,
+    matched: u32,
+    fired: u32,
+    windows: HashMap<String, VecDeque<Instant>>,
+}
+
+#[derive(Debug, Default)]
+struct Rules {
+    next_id: u64,
+    rules: Vec<ActiveRule>,
+}
+
+/// What the pipeline knows about a request when it consults the rules.
+#[derive(Debug)]
+pub(crate) struct RequestFacts<'a> {
+    pub provider: Option<Provider>,
+    pub origin: Origin,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// Grant key for per-grant rate limits (the bearer token's grant, or "anonymous").
+    pub grant: &'a str,
+}
+
+/// The emulator's fault rules. Cheap to clone; clones share the rules.
+#[derive(Debug, Clone, Default)]
+pub struct FaultController {
+    inner: Arc<Mutex<Rules>>,
+}
+
+impl FaultController {
+    /// Adds a rule after the existing ones; the first rule that acts on a request wins.
+    pub fn add(&self, rule: FaultRule) -> RuleId {
+        let mut rules = self.inner.lock();
+        rules.next_id += 1;
+        let id = RuleId(rules.next_id);
+        rules.rules.push(ActiveRule {
+            id,
+            rule,
+            matched: 0,
+            fired: 0,
+            windows: HashMap::new(),
+        });
+        id
+    }
+
+    /// Adds every rule of a JSON array of [`FaultRule`]s (the binary's `--faults` file format).
+    ///
+    /// # Errors
+    /// When the text is not a JSON array of rules; no rule is added then.
+    pub fn add_json(&self, json: &str) -> Result<Vec<RuleId>, serde_json::Error> {
+        let rules: Vec<FaultRule> = serde_json::from_str(json)?;
+        Ok(rules.into_iter().map(|r| self.add(r)).collect())
+    }
+
+    /// Removes a rule; returns whether it was still present.
+    pub fn remove(&self, id: RuleId) -> bool {
+        let mut rules = self.inner.lock();
+        let before = rules.rules.len();
+        rules.rules.retain(|r| r.id != id);
+        rules.rules.len() != before
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.inner.lock().rules.clear();
+    }
+
+    /// How many times the rule has acted (0 for an unknown or removed rule).
+    pub fn fired(&self, id: RuleId) -> u32 {
+        self.inner
+            .lock()
+            .rules
+            .iter()
+            .find(|r| r.id == id)
+            .map_or(0, |r| r.fired)
+    }
+
+    /// Rules that can still act.
+    pub fn active(&self) -> Vec<FaultRule> {
+        self.inner
+            .lock()
+            .rules
+            .iter()
+            .filter(|r| r.rule.times.is_none_or(|t| r.fired < t))
+            .map(|r| r.rule.clone())
+            .collect()
+    }
+
+    /// Finds the action for a request, counting the match.
+    pub(crate) fn take(&self, req: &RequestFacts<'_>) -> Option<FaultAction> {
+        let mut rules = self.inner.lock();
+        let now = Instant::now();
+        for active in &mut rules.rules {
+            if !active.rule.matches(req) {
+                continue;
+            }
+            if active.rule.times.is_some_and(|t| active.fired >= t) {
+                continue;
+            }
+            active.matched = active.matched.saturating_add(1);
+            if active.matched <= active.rule.skip {
+                continue;
+            }
+            if let FaultAction::RateLimitPerGrant {
+                limit, window_millis, ..
+            } = active.rule.action
+            {
+                let window = Duration::from_millis(window_millis);
+                let seen = active.windows.entry(req.grant.to_owned()).or_default();
+                while seen.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                    seen.pop_front();
+                }
+                if seen.len() < limit as usize {
+                    seen.push_back(now);
+                    continue;
+                }
+            }
+            active.fired += 1;
+            return Some(active.rule.action.clone());
+        }
+        None
+    }
+}
+
+/// Matches `text` against `pattern`, where `*` matches any run of characters.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == text;
+    };
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_wildcards() {
+        assert!(glob_match("/drive/v3/files/*", "/drive/v3/files/abc"));
+        assert!(glob_match("*/content", "/v1.0/me/drive/items/x/content"));
+        assert!(glob_match("/a*b*c", "/aXXbYYc"));
+        assert!(!glob_match("/a*b*c", "/aXXcYYb"));
+        assert!(glob_match("/exact", "/exact"));
+        assert!(!glob_match("/exact", "/exact/more"));
+        assert!(glob_match("*", "/anything"));
+        assert!(!glob_match("/ab*ab", "/ab"));
+    }
+
+    fn facts<'a>(path: &'a str, grant: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            provider: Some(Provider::Google),
+            origin: Origin::Api,
+            method: "GET",
+            path,
+            grant,
+        }
+    }
+
+    #[test]
+    fn skip_and_times_limit_a_rule() {
+        let faults = FaultController::default();
+        let id = faults.add(FaultRule::new(FaultAction::status(503)).skip(1).times(2));
+        let hits: Vec<bool> = (0..5).map(|_| faults.take(&facts("/x", "g")).is_some()).collect();
+        assert_eq!(hits, [false, true, true, false, false]);
+        assert_eq!(faults.fired(id), 2);
+        assert!(faults.active().is_empty());
+    }
+
+    #[test]
+    fn rate_limit_counts_per_grant() {
+        let faults = FaultController::default();
+        faults.add(FaultRule::new(FaultAction::RateLimitPerGrant {
+            limit: 2,
+            window_millis: 60_000,
+            retry_after_secs: Some(1),
+        }));
+        assert!(faults.take(&facts("/x", "a")).is_none());
+        assert!(faults.take(&facts("/x", "a")).is_none());
+        assert!(faults.take(&facts("/x", "a")).is_some());
+        assert!(faults.take(&facts("/x", "b")).is_none());
+    }
+
+    #[test]
+    fn rules_load_from_json() {
+        let faults = FaultController::default();
+        let ids = faults
+            .add_json(
+                r#"[{"provider":"google","method":"GET","path":"/drive/*","times":1,
+                     "action":{"kind":"respond","status":503,"headers":[["Retry-After","2"]]}},
+                    {"action":{"kind":"delay","millis":5}}]"#,
+            )
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        let rules = faults.active();
+        assert_eq!(rules[0].provider, Some(Provider::Google));
+        assert_eq!(rules[0].action, FaultAction::retry_after(503, 2));
+        assert!(faults.add_json("{}").is_err());
+    }
+}

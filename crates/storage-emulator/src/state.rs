@@ -1,0 +1,53 @@
+//! The state one emulator instance shares between its listeners and handlers.
+
+use std::sync::atomic::AtomicU64;
+
+use parking_lot::Mutex;
+use url::Url;
+
+use crate::emulator::{AppCredentials, Endpoints};
+use crate::faults::FaultController;
+use crate::google::store::DriveStore;
+use crate::grants::Grants;
+use crate::journal::JournalLog;
+use crate::microsoft::store::GraphStore;
+
+/// Settings fixed at start.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub lenient: bool,
+    pub token_lifetime: chrono::Duration,
+    pub google_app: AppCredentials,
+    pub microsoft_app: AppCredentials,
+    pub upload_session_lifetime: chrono::Duration,
+    pub invalidate_rotated_refresh_tokens: bool,
+    pub reject_auth_on_download_url: bool,
+    pub drive_quota_bytes: u64,
+    pub graph_session_conflict_default: String,
+}
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub endpoints: Endpoints,
+    /// Base URL of the second listener (`http://127.0.0.1:Q/`).
+    pub content_base: Url,
+    pub drive: Mutex<DriveStore>,
+    pub graph: Mutex<GraphStore>,
+    pub grants: Mutex<Grants>,
+    pub faults: FaultController,
+    pub journal: JournalLog,
+    pub next_connection: AtomicU64,
+}
+
+impl Shared {
+    /// A URL on the second listener.
+    pub(crate) fn content_url(&self, path_and_query: &str) -> String {
+        format!(
+            "{}{}",
+            self.content_base.as_str(),
+            path_and_query.trim_start_matches('/')
+        )
+    }
+}

@@ -1,0 +1,724 @@
+//! Drive v3 endpoints and Google OAuth, with plain reqwest.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use storage_core::Checksum;
+use storage_emulator::Emulator;
+
+const UNIT: usize = 256 * 1024;
+
+#[tokio::test]
+async fn multipart_upload_then_metadata_with_string_size_and_md5() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let data = pattern(1000);
+    let file = drive_put(&emu, &token, "a b&c.txt", &data).await;
+    assert_eq!(file["name"], "a b&c.txt");
+    assert_eq!(file["mimeType"], "text/plain");
+    // int64 as a JSON string
+    assert_eq!(file["size"], json!("1000"));
+    assert_eq!(file["md5Checksum"], json!(Checksum::md5_of(&data).to_provider_string()));
+    let id = file["id"].as_str().unwrap();
+    assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+
+    let resp = http()
+        .get(drive_url(
+            &emu,
+            &format!("files/{id}?fields=id%2Cname%2Csize%2Cmd5Checksum&alt=json"),
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let meta = json(resp).await;
+    assert_eq!(
+        meta,
+        json!({"id": id, "name": "a b&c.txt", "size": "1000",
+               "md5Checksum": Checksum::md5_of(&data).to_provider_string()})
+    );
+
+    // default fields: kind,id,name,mimeType
+    let meta = json(
+        http()
+            .get(drive_url(&emu, &format!("files/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let keys: Vec<&str> = meta.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 4, "{meta}");
+    assert_eq!(meta["kind"], "drive#file");
+    assert_eq!(emu.drive_file_content(id).unwrap(), data);
+}
+
+#[tokio::test]
+async fn media_upload_is_untitled_and_invalid_fields_mask_is_400() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let resp = http()
+        .post(root_url(&emu, "upload/drive/v3/files?uploadType=media"))
+        .bearer_auth(&token)
+        .header("content-type", "application/pdf")
+        .body("%PDF")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let file = json(resp).await;
+    assert_eq!(file["name"], "Untitled");
+    assert_eq!(file["mimeType"], "application/pdf");
+
+    let resp = http()
+        .get(drive_url(
+            &emu,
+            &format!("files/{}?fields=files(id", file["id"].as_str().unwrap()),
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err = json(resp).await;
+    assert_eq!(err["error"]["code"], 400);
+
+    let resp = http()
+        .post(root_url(&emu, "upload/drive/v3/files?uploadType=bogus"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn download_with_range_and_errors() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let data = pattern(2048);
+    let id = drive_put(&emu, &token, "r.bin", &data).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = drive_url(&emu, &format!("files/{id}?alt=media"));
+    let full = http().get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["content-type"], "text/plain");
+    assert_eq!(full.bytes().await.unwrap(), data);
+
+    let part = http()
+        .get(&url)
+        .bearer_auth(&token)
+        .header("range", "bytes=500-999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 500-999/2048");
+    assert_eq!(part.bytes().await.unwrap(), &data[500..1000]);
+
+    let bad = http()
+        .get(&url)
+        .bearer_auth(&token)
+        .header("range", "bytes=4096-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 416);
+
+    let missing = http()
+        .get(drive_url(&emu, "files/nope?alt=media"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let err = json(missing).await;
+    assert_eq!(err["error"]["code"], 404);
+    assert_eq!(err["error"]["message"], "File not found: nope.");
+    assert_eq!(err["error"]["errors"][0]["reason"], "notFound");
+    assert_eq!(err["error"]["errors"][0]["location"], "fileId");
+}
+
+#[tokio::test]
+async fn delete_is_204_then_404() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let id = drive_put(&emu, &token, "d.txt", b"x").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // google-drive3 sends a trailing `?`
+    let url = drive_url(&emu, &format!("files/{id}?"));
+    let resp = http().delete(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    assert!(emu.drive_files().is_empty());
+    let again = http().delete(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+}
+
+#[tokio::test]
+async fn folders_list_with_q_and_paging() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let folder = json(
+        http()
+            .post(drive_url(&emu, "files?fields=id,mimeType"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "dir", "mimeType": "application/vnd.google-apps.folder"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let folder_id = folder["id"].as_str().unwrap().to_owned();
+    assert_eq!(folder["mimeType"], "application/vnd.google-apps.folder");
+    // three files in the folder named "x y", one elsewhere with the same name
+    for _ in 0..3 {
+        let meta = json!({"name": "x y", "parents": [folder_id]});
+        let resp = http()
+            .post(drive_url(&emu, "files"))
+            .bearer_auth(&token)
+            .json(&meta)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    drive_put(&emu, &token, "x y", b"other").await;
+
+    let q = format!("name = 'x y' and '{folder_id}' in parents and trashed = false");
+    let list = |page: Option<String>| {
+        let mut params = vec![
+            ("spaces", "drive".to_owned()),
+            ("q", q.clone()),
+            ("pageSize", "2".to_owned()),
+            ("fields", "nextPageToken,files(id,name)".to_owned()),
+            ("alt", "json".to_owned()),
+        ];
+        if let Some(p) = page {
+            params.push(("pageToken", p));
+        }
+        let url = reqwest::Url::parse_with_params(&drive_url(&emu, "files"), &params).unwrap();
+        let token = token.clone();
+        async move {
+            let resp = http().get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            json(resp).await
+        }
+    };
+    let first = list(None).await;
+    assert_eq!(first["files"].as_array().unwrap().len(), 2);
+    assert_eq!(first["files"][0].as_object().unwrap().len(), 2);
+    let token2 = first["nextPageToken"].as_str().unwrap().to_owned();
+    let second = list(Some(token2)).await;
+    assert_eq!(second["files"].as_array().unwrap().len(), 1);
+    assert!(second.get("nextPageToken").is_none());
+
+    // the 'root' alias and malformed queries
+    let url = reqwest::Url::parse_with_params(
+        &drive_url(&emu, "files"),
+        &[("q", "'root' in parents and name contains 'x'")],
+    )
+    .unwrap();
+    let root_list = json(http().get(url).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(root_list["kind"], "drive#fileList");
+    assert_eq!(root_list["files"].as_array().unwrap().len(), 1);
+    let url = reqwest::Url::parse_with_params(&drive_url(&emu, "files"), &[("q", "name = ")]).unwrap();
+    let bad = http().get(url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad = json(bad).await;
+    assert_eq!(bad["error"]["code"], 400);
+
+    // PATCH metadata: rename and move to root
+    let id = first["files"][0]["id"].as_str().unwrap();
+    let patched = json(
+        http()
+            .patch(drive_url(
+                &emu,
+                &format!("files/{id}?addParents=root&removeParents={folder_id}&fields=name,parents"),
+            ))
+            .bearer_auth(&token)
+            .json(&json!({"name": "renamed"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(patched["name"], "renamed");
+    assert_ne!(patched["parents"][0], json!(folder_id));
+
+    // deleting the folder removes its remaining children
+    let resp = http()
+        .delete(drive_url(&emu, &format!("files/{folder_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(emu.drive_files().len(), 2);
+}
+
+#[tokio::test]
+async fn about_requires_fields_and_uses_strings() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    drive_put(&emu, &token, "a", &[0u8; 10]).await;
+    let resp = http()
+        .get(drive_url(&emu, "about"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let about = json(
+        http()
+            .get(drive_url(&emu, "about?fields=user%2CstorageQuota&alt=json"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(about["storageQuota"]["usage"], json!("10"));
+    assert!(about["storageQuota"]["limit"].is_string());
+    assert_eq!(about["user"]["me"], true);
+    assert!(about.get("kind").is_none());
+}
+
+#[tokio::test]
+async fn api_calls_need_a_valid_token() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let url = drive_url(&emu, "files");
+    let check = |resp: reqwest::Response| async move {
+        assert_eq!(resp.status(), 401);
+        assert!(resp.headers().contains_key("www-authenticate"));
+        let err = json(resp).await;
+        assert_eq!(err["error"]["code"], 401);
+        assert_eq!(err["error"]["errors"][0]["reason"], "authError");
+        assert_eq!(err["error"]["errors"][0]["location"], "Authorization");
+    };
+    check(http().get(&url).send().await.unwrap()).await;
+    check(http().get(&url).bearer_auth("ya29.bogus").send().await.unwrap()).await;
+    // a Microsoft token is not a Google token
+    check(http().get(&url).bearer_auth(ms_token(&emu)).send().await.unwrap()).await;
+    assert_eq!(http().get(&url).bearer_auth(&token).send().await.unwrap().status(), 200);
+    emu.expire_access_tokens();
+    check(http().get(&url).bearer_auth(&token).send().await.unwrap()).await;
+    let fresh = google_token(&emu);
+    assert_eq!(http().get(&url).bearer_auth(&fresh).send().await.unwrap().status(), 200);
+    emu.revoke_grants();
+    check(http().get(&url).bearer_auth(&fresh).send().await.unwrap()).await;
+}
+
+/// Starts a resumable session at the path google-drive3 uses or the documented one.
+async fn initiate(emu: &storage_emulator::EmulatorHandle, token: &str, path: &str, len: Option<usize>) -> String {
+    let mut req = http()
+        .post(root_url(emu, path))
+        .bearer_auth(token)
+        .header("x-upload-content-type", "application/octet-stream")
+        .json(&json!({"name": "big.bin"}));
+    if let Some(len) = len {
+        req = req.header("x-upload-content-length", len.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-guploader-uploadid"));
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(resp.bytes().await.unwrap().is_empty());
+    location
+}
+
+async fn chunk(location: &str, range: &str, body: Vec<u8>, post: bool) -> reqwest::Response {
+    let req = if post {
+        http().post(location)
+    } else {
+        http().put(location)
+    };
+    req.header("content-range", range).body(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn resumable_upload_308_range_and_201() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let data = pattern(2 * UNIT + 5);
+    let location = initiate(
+        &emu,
+        &token,
+        "resumable/upload/drive/v3/files?alt=json&uploadType=resumable&fields=id,size,md5Checksum",
+        None,
+    )
+    .await;
+    // the session URI is absolute, on the second origin
+    assert!(location.starts_with(emu.content_base().as_str()), "{location}");
+    assert!(location.contains("upload_id="));
+    assert_eq!(emu.drive_open_sessions(), 1);
+
+    // status query before any byte: 308 without Range
+    let status = chunk(&location, &format!("bytes */{}", data.len()), Vec::new(), false).await;
+    assert_eq!(status.status(), 308);
+    assert!(status.headers().get("range").is_none());
+
+    let total = data.len();
+    let first = chunk(
+        &location,
+        &format!("bytes 0-{}/{total}", UNIT - 1),
+        data[..UNIT].to_vec(),
+        true,
+    )
+    .await;
+    assert_eq!(first.status(), 308);
+    assert_eq!(first.headers()["range"], format!("bytes=0-{}", UNIT - 1));
+    // nothing visible yet
+    assert!(emu.drive_files().is_empty());
+
+    let status = chunk(&location, &format!("bytes */{total}"), Vec::new(), false).await;
+    assert_eq!(status.status(), 308);
+    assert_eq!(status.headers()["range"], format!("bytes=0-{}", UNIT - 1));
+
+    let last = chunk(
+        &location,
+        &format!("bytes {UNIT}-{}/{total}", total - 1),
+        data[UNIT..].to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(last.status(), 201);
+    let file = json(last).await;
+    assert_eq!(file["size"], json!(total.to_string()));
+    assert_eq!(file["md5Checksum"], json!(Checksum::md5_of(&data).to_provider_string()));
+    assert_eq!(file.as_object().unwrap().len(), 3);
+    assert_eq!(emu.drive_file_content(file["id"].as_str().unwrap()).unwrap(), data);
+    assert_eq!(emu.drive_open_sessions(), 0);
+
+    // a status query after completion answers with the file again
+    let again = chunk(&location, &format!("bytes */{total}"), Vec::new(), false).await;
+    assert_eq!(again.status(), 201);
+}
+
+#[tokio::test]
+async fn resumable_update_finishes_with_200_and_zero_bytes_via_status_query() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let id = drive_put(&emu, &token, "u.txt", b"old").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = http()
+        .patch(root_url(
+            &emu,
+            &format!("upload/drive/v3/files/{id}?uploadType=resumable"),
+        ))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let done = chunk(&location, "bytes 0-2/3", b"new".to_vec(), false).await;
+    assert_eq!(done.status(), 200);
+    assert_eq!(emu.drive_file_content(&id).unwrap(), &b"new"[..]);
+
+    // 0 bytes: `bytes */0` completes the upload
+    let location = initiate(&emu, &token, "upload/drive/v3/files?uploadType=resumable", Some(0)).await;
+    let done = chunk(&location, "bytes */0", Vec::new(), false).await;
+    assert_eq!(done.status(), 201);
+    let file = json(done).await;
+    assert_eq!(emu.drive_file_content(file["id"].as_str().unwrap()).unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn strict_mode_keeps_whole_256k_units_and_rejects_bad_ranges() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let data = pattern(3 * UNIT);
+    let total = data.len();
+    let location = initiate(&emu, &token, "upload/drive/v3/files?uploadType=resumable", Some(total)).await;
+
+    // misaligned non-final chunk: only whole 256 KiB units are kept
+    let n = UNIT + 100;
+    let resp = chunk(
+        &location,
+        &format!("bytes 0-{}/{total}", n - 1),
+        data[..n].to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 308);
+    assert_eq!(resp.headers()["range"], format!("bytes=0-{}", UNIT - 1));
+
+    // malformed Content-Range
+    let resp = chunk(&location, "bytes 0-x/10", b"x".to_vec(), false).await;
+    assert_eq!(resp.status(), 400);
+    let err = json(resp).await;
+    assert_eq!(err["error"]["message"], "Failed to parse Content-Range header.");
+    // a range that does not follow on (gap), as google-drive3 would send after ignoring Range
+    let resp = chunk(
+        &location,
+        &format!("bytes {n}-{}/{total}", total - 1),
+        data[n..].to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    // a total that changes
+    let resp = chunk(
+        &location,
+        &format!("bytes {UNIT}-{}/{}", UNIT, total + 1),
+        vec![0],
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    // length that does not match the range
+    let resp = chunk(
+        &location,
+        &format!("bytes {UNIT}-{}/{total}", UNIT + 9),
+        vec![0; 3],
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+
+    // resuming from Range + 1 completes correctly
+    let resp = chunk(
+        &location,
+        &format!("bytes {UNIT}-{}/{total}", total - 1),
+        data[UNIT..].to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let file = json(resp).await;
+    assert_eq!(emu.drive_file_content(file["id"].as_str().unwrap()).unwrap(), data);
+}
+
+#[tokio::test]
+async fn lenient_mode_keeps_misaligned_chunks() {
+    let emu = Emulator::builder().lenient(true).start().await.unwrap();
+    let token = google_token(&emu);
+    let location = initiate(&emu, &token, "upload/drive/v3/files?uploadType=resumable", Some(300)).await;
+    let resp = chunk(&location, "bytes 0-99/300", vec![1; 100], false).await;
+    assert_eq!(resp.status(), 308);
+    assert_eq!(resp.headers()["range"], "bytes=0-99");
+}
+
+#[tokio::test]
+async fn unknown_and_expired_sessions_are_404() {
+    let emu = Emulator::builder()
+        .upload_session_lifetime(std::time::Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let token = google_token(&emu);
+    let location = initiate(&emu, &token, "upload/drive/v3/files?uploadType=resumable", Some(10)).await;
+    let bogus = format!(
+        "{}upload/drive/v3/files?uploadType=resumable&upload_id=nope",
+        emu.content_base()
+    );
+    let resp = chunk(&bogus, "bytes 0-9/10", vec![0; 10], false).await;
+    assert_eq!(resp.status(), 404);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let resp = chunk(&location, "bytes 0-9/10", vec![0; 10], false).await;
+    assert_eq!(resp.status(), 404);
+    assert!(emu.drive_files().is_empty());
+}
+
+async fn token_request(emu: &storage_emulator::EmulatorHandle, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let resp = http().post(root_url(emu, path)).form(form).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, json(resp).await)
+}
+
+#[tokio::test]
+async fn google_token_endpoint_refresh_and_errors() {
+    let emu = start().await;
+    let grant = emu.google_grant();
+    assert_eq!(grant["provider"], "gdrive");
+    assert_eq!(grant["token_uri"], emu.endpoints().google.token.as_str());
+    assert_eq!(grant["client_id"], "emulator-google-client");
+    assert!(chrono::DateTime::parse_from_rfc3339(grant["expiry"].as_str().unwrap()).is_ok());
+    let rt = grant["refresh_token"].as_str().unwrap();
+    let app = emu.google_app().clone();
+    let refresh = [
+        ("client_id", app.client_id.as_str()),
+        ("client_secret", app.client_secret.as_str()),
+        ("refresh_token", rt),
+        ("grant_type", "refresh_token"),
+    ];
+    for path in ["token", "o/oauth2/token"] {
+        let (status, body) = token_request(&emu, path, &refresh).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["token_type"], "Bearer");
+        assert!(body["expires_in"].as_i64().unwrap() > 3000);
+        // Google does not rotate refresh tokens
+        assert!(body.get("refresh_token").is_none());
+        let access = body["access_token"].as_str().unwrap();
+        let resp = http()
+            .get(drive_url(&emu, "files"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    let (status, body) = token_request(
+        &emu,
+        "token",
+        &[
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", "wrong"),
+            ("refresh_token", rt),
+            ("grant_type", "refresh_token"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+
+    let (status, body) = token_request(
+        &emu,
+        "token",
+        &[
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+            ("refresh_token", "1//unknown"),
+            ("grant_type", "refresh_token"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    let (status, body) = token_request(
+        &emu,
+        "token",
+        &[
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+            ("grant_type", "password"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+
+    emu.revoke_grants();
+    let (status, body) = token_request(&emu, "token", &refresh).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+    );
+}
+
+#[tokio::test]
+async fn google_authorize_redirects_with_code_and_pkce_exchange() {
+    let emu = start().await;
+    let app = emu.google_app().clone();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let redirect = "http://127.0.0.1:9/callback";
+    let url = reqwest::Url::parse_with_params(
+        emu.endpoints().google.authorize.as_str(),
+        &[
+            ("client_id", app.client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", "https://www.googleapis.com/auth/drive.file"),
+            ("access_type", "offline"),
+            ("prompt", "consent"),
+            ("state", "st8"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let resp = http().get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(redirect));
+    let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(params["state"], "st8");
+    let code = params["code"].clone();
+
+    let exchange = |verifier: &'static str, code: String| {
+        let app = app.clone();
+        let emu_token = emu.endpoints().google.token.clone();
+        async move {
+            let resp = http()
+                .post(emu_token)
+                .form(&[
+                    ("code", code.as_str()),
+                    ("client_id", app.client_id.as_str()),
+                    ("client_secret", app.client_secret.as_str()),
+                    ("redirect_uri", redirect),
+                    ("grant_type", "authorization_code"),
+                    ("code_verifier", verifier),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), json(resp).await)
+        }
+    };
+    let (status, body) = exchange(verifier, code.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["refresh_token"].is_string());
+    // a code works once
+    let (status, body) = exchange(verifier, code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    // wrong verifier
+    let resp = http()
+        .get(
+            reqwest::Url::parse_with_params(
+                emu.endpoints().google.authorize.as_str(),
+                &[
+                    ("client_id", app.client_id.as_str()),
+                    ("redirect_uri", redirect),
+                    ("response_type", "code"),
+                    ("code_challenge", challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+            )
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let location = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, body) = exchange("wrong-verifier", code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    // unknown client
+    let resp = http()
+        .get(format!(
+            "{}?client_id=nope&redirect_uri={redirect}&response_type=code",
+            emu.endpoints().google.authorize
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
