@@ -13,6 +13,7 @@ mod secret;
 pub mod stream;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod upload;
 
 pub use backend::{ByteStream, Capabilities, StorageBackend};
 pub use checksum::{Checksum, Md5Hasher, QuickXorHasher};

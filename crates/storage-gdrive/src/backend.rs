@@ -12,7 +12,7 @@ use storage_core::{
 use crate::client::{DriveClient, DriveFile, default_http, quote};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
-use crate::upload::{BufferGauge, Source};
+use storage_core::upload::{BufferGauge, UploadSource};
 
 /// Google Drive v3 behind [`StorageBackend`].
 ///
@@ -159,15 +159,15 @@ impl GoogleDriveBackend {
             }
             Body::Large(source, size) => {
                 let replay = match &source {
-                    Source::Bytes(b) => Some(b.clone()),
-                    Source::Stream(_) => None,
+                    UploadSource::Bytes(b) => Some(b.clone()),
+                    UploadSource::Stream(_) => None,
                 };
                 match crate::upload::upload(&self.client, &self.gauge, folder, file_name, content_type, source, size)
                     .await
                 {
                     Ok((f, md5)) => (f, md5, size),
                     Err(e @ StorageError::NotFound { .. }) => {
-                        return Err((e, replay.map(|b| Body::Large(Source::Bytes(b), size))));
+                        return Err((e, replay.map(|b| Body::Large(UploadSource::Bytes(b), size))));
                     }
                     Err(e) => return Err((e, None)),
                 }
@@ -221,7 +221,7 @@ impl GoogleDriveBackend {
 
 enum Body {
     Small(Bytes),
-    Large(Source, u64),
+    Large(UploadSource, u64),
 }
 
 #[async_trait]
@@ -231,7 +231,7 @@ impl StorageBackend for GoogleDriveBackend {
             Body::Small(body)
         } else {
             let size = body.len() as u64;
-            Body::Large(Source::Bytes(body), size)
+            Body::Large(UploadSource::Bytes(body), size)
         };
         self.store(name, content_type, body).await
     }
@@ -265,7 +265,7 @@ impl StorageBackend for GoogleDriveBackend {
             }
             Body::Small(buf.freeze())
         } else {
-            Body::Large(Source::Stream(body), size)
+            Body::Large(UploadSource::Stream(body), size)
         };
         self.store(name, content_type, body).await
     }

@@ -17,165 +17,12 @@
 //! - `404` (or `410`) means the session is gone: start over.
 //! - `200`/`201` carries the file resource.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt as _;
-use storage_core::{ByteStream, Md5Hasher, Result, StorageError};
+use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
+use storage_core::{Result, StorageError};
 
 use crate::client::{DriveClient, DriveFile, FILE_FIELDS, answer_error, read_json};
 use crate::config::CHUNK_UNIT;
 use crate::error::transport;
-
-/// Where the bytes come from.
-pub(crate) enum Source {
-    /// In memory: can be replayed after a lost session.
-    Bytes(Bytes),
-    /// A stream: can be replayed only while nothing has left the buffer.
-    Stream(ByteStream),
-}
-
-/// The highest number of body bytes an upload held at once, over the backend's life.
-#[derive(Debug, Default)]
-pub(crate) struct BufferGauge(AtomicUsize);
-
-impl BufferGauge {
-    fn record(&self, held: usize) {
-        self.0.fetch_max(held, Ordering::Relaxed);
-    }
-
-    pub fn peak(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Reads the source into a window that starts at the first unacknowledged byte.
-struct Window {
-    source: Source,
-    /// Bytes of `Source::Bytes` already moved into the window.
-    taken: usize,
-    size: u64,
-    /// Offset of `pending[0]` in the file.
-    start: u64,
-    /// Bytes from `start` on, not yet acknowledged by the server.
-    pending: Bytes,
-    /// Bytes read from the source so far.
-    read: u64,
-    hasher: Md5Hasher,
-    /// Whether bytes have been dropped, so a stream can no longer be replayed.
-    dropped: bool,
-    /// Whether the stream has ended (it is not polled again).
-    ended: bool,
-}
-
-impl Window {
-    fn new(source: Source, size: u64) -> Self {
-        Self {
-            source,
-            taken: 0,
-            size,
-            start: 0,
-            pending: Bytes::new(),
-            read: 0,
-            hasher: Md5Hasher::new(),
-            dropped: false,
-            ended: false,
-        }
-    }
-
-    fn can_restart(&self) -> bool {
-        matches!(self.source, Source::Bytes(_)) || !self.dropped
-    }
-
-    fn restart(&mut self) {
-        if let Source::Bytes(_) = self.source {
-            self.taken = 0;
-            self.read = 0;
-            self.pending = Bytes::new();
-            self.hasher = Md5Hasher::new();
-        }
-        // A stream that dropped nothing still has every byte in `pending`.
-        self.start = 0;
-    }
-
-    /// Tops the window up to `target` bytes or the end of the source.
-    async fn fill(&mut self, target: usize) -> Result<()> {
-        if self.pending.len() >= target || self.read == self.size && self.exhausted() {
-            return Ok(());
-        }
-        let mut buf = BytesMut::with_capacity(target.max(self.pending.len()));
-        buf.extend_from_slice(&self.pending);
-        while buf.len() < target {
-            let piece = match &mut self.source {
-                Source::Bytes(all) => {
-                    if self.taken >= all.len() {
-                        None
-                    } else {
-                        let end = (self.taken + target - buf.len()).min(all.len());
-                        let p = all.slice(self.taken..end);
-                        self.taken = end;
-                        Some(p)
-                    }
-                }
-                Source::Stream(_) if self.ended => None,
-                Source::Stream(s) => {
-                    let next = s.next().await.transpose()?;
-                    self.ended = next.is_none();
-                    next
-                }
-            };
-            let Some(piece) = piece else {
-                if self.read != self.size {
-                    return Err(StorageError::invalid_input(format!(
-                        "stream ended after {} of the declared {} bytes",
-                        self.read, self.size
-                    )));
-                }
-                break;
-            };
-            self.read += piece.len() as u64;
-            if self.read > self.size {
-                return Err(StorageError::invalid_input(format!(
-                    "stream is longer than the declared {} bytes",
-                    self.size
-                )));
-            }
-            self.hasher.update(&piece);
-            buf.extend_from_slice(&piece);
-        }
-        self.pending = buf.freeze();
-        Ok(())
-    }
-
-    fn exhausted(&self) -> bool {
-        match &self.source {
-            Source::Bytes(all) => self.taken >= all.len(),
-            Source::Stream(_) => self.ended,
-        }
-    }
-
-    /// The server holds every byte before `committed`.
-    fn acknowledge(&mut self, committed: u64) -> Result<()> {
-        let end = self.start + self.pending.len() as u64;
-        if committed < self.start || committed > end {
-            return Err(StorageError::Provider {
-                status: 308,
-                code: Some("badRange".into()),
-                message: format!(
-                    "drive reports {committed} bytes stored, outside the unacknowledged window {}..{end}",
-                    self.start
-                ),
-            });
-        }
-        let drop_len = usize::try_from(committed - self.start).unwrap_or(usize::MAX);
-        if drop_len > 0 {
-            self.pending = self.pending.slice(drop_len..);
-            self.start = committed;
-            self.dropped = true;
-        }
-        Ok(())
-    }
-}
 
 /// How one session ended.
 enum SessionEnd {
@@ -191,16 +38,16 @@ pub(crate) async fn upload(
     parent: &str,
     name: &str,
     content_type: &str,
-    source: Source,
+    source: UploadSource,
     size: u64,
 ) -> Result<(DriveFile, String)> {
-    let mut window = Window::new(source, size);
+    let mut window = UploadWindow::new(source, size, HashKind::Md5);
     let mut restarts = 1;
     loop {
         let session = start(client, parent, name, content_type, size).await?;
         match send(client, gauge, &session, &mut window).await? {
             SessionEnd::Done(file) => {
-                let md5 = std::mem::take(&mut window.hasher).finish().to_provider_string();
+                let md5 = window.checksum().to_provider_string();
                 return Ok((file, md5));
             }
             SessionEnd::Gone if restarts > 0 && window.can_restart() => {
@@ -294,31 +141,28 @@ async fn interpret(resp: reqwest::Response) -> Result<Reply> {
 ///
 /// No `Authorization` goes to the session URI: the URI itself authorises the
 /// upload, and a token sent where it is not needed is a token exposed.
-async fn send(client: &DriveClient, gauge: &BufferGauge, session: &str, w: &mut Window) -> Result<SessionEnd> {
+async fn send(client: &DriveClient, gauge: &BufferGauge, session: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
     let chunk = client.options.chunk_size;
     let policy = client.options.retry;
     let mut failures = 0u32;
     loop {
         w.fill(chunk).await?;
-        gauge.record(w.pending.len());
-        let held = w.pending.len() as u64;
-        let last = w.start + held == w.size;
-        let send_len = if last { held } else { held - held % CHUNK_UNIT as u64 };
-        if send_len == 0 {
+        gauge.record(w.held());
+        let Some(body) = w.next_piece(CHUNK_UNIT) else {
             return Err(StorageError::Provider {
                 status: 308,
                 code: Some("noProgress".into()),
                 message: "nothing left to send but drive has not finished the upload".into(),
             });
-        }
-        let first = w.start;
-        let body = w.pending.slice(..usize::try_from(send_len).unwrap_or(usize::MAX));
+        };
+        let first = w.start();
+        let send_len = body.len() as u64;
         let sent = client
             .http
             .put(session)
             .header(
                 reqwest::header::CONTENT_RANGE,
-                format!("bytes {first}-{}/{}", first + send_len - 1, w.size),
+                format!("bytes {first}-{}/{}", first + send_len - 1, w.size()),
             )
             .body(body)
             .send()
@@ -341,7 +185,7 @@ async fn send(client: &DriveClient, gauge: &BufferGauge, session: &str, w: &mut 
                 };
                 tokio::time::sleep(wait).await;
                 // Ask what the server kept before sending anything again.
-                match query(client, session, w.size).await {
+                match query(client, session, w.size()).await {
                     Ok(Reply::Stored(n)) => w.acknowledge(n)?,
                     Ok(Reply::Done(file)) => return Ok(SessionEnd::Done(file)),
                     Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
@@ -380,35 +224,5 @@ mod tests {
         assert_eq!(stored_after_308(&h).unwrap(), 262_144);
         h.insert(RANGE, HeaderValue::from_static("bytes 0-5"));
         assert!(stored_after_308(&h).is_err());
-    }
-
-    #[tokio::test]
-    async fn window_acknowledges_and_refuses_impossible_ranges() {
-        let data = Bytes::from(vec![7u8; 3 * CHUNK_UNIT + 5]);
-        let mut w = Window::new(Source::Bytes(data.clone()), data.len() as u64);
-        w.fill(2 * CHUNK_UNIT).await.unwrap();
-        assert_eq!(w.pending.len(), 2 * CHUNK_UNIT);
-        w.acknowledge(CHUNK_UNIT as u64).unwrap();
-        assert_eq!(w.start, CHUNK_UNIT as u64);
-        assert!(
-            w.acknowledge(0).is_err(),
-            "the server may not forget acknowledged bytes"
-        );
-        assert!(
-            w.acknowledge(10 * CHUNK_UNIT as u64).is_err(),
-            "nor claim bytes never sent"
-        );
-        w.fill(4 * CHUNK_UNIT).await.unwrap();
-        assert_eq!(w.start + w.pending.len() as u64, data.len() as u64);
-    }
-
-    #[tokio::test]
-    async fn a_short_stream_is_invalid_input() {
-        let s: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]));
-        let mut w = Window::new(Source::Stream(s), 10);
-        assert!(matches!(
-            w.fill(CHUNK_UNIT).await,
-            Err(StorageError::InvalidInput { .. })
-        ));
     }
 }
