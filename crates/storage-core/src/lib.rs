@@ -3,6 +3,7 @@
 
 mod backend;
 pub mod checksum;
+pub mod download;
 mod error;
 mod local;
 mod memory;

@@ -37,28 +37,29 @@ pub enum HashKind {
     QuickXor,
 }
 
+/// An incremental hasher of either kind.
 #[derive(Debug, Clone)]
-enum Hasher {
+pub(crate) enum UploadHasher {
     Md5(Md5Hasher),
     QuickXor(QuickXorHasher),
 }
 
-impl Hasher {
-    fn new(kind: HashKind) -> Self {
+impl UploadHasher {
+    pub(crate) fn new(kind: HashKind) -> Self {
         match kind {
             HashKind::Md5 => Self::Md5(Md5Hasher::new()),
             HashKind::QuickXor => Self::QuickXor(QuickXorHasher::new()),
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         match self {
             Self::Md5(h) => h.update(data),
             Self::QuickXor(h) => h.update(data),
         }
     }
 
-    fn finish(&self) -> Checksum {
+    pub(crate) fn finish(&self) -> Checksum {
         match self {
             Self::Md5(h) => h.clone().finish(),
             Self::QuickXor(h) => h.finish(),
@@ -112,7 +113,7 @@ pub struct UploadWindow {
     start: u64,
     pending: Bytes,
     read: u64,
-    hasher: Hasher,
+    hasher: UploadHasher,
     dropped: bool,
     ended: bool,
 }
@@ -128,7 +129,7 @@ impl UploadWindow {
             start: 0,
             pending: Bytes::new(),
             read: 0,
-            hasher: Hasher::new(kind),
+            hasher: UploadHasher::new(kind),
             dropped: false,
             ended: false,
         }
@@ -160,7 +161,7 @@ impl UploadWindow {
             self.taken = 0;
             self.read = 0;
             self.pending = Bytes::new();
-            self.hasher = Hasher::new(self.kind);
+            self.hasher = UploadHasher::new(self.kind);
         }
         self.start = 0;
     }
