@@ -9,6 +9,8 @@ mod local;
 mod memory;
 mod meta;
 mod name;
+#[cfg(feature = "oauth")]
+pub mod oauth;
 pub mod retry;
 mod secret;
 pub mod stream;
