@@ -86,11 +86,11 @@ pub(crate) fn provider_of(origin: Origin, path: &str) -> Option<Provider> {
 pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let conn = req.extensions().get::<ConnInfo>().cloned();
     let (mut parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
-    };
     let origin = conn.as_ref().map_or(Origin::Api, |c| c.origin);
     let path = parts.uri.path().to_owned();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return errors::default_error(provider_of(origin, &path), 413);
+    };
     let raw_query = parts.uri.query().map(str::to_owned);
     let provider = provider_of(origin, &path);
     shared.journal.record(JournalEntry {

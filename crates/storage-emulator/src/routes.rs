@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{any, get, post};
@@ -54,6 +54,7 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         // Graph: paths with `root:/…:` addressing do not fit a router; parse them by hand.
         .route("/v1.0/{*rest}", any(microsoft::items::dispatch))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(Arc::clone(&shared), pipeline))
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
@@ -66,6 +67,7 @@ pub(crate) fn content_router(shared: Arc<Shared>) -> Router {
         .route("/up/{session}", any(microsoft::upload::session))
         .route("/dl/{token}", get(microsoft::items::download))
         .fallback(not_found_content)
+        .method_not_allowed_fallback(method_not_allowed_content)
         .layer(from_fn_with_state(Arc::clone(&shared), pipeline))
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
@@ -75,8 +77,25 @@ async fn not_found(axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
     fallback(&ctx, Origin::Api)
 }
 
-async fn not_found_content(State(_shared): State<Arc<Shared>>, axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
+async fn not_found_content(axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
     fallback(&ctx, Origin::Content)
+}
+
+async fn method_not_allowed(axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
+    not_allowed(&ctx, Origin::Api)
+}
+
+async fn method_not_allowed_content(axum::Extension(ctx): axum::Extension<Ctx>) -> Response {
+    not_allowed(&ctx, Origin::Content)
+}
+
+/// 405 in the provider's error shape, so every error body carries `error.code` and a message.
+fn not_allowed(ctx: &Ctx, origin: Origin) -> Response {
+    let message = format!("Method {} is not allowed on {}", ctx.method, ctx.path);
+    match provider_of(origin, &ctx.path) {
+        Some(Provider::Microsoft) => errors::graph_error(405, "invalidRequest", &message),
+        _ => errors::google_error(405, "badRequest", &message),
+    }
 }
 
 fn fallback(ctx: &Ctx, origin: Origin) -> Response {

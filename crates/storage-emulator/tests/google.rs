@@ -722,3 +722,114 @@ async fn google_authorize_redirects_with_code_and_pkce_exchange() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test]
+async fn content_updates_by_media_multipart_and_resumable_path() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let id = drive_put(&emu, &token, "v.txt", b"one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let resp = http()
+        .patch(root_url(
+            &emu,
+            &format!("upload/drive/v3/files/{id}?uploadType=media&fields=size,version"),
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("two!")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let file = json(resp).await;
+    assert_eq!(file["size"], json!("4"));
+    assert_eq!(file["version"], json!("2"));
+
+    let body = "--B\r\ncontent-type: application/json\r\n\r\n{\"name\":\"w.txt\"}\r\n--B\r\ncontent-type: text/plain\r\n\r\nthree\r\n--B--";
+    let resp = http()
+        .patch(root_url(
+            &emu,
+            &format!("upload/drive/v3/files/{id}?uploadType=multipart&fields=name"),
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/related;boundary=B")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json(resp).await["name"], "w.txt");
+    assert_eq!(emu.drive_file_content(&id).unwrap(), &b"three"[..]);
+
+    // google-drive3's files.update + media path
+    let resp = http()
+        .patch(root_url(
+            &emu,
+            &format!("resumable/upload/drive/v3/files/{id}?alt=json&uploadType=resumable"),
+        ))
+        .bearer_auth(&token)
+        .header("x-upload-content-type", "text/plain")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let resp = http()
+        .post(&location)
+        .header("content-range", "bytes 0-3/4")
+        .body("four")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(emu.drive_file_content(&id).unwrap(), &b"four"[..]);
+
+    // unknown ids
+    let resp = http()
+        .patch(root_url(&emu, "upload/drive/v3/files/missing?uploadType=media"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    // malformed multipart
+    let resp = http()
+        .post(root_url(&emu, "upload/drive/v3/files?uploadType=multipart"))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/related; boundary=B")
+        .body("--B\r\nbroken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(json(resp).await["error"]["code"], 400);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_get_google_error_bodies() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let resp = http()
+        .put(drive_url(&emu, "files/abc"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let err = json(resp).await;
+    assert_eq!(err["error"]["code"], 405);
+    assert!(err["error"]["errors"][0]["reason"].is_string());
+    let resp = http()
+        .get(drive_url(&emu, "nothing/here"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json(resp).await["error"]["code"], 404);
+}

@@ -750,3 +750,76 @@ async fn microsoft_authorize_and_code_exchange() {
     let (status, body) = exchange("bogus".to_owned()).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 }
+
+#[tokio::test]
+async fn folders_drives_path_and_session_update_by_id() {
+    let emu = start().await;
+    let token = ms_token(&emu);
+    let resp = http()
+        .post(graph_url(&emu, "me/drive/root/children"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "New Folder", "folder": {}, "@microsoft.graph.conflictBehavior": "fail"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let folder = json(resp).await;
+    assert_eq!(folder["folder"]["childCount"], 0);
+    let resp = http()
+        .post(graph_url(&emu, "me/drive/root/children"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "new folder", "folder": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409, "names are case-insensitive");
+
+    let item = graph_put(&emu, &token, "New%20Folder/f.txt", b"v1").await;
+    let id = item["id"].as_str().unwrap();
+    let drive_id = item["parentReference"]["driveId"].as_str().unwrap();
+    let resp = http()
+        .get(graph_url(&emu, &format!("drives/{drive_id}/items/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = http()
+        .get(graph_url(&emu, &format!("drives/other/items/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    // a session on an existing item replaces its content, keeping the id
+    let resp = http()
+        .post(graph_url(&emu, &format!("me/drive/items/{id}/createUploadSession")))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let url = json(resp).await["uploadUrl"].as_str().unwrap().to_owned();
+    let resp = fragment(&url, 0, b"version two", 11).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json(resp).await["id"], json!(id));
+    assert_eq!(emu.graph_item_content(id).unwrap(), &b"version two"[..]);
+
+    // 405 in Graph's shape
+    let resp = http()
+        .patch(graph_url(&emu, "me/drive"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(json(resp).await["error"]["code"], "invalidRequest");
+    let resp = http()
+        .post(format!("{}up/nope", emu.content_base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
