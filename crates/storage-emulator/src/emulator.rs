@@ -130,7 +130,8 @@ pub enum StartError {
 pub struct Emulator;
 
 impl Emulator {
-    /// Starts a strict emulator on ephemeral ports with default settings.
+    /// Starts a strict emulator on ephemeral ports with default settings, serving on the
+    /// current Tokio runtime.
     ///
     /// # Errors
     /// When a listener cannot bind.
@@ -158,6 +159,7 @@ pub struct EmulatorBuilder {
     reject_auth_on_download_url: bool,
     drive_quota_bytes: u64,
     graph_session_conflict_default: String,
+    log_requests: bool,
     faults: Vec<FaultRule>,
 }
 
@@ -182,6 +184,7 @@ impl Default for EmulatorBuilder {
             // https://learn.microsoft.com/graph/api/driveitem-createuploadsession: the default
             // conflict behaviour of an upload session is `fail`.
             graph_session_conflict_default: "fail".to_owned(),
+            log_requests: false,
             faults: Vec::new(),
         }
     }
@@ -270,6 +273,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Writes one line per request (method, path, status) to stderr (default off; the binary
+    /// turns it on).
+    #[must_use]
+    pub fn log_requests(mut self, log: bool) -> Self {
+        self.log_requests = log;
+        self
+    }
+
     /// A fault rule installed before the first request.
     #[must_use]
     pub fn fault(mut self, rule: FaultRule) -> Self {
@@ -277,7 +288,7 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Binds both listeners and starts serving.
+    /// Binds both listeners and starts serving on the current Tokio runtime.
     ///
     /// # Errors
     /// When a listener cannot bind.
@@ -305,6 +316,7 @@ impl EmulatorBuilder {
                 reject_auth_on_download_url: self.reject_auth_on_download_url,
                 drive_quota_bytes: self.drive_quota_bytes,
                 graph_session_conflict_default: self.graph_session_conflict_default,
+                log_requests: self.log_requests,
             },
             endpoints: endpoints.clone(),
             content_base: content_base.clone(),

@@ -73,7 +73,8 @@ async fn main() -> ExitCode {
     let mut builder = Emulator::builder()
         .port(args.port)
         .content_port(args.content_port)
-        .lenient(args.lenient);
+        .lenient(args.lenient)
+        .log_requests(true);
     if let Some(path) = &args.faults {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,

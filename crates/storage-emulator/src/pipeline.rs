@@ -149,6 +149,7 @@ pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, ne
         }
     }
 
+    let path_for_log = path.clone();
     let ctx = Ctx {
         method: parts.method.clone(),
         path,
@@ -158,7 +159,17 @@ pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, ne
         fault: handler_fault,
     };
     parts.extensions.insert(ctx);
+    let method = shared.config.log_requests.then(|| parts.method.clone());
     let resp = next.run(Request::from_parts(parts, Body::empty())).await;
+    if let Some(method) = method {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "storage-emulator: {method} {} -> {}",
+            path_for_log,
+            resp.status().as_u16()
+        );
+    }
     match (cut, conn) {
         (Some((after, reset)), Some(conn)) => cut_body(resp, after, reset, conn).await,
         _ => resp,

@@ -24,6 +24,7 @@ pub(crate) struct Config {
     pub reject_auth_on_download_url: bool,
     pub drive_quota_bytes: u64,
     pub graph_session_conflict_default: String,
+    pub log_requests: bool,
 }
 
 /// Everything a request handler can reach.

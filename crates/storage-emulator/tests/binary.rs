@@ -23,7 +23,7 @@ async fn prints_endpoints_then_serves_with_fault_rules() {
         .args(["--lenient", "--faults"])
         .arg(&rules)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -59,6 +59,21 @@ async fn prints_endpoints_then_serves_with_fault_rules() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+
+    // one log line per request on stderr
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let wanted = "GET /drive/v3/about -> 418";
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if line.contains(wanted) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(found, "no log line containing {wanted}");
 
     child.kill().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
