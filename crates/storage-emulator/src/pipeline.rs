@@ -82,8 +82,23 @@ pub(crate) fn provider_of(origin: Origin, path: &str) -> Option<Provider> {
     }
 }
 
-/// The middleware.
+/// The middleware: serves the request and, when configured, logs one line to stderr.
 pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if !shared.config.log_requests {
+        return serve_request(shared, req, next).await;
+    }
+    let line = format!("{} {}", req.method(), req.uri().path());
+    let resp = serve_request(shared, req, next).await;
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "storage-emulator: {line} -> {}",
+        resp.status().as_u16()
+    );
+    resp
+}
+
+async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Response {
     let conn = req.extensions().get::<ConnInfo>().cloned();
     let (mut parts, body) = req.into_parts();
     let origin = conn.as_ref().map_or(Origin::Api, |c| c.origin);
@@ -149,7 +164,6 @@ pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, ne
         }
     }
 
-    let path_for_log = path.clone();
     let ctx = Ctx {
         method: parts.method.clone(),
         path,
@@ -159,17 +173,7 @@ pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, ne
         fault: handler_fault,
     };
     parts.extensions.insert(ctx);
-    let method = shared.config.log_requests.then(|| parts.method.clone());
     let resp = next.run(Request::from_parts(parts, Body::empty())).await;
-    if let Some(method) = method {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "storage-emulator: {method} {} -> {}",
-            path_for_log,
-            resp.status().as_u16()
-        );
-    }
     match (cut, conn) {
         (Some((after, reset)), Some(conn)) => cut_body(resp, after, reset, conn).await,
         _ => resp,
