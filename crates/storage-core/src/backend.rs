@@ -25,6 +25,9 @@ pub struct Capabilities {
     pub presign_get: Option<Duration>,
     /// `generate_presigned_put_url` works, for expiries up to this long.
     pub presign_put: Option<Duration>,
+    /// `stat_object` reports the content type given at upload. OneDrive, for
+    /// one, derives its own from the file extension.
+    pub keeps_content_type: bool,
 }
 
 impl Capabilities {
@@ -32,12 +35,20 @@ impl Capabilities {
     pub const NONE: Self = Self {
         presign_get: None,
         presign_put: None,
+        keeps_content_type: false,
     };
 
     /// Presigned GET URLs up to `max` long.
     #[must_use]
     pub const fn with_presign_get(mut self, max: Duration) -> Self {
         self.presign_get = Some(max);
+        self
+    }
+
+    /// `stat_object` reports the content type given at upload.
+    #[must_use]
+    pub const fn keeping_content_type(mut self) -> Self {
+        self.keeps_content_type = true;
         self
     }
 

@@ -153,4 +153,8 @@ impl StorageBackend for MemoryBackend {
     async fn health_check(&self) -> Result<()> {
         Ok(())
     }
+
+    fn capabilities(&self) -> crate::Capabilities {
+        crate::Capabilities::NONE.keeping_content_type()
+    }
 }

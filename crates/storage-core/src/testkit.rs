@@ -240,9 +240,10 @@ async fn stat(r: &Run<'_>) -> CheckResult {
             "stat_object size is {}, wrote {size}",
             meta.size
         );
-        if let Some(ct) = &meta.content_type {
+        if r.backend.capabilities().keeps_content_type {
+            let ct = meta.content_type.as_deref();
             ensure!(
-                ct == "text/plain",
+                ct == Some("text/plain"),
                 "stat_object content type is {ct:?}, wrote \"text/plain\""
             );
         }
@@ -531,6 +532,7 @@ mod tests {
         WrongSize,
         DeleteNotIdempotent,
         ClaimsPresign,
+        LosesContentType,
     }
 
     /// A memory backend with one deliberate defect.
@@ -576,10 +578,10 @@ mod tests {
         }
         async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
             let meta = self.inner.stat_object(key).await?;
-            Ok(if self.flaw == Flaw::WrongSize {
-                ObjectMeta::new(meta.size + 1)
-            } else {
-                meta
+            Ok(match self.flaw {
+                Flaw::WrongSize => ObjectMeta::new(meta.size + 1),
+                Flaw::LosesContentType => ObjectMeta::new(meta.size),
+                _ => meta,
             })
         }
         async fn presigned_get_url(&self, key: &ObjectKey, e: Duration) -> Result<Url> {
@@ -592,10 +594,10 @@ mod tests {
             Ok(())
         }
         fn capabilities(&self) -> crate::Capabilities {
-            if self.flaw == Flaw::ClaimsPresign {
-                crate::Capabilities::NONE.with_presign_get(Duration::from_secs(3600))
-            } else {
-                crate::Capabilities::NONE
+            match self.flaw {
+                Flaw::ClaimsPresign => crate::Capabilities::NONE.with_presign_get(Duration::from_secs(3600)),
+                Flaw::LosesContentType => crate::Capabilities::NONE.keeping_content_type(),
+                _ => crate::Capabilities::NONE,
             }
         }
     }
@@ -646,6 +648,13 @@ mod tests {
         let report = run_broken(Flaw::DeleteNotIdempotent).await;
         assert!(report.failed("delete_idempotent"), "{report}");
         assert!(report.failed("missing_key"), "{report}");
+    }
+
+    #[tokio::test]
+    async fn catches_a_content_type_that_is_declared_kept_but_lost() {
+        let report = run_broken(Flaw::LosesContentType).await;
+        assert!(report.failed("stat"), "{report}");
+        assert_eq!(report.failures.len(), 1, "{report}");
     }
 
     #[tokio::test]

@@ -315,4 +315,8 @@ impl StorageBackend for GoogleDriveBackend {
     async fn health_check(&self) -> Result<()> {
         self.client.about().await
     }
+
+    fn capabilities(&self) -> storage_core::Capabilities {
+        storage_core::Capabilities::NONE.keeping_content_type()
+    }
 }

@@ -1,4 +1,13 @@
-//! OneDrive (Microsoft Graph) backend for `storage-core`.
-//!
-//! This crate is a skeleton: the backend lands with its own issue.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
+
+mod backend;
+mod client;
+mod config;
+mod download;
+mod error;
+pub mod oauth;
+mod upload;
+
+pub use backend::{OneDriveBackend, OneDriveBuilder};
+pub use config::{FRAGMENT_UNIT, GraphEndpoints, MAX_FRAGMENT, MicrosoftApp, OneDriveOptions};

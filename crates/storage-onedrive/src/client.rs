@@ -1,0 +1,364 @@
+//! Raw Graph calls: graph-rs-sdk's `GraphClient` for drive, item, delete and
+//! session creation, `reqwest` for what goes to pre-authenticated URLs; and the
+//! token source graph-rs-sdk reads.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use graph_core::identity::ForceTokenRefresh;
+use graph_rs_sdk::error::{AuthExecutionError, AuthExecutionResult};
+use graph_rs_sdk::http::BodyRead;
+use graph_rs_sdk::identity::ClientApplication;
+use graph_rs_sdk::{GraphClient, GraphClientConfiguration, GraphFailure, GraphResult, ODataQuery as _};
+use serde::Deserialize;
+use storage_core::{ConnectionReason, ObjectName, Result, StorageError, TokenCell};
+
+use crate::config::{GRAPH_HOSTS, GraphEndpoints, OneDriveOptions, is_loopback};
+use crate::error::{answer_error, read_json, transport};
+
+/// The fields every item read asks for.
+const ITEM_FIELDS: [&str; 6] = ["id", "name", "size", "file", "folder", "@microsoft.graph.downloadUrl"];
+
+/// A OneDrive item id as it may enter a URL path: ids look like
+/// `01NKDM7HMOJTVYMDOSXFDK2QJDXCDI3WUK` (Business) or `12319191!11919` (Personal).
+pub(crate) fn check_item_id(id: &str) -> Result<()> {
+    let ok = (1..=256).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'!' | b'_' | b'-' | b'.'))
+        && id != "."
+        && id != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::invalid_input(
+            "a onedrive key is an item id of letters, digits, `!`, `.`, `_` and `-`",
+        ))
+    }
+}
+
+/// `:/{user_id}/{document_id}{extension}:`, the path address graph-rs-sdk
+/// percent-encodes segment by segment. The name rules of [`ObjectName`] keep
+/// `/`, `:`, `#`, `%` and `?` out of the parts, so the path cannot break out.
+pub(crate) fn item_path(name: &ObjectName) -> String {
+    format!(":/{}/{}:", name.user_id(), name.file_name())
+}
+
+/// The item fields this crate reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct DriveItem {
+    #[serde(default)]
+    pub id: String,
+    /// Graph sends sizes as JSON numbers.
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub file: Option<FileFacet>,
+    #[serde(default)]
+    pub folder: Option<serde_json::Value>,
+    #[serde(default, rename = "@microsoft.graph.downloadUrl")]
+    pub download_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct FileFacet {
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub hashes: Option<Hashes>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Hashes {
+    #[serde(default)]
+    pub quick_xor_hash: Option<String>,
+}
+
+impl DriveItem {
+    pub fn quick_xor(&self) -> Option<&str> {
+        self.file.as_ref()?.hashes.as_ref()?.quick_xor_hash.as_deref()
+    }
+}
+
+/// Hands graph-rs-sdk the current token from the shared cell on every request.
+/// It never refreshes: graph-oauth would refresh before every call, against a
+/// fixed host, and drop the rotated refresh token.
+#[derive(Clone)]
+struct GraphToken(TokenCell);
+
+#[async_trait::async_trait]
+impl ClientApplication for GraphToken {
+    fn get_token_silent(&mut self) -> AuthExecutionResult<String> {
+        self.0
+            .get()
+            .map(|t| t.expose().to_owned())
+            .ok_or_else(|| AuthExecutionError::Other("no access token in the cell".into()))
+    }
+
+    async fn get_token_silent_async(&mut self) -> AuthExecutionResult<String> {
+        self.get_token_silent()
+    }
+
+    fn with_force_token_refresh(&mut self, _force: ForceTokenRefresh) {}
+}
+
+/// One Graph client, one reqwest client, the cell and the options; clones share all.
+#[derive(Clone)]
+pub(crate) struct GraphApi {
+    graph: GraphClient,
+    pub http: reqwest::Client,
+    pub tokens: TokenCell,
+    pub endpoints: GraphEndpoints,
+    pub options: OneDriveOptions,
+}
+
+impl std::fmt::Debug for GraphApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphApi")
+            .field("endpoints", &self.endpoints)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reqwest client for uploadUrls and download URLs: it follows no redirect
+/// and carries no credentials of its own.
+pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .build()
+        .map_err(|e| StorageError::transport("failed to build the http client", e))
+}
+
+/// Builds a `GraphClient` for `endpoints` without ever reaching
+/// `use_endpoint`'s panic on an unknown host.
+fn graph_client(endpoints: &GraphEndpoints, tokens: TokenCell, options: &OneDriveOptions) -> Result<GraphClient> {
+    endpoints.validate()?;
+    // graph-rs-sdk appends path segments itself; give it the base without the trailing `/`.
+    let mut base = endpoints.graph.clone();
+    let trimmed = base.path().trim_end_matches('/').to_owned();
+    base.set_path(&trimmed);
+    let config = GraphClientConfiguration::new()
+        .client_application(GraphToken(tokens))
+        .referer(false)
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.read_timeout.max(Duration::from_secs(1)));
+    let known = matches!(base.host_str(), Some(h) if GRAPH_HOSTS.contains(&h));
+    if known && base.scheme() == "https" {
+        let mut client = GraphClient::from(config);
+        client.use_endpoint(&base);
+        return Ok(client);
+    }
+    test_client(config, &base)
+}
+
+#[cfg(feature = "emulator")]
+fn test_client(config: GraphClientConfiguration, base: &url::Url) -> Result<GraphClient> {
+    if !is_loopback(base) {
+        return Err(StorageError::invalid_input(
+            "graph endpoint must be a microsoft graph host or a loopback emulator",
+        ));
+    }
+    let mut client = GraphClient::from(config.https_only(false));
+    client.use_test_endpoint(base);
+    Ok(client)
+}
+
+#[cfg(not(feature = "emulator"))]
+fn test_client(_config: GraphClientConfiguration, base: &url::Url) -> Result<GraphClient> {
+    let hint = if is_loopback(base) {
+        "; a local emulator needs the `emulator` feature"
+    } else {
+        ""
+    };
+    Err(StorageError::invalid_input(format!(
+        "graph endpoint must be a microsoft graph host{hint}"
+    )))
+}
+
+impl GraphApi {
+    pub fn new(
+        tokens: TokenCell,
+        endpoints: GraphEndpoints,
+        options: OneDriveOptions,
+        http: reqwest::Client,
+    ) -> Result<Self> {
+        options.validate()?;
+        Ok(Self {
+            graph: graph_client(&endpoints, tokens.clone(), &options)?,
+            http,
+            tokens,
+            endpoints,
+            options,
+        })
+    }
+
+    /// Sends one graph-rs-sdk request under the read timeout. graph-rs-sdk
+    /// returns `Ok` for every status: the caller checks it.
+    async fn send(&self, req: impl Future<Output = GraphResult<reqwest::Response>>) -> Result<reqwest::Response> {
+        match tokio::time::timeout(self.options.read_timeout, req).await {
+            Err(_) => Err(StorageError::Transport {
+                message: "graph did not answer within the read timeout".into(),
+                source: None,
+            }),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(self.failure(e)),
+        }
+    }
+
+    fn failure(&self, e: GraphFailure) -> StorageError {
+        if self.tokens.get().is_none() {
+            return StorageError::CloudConnection {
+                reason: ConnectionReason::TokenExpired,
+            };
+        }
+        StorageError::Transport {
+            message: format!(
+                "graph request failed: {}",
+                e.to_string().chars().take(200).collect::<String>()
+            ),
+            source: None,
+        }
+    }
+
+    /// An item by id, with its hash and download URL.
+    pub async fn get_item(&self, id: &str) -> Result<DriveItem> {
+        check_item_id(id)?;
+        self.options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(self.graph.me().drive().item(id).get_items().select(&ITEM_FIELDS).send())
+                    .await?;
+                read_json(resp, Some(id)).await
+            })
+            .await
+    }
+
+    /// Deletes an item; one already gone is `Ok`.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        check_item_id(id)?;
+        let res = self
+            .options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(self.graph.me().drive().item(id).delete_items().send())
+                    .await?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(answer_error(resp, Some(id)).await)
+                }
+            })
+            .await;
+        match res {
+            Err(StorageError::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `GET /me/drive`: a cheap authenticated call.
+    pub async fn drive(&self) -> Result<()> {
+        self.options
+            .retry
+            .run(|| async {
+                let resp = self.send(self.graph.me().drive().get_drive().send()).await?;
+                read_json::<serde_json::Value>(resp, None).await.map(drop)
+            })
+            .await
+    }
+
+    /// Creates an upload session at the object's path, replacing an existing
+    /// file of that name, and returns its `uploadUrl`.
+    pub async fn create_session(&self, name: &ObjectName, size: u64) -> Result<String> {
+        let path = item_path(name);
+        let body = serde_json::json!({"item": {
+            "@microsoft.graph.conflictBehavior": "replace",
+            "name": name.file_name(),
+            "fileSize": size,
+        }});
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Session {
+            upload_url: String,
+        }
+        self.options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(
+                        self.graph
+                            .me()
+                            .drive()
+                            .item_by_path(&path)
+                            .create_upload_session(&body)
+                            .send(),
+                    )
+                    .await?;
+                let s: Session = read_json(resp, None).await?;
+                Ok(s.upload_url)
+            })
+            .await
+    }
+
+    /// A simple `PUT …:/content`: only for empty files, which an upload session
+    /// cannot carry (a fragment needs at least one byte).
+    pub async fn put_small(&self, name: &ObjectName, body: Bytes) -> Result<DriveItem> {
+        let path = item_path(name);
+        self.options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(
+                        self.graph
+                            .me()
+                            .drive()
+                            .item_by_path(&path)
+                            .update_items_content(BodyRead::from(body.to_vec()))
+                            .send(),
+                    )
+                    .await?;
+                read_json(resp, None).await
+            })
+            .await
+    }
+
+    /// `GET` a pre-authenticated download URL from `offset`, without credentials.
+    pub async fn fetch(&self, url: &str, offset: u64) -> Result<reqwest::Response> {
+        let mut req = self.http.get(url);
+        if offset > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        }
+        req.send()
+            .await
+            .map_err(|e| transport("failed to read a download url", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_ids_are_checked() {
+        for ok in ["01NKDM7HMOJTVYMDOSXFDK2QJDXCDI3WUK", "12319191!11919", "a.b_c-d"] {
+            assert!(check_item_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", "a/b", "a:b", "a b", "x%2F", "a?b", &"a".repeat(257)] {
+            assert!(check_item_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_address_the_user_folder() {
+        let n = ObjectName::new("u-1", "doc", ".pdf").unwrap();
+        assert_eq!(item_path(&n), ":/u-1/doc.pdf:");
+    }
+}

@@ -1,0 +1,259 @@
+//! Endpoints and application settings.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use storage_core::{Result, RetryPolicy, Secret, StorageError};
+use url::Url;
+
+/// The hosts graph-rs-sdk's `use_endpoint` accepts; it panics on any other.
+pub(crate) const GRAPH_HOSTS: [&str; 6] = [
+    "graph.microsoft.com",
+    "graph.microsoft.us",
+    "dod-graph.microsoft.us",
+    "graph.microsoft.de",
+    "microsoftgraph.chinacloudapi.cn",
+    "canary.graph.microsoft.com",
+];
+
+/// Where Graph and the Microsoft identity platform live.
+///
+/// Production uses [`GraphEndpoints::production`]; tests and the CLI point these
+/// at `storage-emulator` (which needs the `emulator` feature).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GraphEndpoints {
+    /// Graph with its version, ending in `/`: `https://graph.microsoft.com/v1.0/`.
+    pub graph: Url,
+    /// The login base, ending in `/`: `https://login.microsoftonline.com/`.
+    pub login: Url,
+}
+
+impl Default for GraphEndpoints {
+    fn default() -> Self {
+        Self::production()
+    }
+}
+
+impl GraphEndpoints {
+    /// Microsoft's production endpoints.
+    pub fn production() -> Self {
+        let parse = |s: &str| Url::parse(s).unwrap_or_else(|_| unreachable!("constant url {s}"));
+        Self {
+            graph: parse("https://graph.microsoft.com/v1.0/"),
+            login: parse("https://login.microsoftonline.com/"),
+        }
+    }
+
+    /// The token endpoint of `tenant`.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a tenant that is not `common`,
+    /// `consumers`, `organizations` or a tenant id or domain.
+    pub fn token(&self, tenant: &str) -> Result<Url> {
+        self.tenant_url(tenant, "token")
+    }
+
+    /// The authorize endpoint of `tenant`.
+    ///
+    /// # Errors
+    /// As [`token`](Self::token).
+    pub fn authorize(&self, tenant: &str) -> Result<Url> {
+        self.tenant_url(tenant, "authorize")
+    }
+
+    fn tenant_url(&self, tenant: &str, leaf: &str) -> Result<Url> {
+        let ok = !tenant.is_empty()
+            && tenant.len() <= 128
+            && tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            return Err(StorageError::invalid_input(
+                "tenant must be common, consumers, organizations or a tenant id",
+            ));
+        }
+        self.login
+            .join(&format!("{tenant}/oauth2/v2.0/{leaf}"))
+            .map_err(|_| StorageError::invalid_input("login endpoint does not form a url"))
+    }
+
+    /// Checks both URLs: https (plain http only on a loopback host), no query,
+    /// fragment or credentials, and a path ending in `/`.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] naming the URL at fault.
+    pub fn validate(&self) -> Result<()> {
+        for (what, url) in [("graph", &self.graph), ("login", &self.login)] {
+            let loopback = is_loopback(url);
+            if !(url.scheme() == "https" || url.scheme() == "http" && loopback) {
+                return Err(StorageError::invalid_input(format!(
+                    "microsoft {what} endpoint must be https (plain http only on loopback)"
+                )));
+            }
+            if url.query().is_some()
+                || url.fragment().is_some()
+                || !url.username().is_empty()
+                || url.password().is_some()
+            {
+                return Err(StorageError::invalid_input(format!(
+                    "microsoft {what} endpoint must not carry a query, fragment or credentials"
+                )));
+            }
+            if !url.path().ends_with('/') {
+                return Err(StorageError::invalid_input(format!(
+                    "microsoft {what} endpoint must end in `/`"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A Microsoft identity platform application.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MicrosoftApp {
+    /// The application (client) id.
+    pub client_id: String,
+    /// The client secret of a confidential client; `None` for a public client,
+    /// which must not send one.
+    pub client_secret: Option<Secret>,
+    /// `common`, `consumers`, `organizations` or a tenant id.
+    pub tenant: String,
+}
+
+impl MicrosoftApp {
+    /// A confidential client on the `common` tenant.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<Secret>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: Some(client_secret.into()),
+            tenant: "common".into(),
+        }
+    }
+
+    /// A public client (no secret) on the `common` tenant.
+    pub fn public(client_id: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: None,
+            tenant: "common".into(),
+        }
+    }
+
+    /// Sets the tenant.
+    #[must_use]
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+}
+
+impl std::fmt::Debug for MicrosoftApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MicrosoftApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+/// 320 KiB: every fragment but the last is a multiple of this.
+/// Source: <https://learn.microsoft.com/graph/api/driveitem-createuploadsession#upload-bytes-to-the-upload-session>.
+pub const FRAGMENT_UNIT: usize = 320 * 1024;
+/// Each fragment request must be smaller than 60 MiB (same source).
+pub const MAX_FRAGMENT: usize = 60 * 1024 * 1024;
+
+/// Tuning for a [`OneDriveBackend`](crate::OneDriveBackend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OneDriveOptions {
+    /// Fragment size: a multiple of 320 KiB within 320 KiB–60 MiB; 10 MiB by default.
+    pub fragment_size: usize,
+    /// Retries of throttled and failed calls.
+    pub retry: RetryPolicy,
+    /// How many times a cut download resumes with a `Range` request.
+    pub download_resumes: u32,
+    /// Connect timeout of the HTTP clients this crate builds.
+    pub connect_timeout: Duration,
+    /// Read timeout of the HTTP clients this crate builds.
+    pub read_timeout: Duration,
+}
+
+impl Default for OneDriveOptions {
+    fn default() -> Self {
+        Self {
+            fragment_size: 32 * FRAGMENT_UNIT,
+            retry: RetryPolicy::new(),
+            download_resumes: 5,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl OneDriveOptions {
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for a fragment size that is not a multiple
+    /// of 320 KiB or lies outside 320 KiB–60 MiB.
+    pub fn validate(&self) -> Result<()> {
+        let f = self.fragment_size;
+        if !(FRAGMENT_UNIT..MAX_FRAGMENT).contains(&f) || f % FRAGMENT_UNIT != 0 {
+            return Err(StorageError::invalid_input(
+                "fragment_size must be a multiple of 320 KiB, at least 320 KiB and under 60 MiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragment_sizes_are_checked() {
+        let mut o = OneDriveOptions::default();
+        o.validate().unwrap();
+        assert_eq!(o.fragment_size, 10 * 1024 * 1024);
+        for bad in [0, FRAGMENT_UNIT - 1, FRAGMENT_UNIT + 1, 163_840, 192 * FRAGMENT_UNIT] {
+            o.fragment_size = bad;
+            assert!(o.validate().is_err(), "{bad}");
+        }
+        o.fragment_size = FRAGMENT_UNIT;
+        o.validate().unwrap();
+    }
+
+    #[test]
+    fn tenants_and_endpoints() {
+        let e = GraphEndpoints::production();
+        e.validate().unwrap();
+        assert_eq!(
+            e.token("consumers").unwrap().as_str(),
+            "https://login.microsoftonline.com/consumers/oauth2/v2.0/token"
+        );
+        assert!(e.token("../x").is_err());
+        assert!(e.token("a/b").is_err());
+        let bad = GraphEndpoints {
+            graph: Url::parse("http://graph.example.com/v1.0/").unwrap(),
+            login: e.login.clone(),
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn app_debug_hides_the_secret() {
+        assert!(!format!("{:?}", MicrosoftApp::new("id", "s3cr3t")).contains("s3cr3t"));
+    }
+}

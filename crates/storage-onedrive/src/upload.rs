@@ -1,0 +1,209 @@
+//! Upload-session fragments, written with `reqwest`.
+//!
+//! graph-rs-sdk creates the session; its own uploader is not used: its fragment
+//! sizes are never multiples of 320 KiB (Graph can refuse to commit such
+//! uploads), it claims wrong ranges for tiny files, reads the whole file into
+//! memory, never checks a status and never resumes or cancels.
+//!
+//! Protocol (<https://learn.microsoft.com/graph/api/driveitem-createuploadsession>):
+//! - `PUT uploadUrl` with `Content-Range: bytes a-b/total`, fragments in order,
+//!   each a multiple of 320 KiB except the last, each under 60 MiB;
+//! - no `Authorization`: a bearer on the fragment PUT may be answered 401;
+//! - `202` lists `nextExpectedRanges`; `200`/`201` carries the driveItem;
+//! - `416` means the fragment overlaps stored data: ask `GET uploadUrl` where to go on;
+//! - `404` means the session expired or was cancelled: start over;
+//! - `DELETE uploadUrl` cancels the session.
+
+use serde::Deserialize;
+use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
+use storage_core::{Checksum, ObjectName, Result, StorageError};
+
+use crate::client::{DriveItem, GraphApi};
+use crate::config::FRAGMENT_UNIT;
+use crate::error::{answer_error, read_json, transport};
+
+/// What one request to the upload URL produced.
+enum Reply {
+    /// The server expects bytes from this offset next.
+    Next(u64),
+    Done(DriveItem),
+    Gone,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    #[serde(default)]
+    next_expected_ranges: Vec<String>,
+}
+
+/// The lowest start of `nextExpectedRanges` (`["N-"]`, `["N-M", …]`).
+fn next_expected(ranges: &[String]) -> Result<u64> {
+    ranges
+        .iter()
+        .filter_map(|r| r.split('-').next()?.trim().parse::<u64>().ok())
+        .min()
+        .ok_or_else(|| StorageError::Provider {
+            status: 202,
+            code: Some("badRange".into()),
+            message: "onedrive did not say which bytes it expects next".into(),
+        })
+}
+
+async fn interpret(resp: reqwest::Response) -> Result<Reply> {
+    match resp.status().as_u16() {
+        202 => {
+            let s: Status = read_json(resp, None).await?;
+            Ok(Reply::Next(next_expected(&s.next_expected_ranges)?))
+        }
+        200 | 201 => Ok(Reply::Done(read_json(resp, None).await?)),
+        404 => Ok(Reply::Gone),
+        _ => Err(answer_error(resp, None).await),
+    }
+}
+
+/// Asks the session which bytes it expects next.
+async fn status(api: &GraphApi, url: &str) -> Result<Reply> {
+    let resp = api
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| transport("failed to query an upload session", e))?;
+    match resp.status().as_u16() {
+        200 => {
+            let s: Status = read_json(resp, None).await?;
+            Ok(Reply::Next(next_expected(&s.next_expected_ranges)?))
+        }
+        404 => Ok(Reply::Gone),
+        _ => Err(answer_error(resp, None).await),
+    }
+}
+
+/// Cancels a session; best effort, since the session expires by itself.
+async fn cancel(api: &GraphApi, url: &str) {
+    let _ = api.http.delete(url).send().await;
+}
+
+enum SessionEnd {
+    Done(DriveItem),
+    Gone,
+}
+
+/// Uploads `size` (> 0) bytes to `name` through upload sessions; returns the
+/// item and the quickXorHash of what was sent.
+pub(crate) async fn upload(
+    api: &GraphApi,
+    gauge: &BufferGauge,
+    name: &ObjectName,
+    source: UploadSource,
+    size: u64,
+) -> Result<(DriveItem, Checksum)> {
+    let mut window = UploadWindow::new(source, size, HashKind::QuickXor);
+    let mut restarts = 1;
+    loop {
+        let url = api.create_session(name, size).await?;
+        match send(api, gauge, &url, &mut window).await {
+            Ok(SessionEnd::Done(item)) => return Ok((item, window.checksum())),
+            Ok(SessionEnd::Gone) if restarts > 0 && window.can_restart() => {
+                restarts -= 1;
+                window.restart();
+            }
+            Ok(SessionEnd::Gone) => {
+                return Err(StorageError::Provider {
+                    status: 404,
+                    code: Some("uploadSessionExpired".into()),
+                    message: "the upload session expired and the stream cannot be replayed".into(),
+                });
+            }
+            Err(e) => {
+                cancel(api, &url).await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn send(api: &GraphApi, gauge: &BufferGauge, url: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
+    let fragment = api.options.fragment_size;
+    let policy = api.options.retry;
+    let mut failures = 0u32;
+    loop {
+        w.fill(fragment).await?;
+        gauge.record(w.held());
+        let Some(body) = w.next_piece(FRAGMENT_UNIT) else {
+            return Err(StorageError::Provider {
+                status: 202,
+                code: Some("noProgress".into()),
+                message: "nothing left to send but onedrive has not finished the upload".into(),
+            });
+        };
+        let first = w.start();
+        let last = first + body.len() as u64 - 1;
+        let sent = api
+            .http
+            .put(url)
+            .header(
+                reqwest::header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{}", w.size()),
+            )
+            .body(body)
+            .send()
+            .await;
+        let reply = match sent {
+            Ok(resp) if resp.status().as_u16() == 416 => {
+                // The fragment overlaps what the server has: ask where to go on.
+                failures += 1;
+                if failures >= policy.max_attempts() {
+                    return Err(StorageError::Provider {
+                        status: 416,
+                        code: Some("fragmentOverlap".into()),
+                        message: "onedrive keeps refusing fragments as overlapping".into(),
+                    });
+                }
+                status(api, url).await
+            }
+            Ok(resp) => interpret(resp).await,
+            Err(e) => Err(transport("an upload fragment was cut", e)),
+        };
+        match reply {
+            Ok(Reply::Next(n)) => {
+                w.acknowledge(n)?;
+                if n > first {
+                    failures = 0;
+                }
+            }
+            Ok(Reply::Done(item)) => return Ok(SessionEnd::Done(item)),
+            Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
+            Err(err) => {
+                failures += 1;
+                let Some(wait) = policy.delay_after(failures, &err) else {
+                    return Err(err);
+                };
+                tokio::time::sleep(wait).await;
+                match status(api, url).await {
+                    Ok(Reply::Next(n)) => w.acknowledge(n)?,
+                    Ok(Reply::Done(item)) => return Ok(SessionEnd::Done(item)),
+                    Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_expected_takes_the_lowest_start() {
+        assert_eq!(next_expected(&["26-".into()]).unwrap(), 26);
+        assert_eq!(
+            next_expected(&["77829-99375".into(), "12345-55232".into()]).unwrap(),
+            12345
+        );
+        assert!(next_expected(&[]).is_err());
+        assert!(next_expected(&["x-".into()]).is_err());
+    }
+}
