@@ -160,6 +160,7 @@ pub struct EmulatorBuilder {
     drive_quota_bytes: u64,
     graph_session_conflict_default: String,
     log_requests: bool,
+    download_url_lifetime: Duration,
     faults: Vec<FaultRule>,
 }
 
@@ -185,6 +186,9 @@ impl Default for EmulatorBuilder {
             // conflict behaviour of an upload session is `fail`.
             graph_session_conflict_default: "fail".to_owned(),
             log_requests: false,
+            // "a short-lived URL … valid for 1 hour"
+            // (https://learn.microsoft.com/graph/api/resources/driveitem).
+            download_url_lifetime: Duration::from_secs(3600),
             faults: Vec::new(),
         }
     }
@@ -281,6 +285,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Lifetime of Graph pre-authenticated download URLs (default one hour); an expired one
+    /// gets 401.
+    #[must_use]
+    pub fn download_url_lifetime(mut self, lifetime: Duration) -> Self {
+        self.download_url_lifetime = lifetime;
+        self
+    }
+
     /// A fault rule installed before the first request.
     #[must_use]
     pub fn fault(mut self, rule: FaultRule) -> Self {
@@ -321,7 +333,7 @@ impl EmulatorBuilder {
             endpoints: endpoints.clone(),
             content_base: content_base.clone(),
             drive: Mutex::new(DriveStore::new()),
-            graph: Mutex::new(GraphStore::new()),
+            graph: Mutex::new(GraphStore::new(chrono_secs(self.download_url_lifetime))),
             grants: Mutex::new(Grants::default()),
             faults: faults.clone(),
             journal: JournalLog::default(),

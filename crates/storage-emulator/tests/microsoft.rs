@@ -823,3 +823,43 @@ async fn folders_drives_path_and_session_update_by_id() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn download_urls_are_signed_and_expire() {
+    let emu = Emulator::builder()
+        .download_url_lifetime(std::time::Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let token = ms_token(&emu);
+    let item = graph_put(&emu, &token, "exp.bin", b"data").await;
+    let url = item["@microsoft.graph.downloadUrl"].as_str().unwrap().to_owned();
+    assert!(url.contains("tempauth="));
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    let tampered = format!("{}0", url);
+    assert_eq!(http().get(&tampered).send().await.unwrap().status(), 401);
+    let stripped = url.split('?').next().unwrap();
+    assert_eq!(http().get(stripped).send().await.unwrap().status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let resp = http().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    // a fresh URL works again; a replaced file's old URL is gone
+    let fresh = json(
+        http()
+            .get(graph_url(
+                &emu,
+                "me/drive/root:/exp.bin:?%24select=%40microsoft.graph.downloadUrl",
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["@microsoft.graph.downloadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(http().get(&fresh).send().await.unwrap().status(), 200);
+    graph_put(&emu, &token, "exp.bin", b"new data").await;
+    assert_eq!(http().get(&fresh).send().await.unwrap().status(), 404);
+}

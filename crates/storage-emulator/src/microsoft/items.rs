@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::names::invalid_reason;
 use super::path::{Address, AddressError, Base, Rel, parse};
-use super::store::{Conflict, GraphStore, PutOutcome};
+use super::store::{Conflict, DownloadError, GraphStore, PutOutcome};
 use crate::errors::{GRAPH_JSON, graph_error, graph_error_inner, json_response};
 use crate::pipeline::Ctx;
 use crate::state::Shared;
@@ -248,7 +248,7 @@ fn content_redirect(shared: &Shared, base: &str, path: &[String]) -> Response {
     if item.folder {
         return item_not_found();
     }
-    let url = format!("{}dl/{}?tempauth=emu", shared.content_base.as_str(), item.download_key);
+    let url = graph.download_url(item, shared.content_base.as_str());
     drop(graph);
     let mut resp = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(&url) {
@@ -360,8 +360,18 @@ pub(crate) async fn download(
         );
     }
     let graph = shared.graph.lock();
-    let Some(item) = graph.by_download_key(&key) else {
-        return item_not_found();
+    let item = match graph.check_download(&key, ctx.param("tempauth")) {
+        Ok(item) => item,
+        Err(DownloadError::NotFound) => return item_not_found(),
+        // What the download host answers for an expired URL is UNCONFIRMED; 401 says "fetch a
+        // new URL".
+        Err(DownloadError::Unauthorized) => {
+            return graph_error(
+                401,
+                "unauthenticated",
+                "The pre-authenticated URL is invalid or has expired.",
+            );
+        }
     };
     let content: Bytes = item.content.clone();
     let mime = item.mime_type.clone();

@@ -85,6 +85,18 @@ pub(crate) struct GraphStore {
     pub sessions: HashMap<String, GraphSession>,
     downloads: HashMap<String, String>,
     seq: u64,
+    /// Signs download URLs so they can expire without server-side state per URL.
+    secret: String,
+    download_lifetime: chrono::Duration,
+}
+
+/// Why a download URL was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DownloadError {
+    /// No item has this key (deleted, or its content was replaced).
+    NotFound,
+    /// The signature is missing or wrong, or the URL has expired.
+    Unauthorized,
 }
 
 fn new_item_id() -> String {
@@ -94,7 +106,7 @@ fn new_item_id() -> String {
 }
 
 impl GraphStore {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(download_lifetime: chrono::Duration) -> Self {
         let root_id = new_item_id();
         let now = Utc::now();
         let root = GraphItem {
@@ -121,7 +133,41 @@ impl GraphStore {
             sessions: HashMap::new(),
             downloads: HashMap::new(),
             seq: 0,
+            secret: random_id(32),
+            download_lifetime,
         }
+    }
+
+    fn sign(&self, key: &str, expires: i64) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(format!("{}|{key}|{expires}", self.secret).as_bytes());
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A pre-authenticated download URL for a file, valid for the configured lifetime
+    /// (`@microsoft.graph.downloadUrl` is valid for one hour, per
+    /// <https://learn.microsoft.com/graph/api/resources/driveitem>; the `tempauth` query
+    /// parameter mirrors the real URLs, github.com/rclone/rclone `backend/onedrive/onedrive.go`).
+    pub(crate) fn download_url(&self, item: &GraphItem, content_base: &str) -> String {
+        let expires = (Utc::now() + self.download_lifetime).timestamp();
+        format!(
+            "{content_base}dl/{}?tempauth={expires}.{}",
+            item.download_key,
+            self.sign(&item.download_key, expires)
+        )
+    }
+
+    /// Checks a download URL's key and `tempauth`.
+    pub(crate) fn check_download(&self, key: &str, tempauth: Option<&str>) -> Result<&GraphItem, DownloadError> {
+        let item = self.by_download_key(key).ok_or(DownloadError::NotFound)?;
+        let (expires, sig) = tempauth
+            .and_then(|t| t.split_once('.'))
+            .ok_or(DownloadError::Unauthorized)?;
+        let expires: i64 = expires.parse().map_err(|_| DownloadError::Unauthorized)?;
+        if sig != self.sign(key, expires) || expires <= Utc::now().timestamp() {
+            return Err(DownloadError::Unauthorized);
+        }
+        Ok(item)
     }
 
     pub(crate) fn root_id(&self) -> &str {
@@ -399,7 +445,7 @@ impl GraphStore {
                 "mimeType": item.mime_type,
                 "hashes": {"quickXorHash": item.quick_xor},
             });
-            v["@microsoft.graph.downloadUrl"] = json!(format!("{content_base}dl/{}?tempauth=emu", item.download_key));
+            v["@microsoft.graph.downloadUrl"] = json!(self.download_url(item, content_base));
         }
         v
     }
