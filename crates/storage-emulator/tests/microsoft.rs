@@ -827,7 +827,7 @@ async fn folders_drives_path_and_session_update_by_id() {
 #[tokio::test]
 async fn download_urls_are_signed_and_expire() {
     let emu = Emulator::builder()
-        .download_url_lifetime(std::time::Duration::from_secs(1))
+        .download_url_lifetime(std::time::Duration::from_secs(2))
         .start()
         .await
         .unwrap();
@@ -840,7 +840,7 @@ async fn download_urls_are_signed_and_expire() {
     assert_eq!(http().get(&tampered).send().await.unwrap().status(), 401);
     let stripped = url.split('?').next().unwrap();
     assert_eq!(http().get(stripped).send().await.unwrap().status(), 401);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let resp = http().get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     // a fresh URL works again; a replaced file's old URL is gone
