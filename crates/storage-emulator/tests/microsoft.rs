@@ -482,7 +482,7 @@ async fn upload_session_lenient_accepts_small_fragments_and_authorization() {
 #[tokio::test]
 async fn upload_session_conflicts_name_mismatch_and_expiry() {
     let emu = Emulator::builder()
-        .upload_session_lifetime(std::time::Duration::from_millis(300))
+        .upload_session_lifetime(std::time::Duration::from_millis(1500))
         .start()
         .await
         .unwrap();
@@ -518,7 +518,7 @@ async fn upload_session_conflicts_name_mismatch_and_expiry() {
     assert_eq!(json(resp).await["name"], "exists 1.txt");
     // expiry
     let url = create_session(&emu, &token, "late.bin", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
     assert_eq!(fragment(&url, 0, b"abc", 3).await.status(), 404);
     // quota
     let resp = http()
