@@ -28,7 +28,8 @@ pub(crate) fn json_response(status: u16, body: &Value, content_type: &str) -> Re
 ///
 /// Source: <https://developers.google.com/drive/api/guides/handle-errors> (reasons `badRequest`,
 /// `authError`, `notFound`, `rateLimitExceeded`, `backendError` for 500/502/503/504); the messages
-/// for 500-504 are UNCONFIRMED.
+/// for 500-504 and the reasons for 403/405/409/410/413/416 are UNCONFIRMED defaults (fault
+/// rules that need a specific reason use [`crate::FaultAction::google_error`]).
 fn google_default(status: u16) -> (&'static str, &'static str) {
     match status {
         400 => ("badRequest", "Bad Request"),

@@ -98,6 +98,20 @@ impl FaultAction {
         }
     }
 
+    /// Like [`FaultAction::retry_after`], but `Retry-After` is an HTTP-date `secs` seconds from
+    /// now (the other form RFC 9110 §10.2.3 allows; IMF-fixdate per §5.6.7).
+    pub fn retry_after_http_date(status: u16, secs: u64) -> Self {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+        Self::Respond {
+            status,
+            headers: vec![(
+                "Retry-After".to_owned(),
+                at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            )],
+            body: None,
+        }
+    }
+
     /// A Drive-shaped error with this status and `errors[0].reason`
     /// (e.g. 403 `userRateLimitExceeded` or `rateLimitExceeded`).
     pub fn google_error(status: u16, reason: &str) -> Self {
@@ -414,6 +428,18 @@ mod tests {
         assert_eq!(hits, [false, true, true, false, false]);
         assert_eq!(faults.fired(id), 2);
         assert!(faults.active().is_empty());
+    }
+
+    #[test]
+    fn http_date_retry_after_is_imf_fixdate() {
+        let FaultAction::Respond { headers, .. } = FaultAction::retry_after_http_date(503, 120) else {
+            panic!("not a response");
+        };
+        let value = &headers[0].1;
+        let parsed = chrono::DateTime::parse_from_rfc2822(value).unwrap();
+        let delta = parsed.with_timezone(&chrono::Utc) - chrono::Utc::now();
+        assert!((118..=120).contains(&delta.num_seconds()), "{value}");
+        assert!(value.ends_with(" GMT"));
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
 pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
     let app = &shared.config.google_app;
     if ctx.param("client_id") != Some(app.client_id.as_str()) {
+        // Google shows an error page "Error 401: invalid_client" (page text UNCONFIRMED).
         return (StatusCode::UNAUTHORIZED, "Error 401: invalid_client").into_response();
     }
     let Some(redirect) = ctx.param("redirect_uri").and_then(|r| url::Url::parse(r).ok()) else {
