@@ -40,6 +40,10 @@ pub enum FaultAction {
     },
     /// Reset the TCP connection (RST) before any response byte is written.
     ResetBeforeResponse,
+    /// Serve the request (state changes happen, e.g. an upload chunk is stored), then reset the
+    /// connection (RST) instead of sending the response: the "server got it, the answer was lost"
+    /// case.
+    ResetAfterProcessing,
     /// Serve the request, write the first `after_bytes` bytes of the response body, then
     /// reset the connection (RST).
     ResetMidBody {

@@ -142,6 +142,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     });
 
     let mut cut: Option<(u64, bool)> = None;
+    let mut reset_after = false;
     let mut handler_fault = None;
     match action {
         None => {}
@@ -153,6 +154,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
             }
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
+        Some(FaultAction::ResetAfterProcessing) => reset_after = true,
         Some(FaultAction::ResetMidBody { after_bytes }) => cut = Some((after_bytes, true)),
         Some(FaultAction::TruncateBody { after_bytes }) => cut = Some((after_bytes, false)),
         Some(FaultAction::Delay { millis }) => {
@@ -175,6 +177,11 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     parts.extensions.insert(ctx);
     let resp = next.run(Request::from_parts(parts, Body::empty())).await;
     match (cut, conn) {
+        (_, Some(conn)) if reset_after => {
+            drop(resp);
+            conn.kill.fire(true);
+            std::future::pending().await
+        }
         (Some((after, reset)), Some(conn)) => cut_body(resp, after, reset, conn).await,
         _ => resp,
     }

@@ -414,3 +414,65 @@ async fn journal_records_requests_tokens_and_connections() {
     emu.clear_journal();
     assert!(emu.journal().is_empty());
 }
+
+#[tokio::test]
+async fn reset_after_processing_keeps_the_stored_chunk() {
+    let emu = start().await;
+    let g = google_token(&emu);
+    let unit = 256 * 1024;
+    let resp = http()
+        .post(root_url(&emu, "upload/drive/v3/files?uploadType=resumable"))
+        .bearer_auth(&g)
+        .json(&json!({"name": "lost-answer.bin"}))
+        .send()
+        .await
+        .unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    emu.faults().add(
+        FaultRule::new(FaultAction::ResetAfterProcessing)
+            .origin(Origin::Content)
+            .times(1),
+    );
+    let err = http()
+        .put(&location)
+        .header("content-range", format!("bytes 0-{}/{}", unit - 1, 2 * unit))
+        .body(vec![1u8; unit])
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_request() || err.is_body() || err.is_connect(), "{err:?}");
+    // the server kept the chunk: the status query says so
+    let resp = http()
+        .put(&location)
+        .header("content-range", format!("bytes */{}", 2 * unit))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 308);
+    assert_eq!(resp.headers()["range"], format!("bytes=0-{}", unit - 1));
+
+    // Graph: resending the fragment overlaps (416); the status shows where to go on
+    let m = ms_token(&emu);
+    let frag = 320 * 1024;
+    let resp = http()
+        .post(graph_url(&emu, "me/drive/root:/lost.bin:/createUploadSession"))
+        .bearer_auth(&m)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let url = json(resp).await["uploadUrl"].as_str().unwrap().to_owned();
+    emu.faults()
+        .add(FaultRule::new(FaultAction::ResetAfterProcessing).path("/up/*").times(1));
+    let send = || {
+        http()
+            .put(&url)
+            .header("content-range", format!("bytes 0-{}/{}", frag - 1, 2 * frag))
+            .body(vec![2u8; frag])
+            .send()
+    };
+    assert!(send().await.is_err());
+    assert_eq!(send().await.unwrap().status(), 416);
+    let status = json(http().get(&url).send().await.unwrap()).await;
+    assert_eq!(status["nextExpectedRanges"], json!([format!("{frag}-")]));
+}
