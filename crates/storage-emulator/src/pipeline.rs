@@ -47,6 +47,17 @@ impl Ctx {
         crate::http_util::header_str(&self.headers, name)
     }
 
+    /// The last path segment, percent-decoded (lossy for invalid UTF-8, so no request is
+    /// refused for its encoding before the handler sees it).
+    pub(crate) fn last_segment(&self) -> String {
+        crate::http_util::percent_decode(self.path.rsplit('/').next().unwrap_or_default())
+    }
+
+    /// The first path segment, percent-decoded.
+    pub(crate) fn first_segment(&self) -> String {
+        crate::http_util::percent_decode(self.path.trim_start_matches('/').split('/').next().unwrap_or_default())
+    }
+
     /// The bearer token, if any.
     pub(crate) fn bearer(&self) -> Option<&str> {
         bearer(&self.headers)

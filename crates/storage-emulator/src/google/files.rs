@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -60,11 +60,8 @@ fn invalid_fields(mask: &str) -> Response {
 }
 
 /// `GET /drive/v3/files/{fileId}`: metadata, or the content with `alt=media`.
-pub(crate) async fn get(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn get(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let id = ctx.last_segment();
     if let Err(resp) = super::authorize(&shared, &ctx) {
         return resp;
     }
@@ -108,11 +105,8 @@ fn download(ctx: &Ctx, file: &DriveFile) -> Response {
 
 /// `DELETE /drive/v3/files/{fileId}`: 204 with an empty body; permanent, and a folder's
 /// descendants go too (<https://developers.google.com/drive/api/reference/rest/v3/files/delete>).
-pub(crate) async fn delete(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn delete(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let id = ctx.last_segment();
     if let Err(resp) = super::authorize(&shared, &ctx) {
         return resp;
     }
@@ -153,11 +147,8 @@ pub(crate) async fn create_metadata(State(shared): State<Arc<Shared>>, Extension
 /// `PATCH /drive/v3/files/{fileId}`: metadata update with patch semantics; parents change only
 /// through `addParents` / `removeParents`
 /// (<https://developers.google.com/drive/api/reference/rest/v3/files/update>).
-pub(crate) async fn update_metadata(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let id = ctx.last_segment();
     if let Err(resp) = super::authorize(&shared, &ctx) {
         return resp;
     }

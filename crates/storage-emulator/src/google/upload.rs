@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -34,11 +34,8 @@ pub(crate) async fn create(State(shared): State<Arc<Shared>>, Extension(ctx): Ex
 }
 
 /// `PATCH /upload/drive/v3/files/{id}` and the `/resumable/...` form (files.update with media).
-pub(crate) async fn update(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn update(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let id = ctx.last_segment();
     start(&shared, &ctx, Some(id))
 }
 

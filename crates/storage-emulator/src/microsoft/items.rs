@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -347,11 +347,8 @@ fn put_content(shared: &Shared, ctx: &Ctx, base: &str, path: &[String]) -> Respo
 /// `GET /dl/{key}` on the second listener: the pre-authenticated download URL. Serves `Range`
 /// with 206 (<https://learn.microsoft.com/graph/api/driveitem-get-content>, "Partial range
 /// downloads"); 416 for an unsatisfiable range (RFC 9110 §15.5.17).
-pub(crate) async fn download(
-    State(shared): State<Arc<Shared>>,
-    Path(key): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn download(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let key = ctx.last_segment();
     if shared.config.reject_auth_on_download_url && ctx.header("authorization").is_some() {
         return graph_error(
             401,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -71,11 +71,8 @@ fn token_response(issued: &Issued) -> Response {
 /// `invalid_grant` 50173; unknown or reused code → 400 `invalid_grant` 70000; PKCE mismatch →
 /// 400 `invalid_grant` 501481 (UNCONFIRMED); other grant types → 400
 /// `unsupported_grant_type` 70003 (UNCONFIRMED).
-pub(crate) async fn token(
-    State(shared): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let tenant = ctx.first_segment();
     let form = parse_query(std::str::from_utf8(&ctx.body).ok());
     let get = |k: &str| crate::http_util::query_get(&form, k);
     let (client_id, secret) = client_credentials(&ctx.headers, &form);
@@ -200,11 +197,7 @@ pub(crate) async fn token(
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`: consents at once and redirects (302) with `code` and
 /// `state`. A refresh token comes only with `offline_access` in `scope`.
-pub(crate) async fn authorize(
-    State(shared): State<Arc<Shared>>,
-    Path(_tenant): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
     let app = &shared.config.microsoft_app;
     if ctx.param("client_id") != Some(app.client_id.as_str()) {
         return (

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -132,11 +132,8 @@ fn status_body(session: &GraphSession) -> Value {
 ///   401 Unauthorized response"). The same rule is applied to `DELETE`, where rclone met it
 ///   (github.com/rclone/rclone commit d66096077).
 /// * `GET` returns the status, `DELETE` cancels (204).
-pub(crate) async fn session(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    Extension(ctx): Extension<Ctx>,
-) -> Response {
+pub(crate) async fn session(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let id = ctx.last_segment();
     let strict = !shared.config.lenient;
     if strict && ctx.header("authorization").is_some() && (ctx.method == Method::PUT || ctx.method == Method::DELETE) {
         return graph_error(
