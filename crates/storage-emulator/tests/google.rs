@@ -824,6 +824,15 @@ async fn unknown_paths_and_methods_get_google_error_bodies() {
     let err = json(resp).await;
     assert_eq!(err["error"]["code"], 405);
     assert!(err["error"]["errors"][0]["reason"].is_string());
+    // an id that is not valid UTF-8 after decoding still gets Drive's JSON 404
+    let resp = http()
+        .get(drive_url(&emu, "files/%FF%FE"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(json(resp).await["error"]["errors"][0]["reason"], "notFound");
     let resp = http()
         .get(drive_url(&emu, "nothing/here"))
         .bearer_auth(&token)
