@@ -154,6 +154,7 @@ pub struct EmulatorBuilder {
     token_lifetime: Duration,
     upload_session_lifetime: Duration,
     google_app: AppCredentials,
+    extra_google_apps: Vec<AppCredentials>,
     microsoft_app: AppCredentials,
     invalidate_rotated_refresh_tokens: bool,
     reject_auth_on_download_url: bool,
@@ -178,6 +179,7 @@ impl Default for EmulatorBuilder {
             // (https://developers.google.com/streetview/publish/resumable-uploads).
             upload_session_lifetime: Duration::from_secs(7 * 24 * 3600),
             google_app: AppCredentials::new("emulator-google-client", "emulator-google-secret"),
+            extra_google_apps: Vec::new(),
             microsoft_app: AppCredentials::new("emulator-microsoft-client", "emulator-microsoft-secret"),
             invalidate_rotated_refresh_tokens: false,
             reject_auth_on_download_url: false,
@@ -235,6 +237,14 @@ impl EmulatorBuilder {
     #[must_use]
     pub fn google_app(mut self, app: AppCredentials) -> Self {
         self.google_app = app;
+        self
+    }
+
+    /// Another Google OAuth client the token endpoint accepts. A refresh token issued to one
+    /// client and presented by another gets 401 `unauthorized_client`.
+    #[must_use]
+    pub fn extra_google_app(mut self, app: AppCredentials) -> Self {
+        self.extra_google_apps.push(app);
         self
     }
 
@@ -322,6 +332,7 @@ impl EmulatorBuilder {
                 lenient: self.lenient,
                 token_lifetime: chrono_secs(self.token_lifetime),
                 google_app: self.google_app,
+                extra_google_apps: self.extra_google_apps,
                 microsoft_app: self.microsoft_app,
                 upload_session_lifetime: chrono_secs(self.upload_session_lifetime),
                 invalidate_rotated_refresh_tokens: self.invalidate_rotated_refresh_tokens,

@@ -18,6 +18,8 @@ pub(crate) struct Config {
     pub lenient: bool,
     pub token_lifetime: chrono::Duration,
     pub google_app: AppCredentials,
+    /// Further Google clients the token endpoint accepts (for `unauthorized_client` tests).
+    pub extra_google_apps: Vec<AppCredentials>,
     pub microsoft_app: AppCredentials,
     pub upload_session_lifetime: chrono::Duration,
     pub invalidate_rotated_refresh_tokens: bool,
@@ -25,6 +27,15 @@ pub(crate) struct Config {
     pub drive_quota_bytes: u64,
     pub graph_session_conflict_default: String,
     pub log_requests: bool,
+}
+
+impl Config {
+    /// The Google client with this id, if the emulator knows it.
+    pub(crate) fn google_client(&self, client_id: &str) -> Option<&AppCredentials> {
+        std::iter::once(&self.google_app)
+            .chain(&self.extra_google_apps)
+            .find(|a| a.client_id == client_id)
+    }
 }
 
 /// Everything a request handler can reach.

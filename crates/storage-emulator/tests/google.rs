@@ -842,3 +842,45 @@ async fn unknown_paths_and_methods_get_google_error_bodies() {
     assert_eq!(resp.status(), 404);
     assert_eq!(json(resp).await["error"]["code"], 404);
 }
+
+#[tokio::test]
+async fn refresh_token_of_another_client_is_unauthorized_client() {
+    let other = storage_emulator::AppCredentials::new("other-client", "other-secret");
+    let emu = Emulator::builder()
+        .extra_google_app(other.clone())
+        .start()
+        .await
+        .unwrap();
+    let grant = emu.google_grant();
+    let rt = grant["refresh_token"].as_str().unwrap();
+    let (status, body) = token_request(
+        &emu,
+        "token",
+        &[
+            ("client_id", other.client_id.as_str()),
+            ("client_secret", other.client_secret.as_str()),
+            ("refresh_token", rt),
+            ("grant_type", "refresh_token"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"error": "unauthorized_client", "error_description": "Unauthorized"})
+    );
+    // the issuing client still refreshes
+    let app = emu.google_app().clone();
+    let (status, _) = token_request(
+        &emu,
+        "token",
+        &[
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+            ("refresh_token", rt),
+            ("grant_type", "refresh_token"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+}

@@ -57,14 +57,13 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
     let form = parse_query(std::str::from_utf8(&ctx.body).ok());
     let get = |k: &str| crate::http_util::query_get(&form, k);
     let (client_id, secret) = client_credentials(&ctx.headers, &form);
-    let app = &shared.config.google_app;
     let Some(client_id) = client_id else {
         return oauth_error(400, "invalid_request", "Missing required parameter: client_id");
     };
-    if client_id != app.client_id {
+    let Some(app) = shared.config.google_client(&client_id) else {
         // Text UNCONFIRMED.
         return oauth_error(401, "invalid_client", "The OAuth client was not found.");
-    }
+    };
     if secret.as_deref() != Some(app.client_secret.as_str()) {
         return oauth_error(401, "invalid_client", "Unauthorized");
     }
@@ -113,11 +112,10 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
 /// and `state` (RFC 6749 §4.1.2). A refresh token is granted only with `access_type=offline`
 /// (<https://developers.google.com/identity/protocols/oauth2/web-server#offline>).
 pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
-    let app = &shared.config.google_app;
-    if ctx.param("client_id") != Some(app.client_id.as_str()) {
+    let Some(app) = ctx.param("client_id").and_then(|id| shared.config.google_client(id)) else {
         // Google shows an error page "Error 401: invalid_client" (page text UNCONFIRMED).
         return (StatusCode::UNAUTHORIZED, "Error 401: invalid_client").into_response();
-    }
+    };
     let Some(redirect) = ctx.param("redirect_uri").and_then(|r| url::Url::parse(r).ok()) else {
         return (
             StatusCode::BAD_REQUEST,
