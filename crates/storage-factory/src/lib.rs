@@ -1,9 +1,19 @@
-//! Picks a storage backend at runtime from the enabled cargo features and credential JSON.
-//!
-//! This crate is a skeleton: the factory lands with its own issue. Its features
-//! already exist so that builds can select providers.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod credentials;
+mod factory;
+mod file_store;
+mod managed;
+mod refresh;
+mod store;
+
+pub use credentials::{Credentials, GoogleCredentials, OneDriveCredentials, PROVIDERS};
+pub use factory::{Endpoints, StorageFactory, StorageFactoryBuilder};
+pub use file_store::FileCredentialStore;
+pub use store::{ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StoredCredentials};
+
+pub use async_trait::async_trait;
 pub use storage_core;
 #[cfg(feature = "gdrive")]
 pub use storage_gdrive;

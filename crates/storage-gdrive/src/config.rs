@@ -170,7 +170,7 @@ impl DriveOptions {
     /// [`StorageError::InvalidInput`] for a chunk size that is zero or not a
     /// multiple of 256 KiB, or a parent folder id with characters outside `[A-Za-z0-9_-]`.
     pub fn validate(&self) -> Result<()> {
-        if self.chunk_size == 0 || self.chunk_size % CHUNK_UNIT != 0 {
+        if self.chunk_size == 0 || !self.chunk_size.is_multiple_of(CHUNK_UNIT) {
             return Err(StorageError::invalid_input(
                 "chunk_size must be a positive multiple of 256 KiB",
             ));

@@ -209,7 +209,7 @@ impl OneDriveOptions {
     /// of 320 KiB or lies outside 320 KiB–60 MiB.
     pub fn validate(&self) -> Result<()> {
         let f = self.fragment_size;
-        if !(FRAGMENT_UNIT..MAX_FRAGMENT).contains(&f) || f % FRAGMENT_UNIT != 0 {
+        if !(FRAGMENT_UNIT..MAX_FRAGMENT).contains(&f) || !f.is_multiple_of(FRAGMENT_UNIT) {
             return Err(StorageError::invalid_input(
                 "fragment_size must be a multiple of 320 KiB, at least 320 KiB and under 60 MiB",
             ));

@@ -1,0 +1,239 @@
+//! Credentials in JSON files, written atomically with mode 0600.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use storage_core::{Result, Secret, StorageError, validate_part};
+
+use crate::store::{ConnectionStatus, CredentialStore, RefreshLock, StoredCredentials};
+
+/// One JSON file per connection: the credential JSON, plus a `"status"` key
+/// once the connection needs re-authorisation.
+///
+/// - Writes go to a temporary file in the same folder (mode 0600), are fsynced
+///   and renamed into place, so a crash leaves the old file or the new one.
+/// - [`lock_refresh`](CredentialStore::lock_refresh) takes an exclusive OS lock
+///   on `{file}.lock`, so two processes never refresh one connection at once;
+///   the managed connection loads the file again under the lock and uses a
+///   token another process already refreshed.
+#[derive(Debug, Clone)]
+pub struct FileCredentialStore {
+    place: Place,
+}
+
+#[derive(Debug, Clone)]
+enum Place {
+    /// `{dir}/{connection_id}.json`.
+    Dir(PathBuf),
+    /// One file, whatever the connection id (the CLI's `--credentials FILE`).
+    File(PathBuf),
+}
+
+impl FileCredentialStore {
+    /// Connections as `{dir}/{connection_id}.json`; connection ids follow the
+    /// name-part rules of `ObjectName`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            place: Place::Dir(dir.into()),
+        }
+    }
+
+    /// One file that holds the only connection.
+    pub fn single_file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            place: Place::File(path.into()),
+        }
+    }
+
+    fn path(&self, id: &str) -> Result<PathBuf> {
+        match &self.place {
+            Place::File(p) => Ok(p.clone()),
+            Place::Dir(d) => {
+                validate_part("connection id", id)?;
+                Ok(d.join(format!("{id}.json")))
+            }
+        }
+    }
+
+    async fn read(&self, id: &str) -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>)> {
+        let path = self.path(id)?;
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::not_found(id)),
+            Err(e) => return Err(StorageError::io("failed to read a credential file", e)),
+        };
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Object(map)) => Ok((path, map)),
+            _ => Err(StorageError::invalid_input(
+                "a credential file does not hold a json object",
+            )),
+        }
+    }
+
+    async fn write(path: PathBuf, map: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let text = serde_json::Value::Object(map).to_string();
+        tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes()))
+            .await
+            .map_err(|_| {
+                StorageError::io(
+                    "a credential write was interrupted",
+                    std::io::Error::other("task failed"),
+                )
+            })?
+    }
+}
+
+/// Temporary file (0600), fsync, rename, fsync of the folder.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("credentials");
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", std::process::id() as u64 ^ nanos()));
+    let result = (|| {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| StorageError::io("failed to write a credential file", e))
+}
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl CredentialStore for FileCredentialStore {
+    async fn load(&self, connection_id: &str) -> Result<StoredCredentials> {
+        let (_, mut map) = self.read(connection_id).await?;
+        let status = map
+            .remove("status")
+            .and_then(|s| s.as_str().and_then(ConnectionStatus::parse))
+            .unwrap_or(ConnectionStatus::Active);
+        Ok(StoredCredentials {
+            json: Secret::new(serde_json::Value::Object(map).to_string()),
+            status,
+        })
+    }
+
+    async fn save_credentials(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        let status = match self.read(connection_id).await {
+            Ok((_, map)) => map.get("status").cloned(),
+            Err(StorageError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let mut map = match serde_json::from_str::<serde_json::Value>(json.expose()) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(StorageError::invalid_input("credentials to save are not a json object")),
+        };
+        if let Some(s) = status {
+            map.insert("status".into(), s);
+        }
+        Self::write(self.path(connection_id)?, map).await
+    }
+
+    async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()> {
+        let (path, mut map) = self.read(connection_id).await?;
+        match status {
+            ConnectionStatus::Active => map.remove("status"),
+            other => map.insert("status".into(), other.as_str().into()),
+        };
+        Self::write(path, map).await
+    }
+
+    async fn lock_refresh(&self, connection_id: &str) -> Result<RefreshLock> {
+        let mut lock_path = self.path(connection_id)?.into_os_string();
+        lock_path.push(".lock");
+        let file = tokio::task::spawn_blocking(move || {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.read(true).write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let f = opts.open(&lock_path)?;
+            f.lock()?;
+            Ok::<_, std::io::Error>(f)
+        })
+        .await
+        .map_err(|_| {
+            StorageError::io(
+                "a credential lock was interrupted",
+                std::io::Error::other("task failed"),
+            )
+        })?
+        .map_err(|e| StorageError::io("failed to lock a credential file", e))?;
+        // Dropping the file releases the lock.
+        Ok(RefreshLock::new(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trip_status_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCredentialStore::in_dir(dir.path());
+        let json = Secret::new(r#"{"provider":"memory"}"#);
+        assert!(matches!(store.load("c1").await, Err(StorageError::NotFound { .. })));
+        store.save_credentials("c1", &json).await.unwrap();
+        let got = store.load("c1").await.unwrap();
+        assert_eq!(got.status, ConnectionStatus::Active);
+        assert_eq!(got.json.expose(), r#"{"provider":"memory"}"#);
+        store.set_status("c1", ConnectionStatus::RequiresReauth).await.unwrap();
+        // A later save keeps the status.
+        store.save_credentials("c1", &json).await.unwrap();
+        assert_eq!(store.load("c1").await.unwrap().status, ConnectionStatus::RequiresReauth);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("c1.json"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(store.load("../etc").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_refresh_lock_excludes_a_second_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = FileCredentialStore::in_dir(dir.path());
+        let b = FileCredentialStore::in_dir(dir.path());
+        let held = a.lock_refresh("c1").await.unwrap();
+        let waiting = tokio::spawn(async move { b.lock_refresh("c1").await.map(drop) });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a second lock was granted while the first was held"
+        );
+        drop(held);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
