@@ -97,6 +97,17 @@ const STEPS: &[Step] = &[
         run: |sh, _| Ok(cmd!(sh, "cargo nextest run --workspace --all-features --no-fail-fast").run()?),
     },
     Step {
+        name: "tests (storage-factory feature sets)",
+        hint: "a provider feature misbehaves alone: `cargo nextest run -p storage-factory --no-default-features --features <f>`",
+        run: |sh, _| {
+            for features in FACTORY_FEATURE_SETS {
+                let args: Vec<&str> = features.split_whitespace().collect();
+                cmd!(sh, "cargo nextest run -p storage-factory {args...}").run()?;
+            }
+            Ok(())
+        },
+    },
+    Step {
         name: "doctests",
         hint: "a documentation example failed: `cargo test --doc -p <crate>`",
         run: |sh, _| Ok(cmd!(sh, "cargo test --doc --workspace --all-features").run()?),

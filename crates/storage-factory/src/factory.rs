@@ -378,3 +378,45 @@ impl StorageFactory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs in every feature set `cargo xtask ci` tests: what is compiled in
+    /// opens, what is compiled out is `FeatureDisabled` naming its feature.
+    #[test]
+    fn providers_follow_the_cargo_features() {
+        let dir = tempfile::tempdir().unwrap();
+        let factory = StorageFactory::builder().build().unwrap();
+        let local = serde_json::json!({"provider": "local", "root": dir.path()}).to_string();
+        let cases = [
+            (
+                "gdrive",
+                r#"{"provider":"gdrive","access_token":"a","refresh_token":"r"}"#.to_owned(),
+                cfg!(feature = "gdrive"),
+            ),
+            (
+                "onedrive",
+                r#"{"provider":"onedrive","access_token":"a","refresh_token":"r"}"#.to_owned(),
+                cfg!(feature = "onedrive"),
+            ),
+            ("local", local, cfg!(feature = "local")),
+            (
+                "memory",
+                r#"{"provider":"memory"}"#.to_owned(),
+                cfg!(feature = "memory"),
+            ),
+        ];
+        for (provider, json, enabled) in cases {
+            match factory.open(&json) {
+                Ok(_) => assert!(enabled, "{provider} opened although its feature is off"),
+                Err(StorageError::FeatureDisabled { provider: p, feature }) => {
+                    assert!(!enabled, "{provider} is compiled in");
+                    assert_eq!((p.as_str(), feature.as_str()), (provider, provider));
+                }
+                Err(e) => panic!("{provider}: {e}"),
+            }
+        }
+    }
+}
