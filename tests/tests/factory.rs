@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use storage_core::testkit::run_conformance;
-use storage_core::{ConnectionReason, ObjectName, RetryPolicy, Secret, StorageBackend, StorageError};
+use storage_core::{ConnectionReason, ObjectName, RetryPolicy, Secret, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle};
 use storage_factory::storage_gdrive::GoogleApp;
 use storage_factory::storage_onedrive::MicrosoftApp;
