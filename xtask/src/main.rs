@@ -17,7 +17,7 @@ usage: cargo xtask <command>
 
 commands:
   ci [--keep-going]   every check CI runs: fmt, clippy (all feature sets), nextest,
-                      doctests, rustdoc, cargo-deny, the quickstart
+                      doctests, rustdoc, cargo-deny, the quickstart and the demo
   test                the quick loop: nextest over the workspace
 ";
 
@@ -127,9 +127,14 @@ const STEPS: &[Step] = &[
         run: deny,
     },
     Step {
-        name: "quickstart (README's main job)",
-        hint: "the README's `run it` command fails: fix it, or the README",
+        name: "quickstart example",
+        hint: "the storage-core example fails: `cargo run --example quickstart -p storage-core`",
         run: |sh, _| Ok(cmd!(sh, "cargo run --quiet --example quickstart -p storage-core").run()?),
+    },
+    Step {
+        name: "demo (README's main job)",
+        hint: "the README's `run it` command fails: `cargo run --release -p storage-cli -- demo`",
+        run: |sh, _| Ok(cmd!(sh, "cargo run --release -p storage-cli -- demo --quiet").run()?),
     },
 ];
 

@@ -1,11 +1,106 @@
-//! The `storage` command-line program. A skeleton until its issue lands.
-#![allow(clippy::print_stderr)]
+//! The `storage` command-line program.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod auth;
+mod cli;
+mod commands;
+mod connect;
+mod demo;
+mod exit;
+mod out;
+mod progress;
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
+use storage_core::{ObjectKey, ObjectName};
+
+use crate::cli::{Auth, Cli, Command, Presign};
+use crate::exit::Failure;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "storage: the command-line program is not built yet; run `cargo run --example quickstart -p storage-core`"
-    );
-    ExitCode::from(2)
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let level = if cli.verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STORAGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return Failure::Other(format!("cannot start the runtime: {e}")).report(false),
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(cli.verbose),
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let backend = || connect::backend(cli.endpoints.as_deref(), cli.credentials.as_deref(), &cli.apps);
+    match &cli.command {
+        Command::Demo { size_mib } => demo::run(*size_mib, cli.quiet).await,
+        Command::Emulator { port, lenient } => commands::emulator(*port, *lenient).await,
+        Command::Put {
+            user,
+            document,
+            ext,
+            content_type,
+            path,
+        } => {
+            let name = ObjectName::new(user, document, ext)?;
+            commands::put(backend().await?, name, content_type, path, cli.quiet).await
+        }
+        Command::Get { key, output } => commands::get(backend().await?, key, output, cli.quiet).await,
+        Command::Stat { key, json } => commands::stat(backend().await?, key, *json).await,
+        Command::Rm { key } => Ok(backend().await?.delete_object(&ObjectKey::new(key.clone())).await?),
+        Command::Health => {
+            backend().await?.health_check().await?;
+            out::line("healthy");
+            Ok(())
+        }
+        Command::Presign {
+            what: Presign::Get { key, expires },
+        } => {
+            let expires = cli::parse_duration(expires)
+                .ok_or_else(|| Failure::Usage("--expires takes 900, 900s, 15m or 1h".into()))?;
+            let url = backend()
+                .await?
+                .presigned_get_url(&ObjectKey::new(key.clone()), expires)
+                .await?;
+            out::line(url.as_str());
+            Ok(())
+        }
+        Command::Auth { what } => {
+            let endpoints = connect::endpoints(cli.endpoints.as_deref()).await?;
+            match what {
+                Auth::Url {
+                    provider,
+                    redirect_uri,
+                    state,
+                } => auth::print_url(*provider, &endpoints, &cli.apps, redirect_uri, state.clone()),
+                Auth::Exchange {
+                    provider,
+                    code,
+                    redirect_uri,
+                    verifier,
+                    output,
+                } => {
+                    let pkce = storage_core::oauth::Pkce::from_verifier(verifier.clone());
+                    auth::exchange(*provider, &endpoints, &cli.apps, code, redirect_uri, &pkce, output).await
+                }
+                Auth::Login { provider, output, port } => {
+                    auth::login(*provider, &endpoints, &cli.apps, *port, output).await
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,214 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Store files in users' Google Drive or OneDrive, or try it all on the embedded emulator.
+#[derive(Debug, Parser)]
+#[command(name = "storage", version, after_help = crate::exit::EXIT_HELP)]
+pub struct Cli {
+    /// Endpoints JSON, as `storage emulator` prints it; production when absent.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub endpoints: Option<PathBuf>,
+    /// Credential JSON of the connection; refreshed tokens are written back to it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    #[command(flatten)]
+    pub apps: Apps,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print the cause chain of errors, and info logs.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// OAuth application settings.
+#[derive(Debug, Args, Clone)]
+pub struct Apps {
+    /// Google OAuth client id.
+    #[arg(long, global = true, env = "STORAGE_GOOGLE_CLIENT_ID", hide_env_values = true)]
+    pub google_client_id: Option<String>,
+    /// Google OAuth client secret.
+    #[arg(long, global = true, env = "STORAGE_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+    /// Microsoft application (client) id.
+    #[arg(long, global = true, env = "STORAGE_MICROSOFT_CLIENT_ID", hide_env_values = true)]
+    pub microsoft_client_id: Option<String>,
+    /// Microsoft client secret (none for a public client).
+    #[arg(long, global = true, env = "STORAGE_MICROSOFT_CLIENT_SECRET", hide_env_values = true)]
+    pub microsoft_client_secret: Option<String>,
+    /// Microsoft tenant: common, consumers, organizations or a tenant id.
+    #[arg(long, global = true, env = "STORAGE_MICROSOFT_TENANT", default_value = "common")]
+    pub microsoft_tenant: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the embedded emulator and run the whole lifecycle on gdrive, onedrive and local.
+    Demo {
+        /// Size of the generated file, in MiB.
+        #[arg(long, default_value_t = 25)]
+        size_mib: u64,
+    },
+    /// Serve the emulator; the first stdout line is its endpoints JSON.
+    Emulator {
+        /// API port (0 picks one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Accept what the real services refuse (for probing clients).
+        #[arg(long)]
+        lenient: bool,
+    },
+    /// Upload a file (or `-` for stdin); prints the object key.
+    Put {
+        /// The user the document belongs to.
+        #[arg(long)]
+        user: String,
+        /// The document id.
+        #[arg(long)]
+        document: String,
+        /// Extension, such as `.pdf`.
+        #[arg(long, default_value = "")]
+        ext: String,
+        /// Media type.
+        #[arg(long, default_value = "application/octet-stream")]
+        content_type: String,
+        /// The file, or `-` for stdin.
+        path: String,
+    },
+    /// Download an object.
+    Get {
+        /// The object key `put` printed.
+        key: String,
+        /// Where to write it; `-` (the default) is stdout.
+        #[arg(short, long, default_value = "-")]
+        output: String,
+    },
+    /// Size, media type and checksum of an object.
+    Stat {
+        /// The object key.
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an object (already gone is fine).
+    Rm {
+        /// The object key.
+        key: String,
+    },
+    /// Check that the connection works.
+    Health,
+    /// Pre-authenticated URLs.
+    Presign {
+        #[command(subcommand)]
+        what: Presign,
+    },
+    /// Connect an account: authorize URL, code exchange, or a loopback login.
+    Auth {
+        #[command(subcommand)]
+        what: Auth,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Presign {
+    /// A URL that reads the object without credentials.
+    Get {
+        /// The object key.
+        key: String,
+        /// How long it must stay valid: `900`, `900s`, `15m`, `1h`.
+        #[arg(long, default_value = "15m")]
+        expires: String,
+    },
+}
+
+/// The providers with OAuth.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Provider {
+    /// Google Drive.
+    Gdrive,
+    /// OneDrive.
+    Onedrive,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Auth {
+    /// Print the authorize URL; the PKCE verifier goes to stderr for `auth exchange`.
+    Url {
+        provider: Provider,
+        /// Where the provider sends the user back.
+        #[arg(long)]
+        redirect_uri: String,
+        /// The `state` value; random when absent.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Exchange an authorization code for credential JSON, written with mode 0600.
+    Exchange {
+        provider: Provider,
+        /// The code from the redirect.
+        #[arg(long)]
+        code: String,
+        /// The redirect URI used for the authorize URL.
+        #[arg(long)]
+        redirect_uri: String,
+        /// The PKCE verifier `auth url` printed.
+        #[arg(long)]
+        verifier: String,
+        /// Where to write the credential JSON.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print the URL, wait for the redirect on a loopback port, write credential JSON.
+    Login {
+        provider: Provider,
+        /// Where to write the credential JSON.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Loopback port to listen on (0 picks one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+/// Parses `900`, `900s`, `15m`, `2h`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (num, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("900").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        assert!(parse_duration("1d").is_none());
+        assert!(parse_duration("m").is_none());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}
