@@ -162,6 +162,12 @@ fn hub_error(err: google_drive3::Error, cap: &Capture, key: Option<&str>) -> Sto
         E::MissingToken(_) => StorageError::CloudConnection {
             reason: ConnectionReason::TokenExpired,
         },
+        // google-drive3 reads a body that was cut short as far as it got, so a reset or a
+        // truncation mid-answer surfaces as JSON that ends early: that is a transport failure
+        // to retry (fault matrix: reset mid-body, truncated body), not a malformed answer.
+        E::JsonDecodeError(_, e) if e.is_eof() => {
+            StorageError::transport("drive's answer ended before its json did", e)
+        }
         E::JsonDecodeError(_, e) => StorageError::Provider {
             status: 200,
             code: Some("malformedResponse".into()),

@@ -241,6 +241,28 @@ impl GraphApi {
             .await
     }
 
+    /// The item at an object's path, with its hash.
+    pub async fn get_item_by_path(&self, name: &ObjectName) -> Result<DriveItem> {
+        let path = item_path(name);
+        self.options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(
+                        self.graph
+                            .me()
+                            .drive()
+                            .item_by_path(&path)
+                            .get_items()
+                            .select(&ITEM_FIELDS)
+                            .send(),
+                    )
+                    .await?;
+                read_json(resp, None).await
+            })
+            .await
+    }
+
     /// Deletes an item; one already gone is `Ok`.
     pub async fn delete(&self, id: &str) -> Result<()> {
         check_item_id(id)?;

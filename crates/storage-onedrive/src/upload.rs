@@ -105,23 +105,48 @@ pub(crate) async fn upload(
         let url = api.create_session(name, size).await?;
         match send(api, gauge, &url, &mut window).await {
             Ok(SessionEnd::Done(item)) => return Ok((item, window.checksum())),
+            // Graph ends a session when its last byte is stored, so a session that is gone
+            // after the last fragment went out may have committed the file while the answer
+            // was lost (fault matrix: reset or truncation of the last fragment's answer).
+            // Look for that file before starting over, or before failing a stream that
+            // cannot be replayed while the file it sent is in place.
+            Ok(SessionEnd::Gone) if window.start() + window.held() as u64 == size => {
+                if let Some(item) = committed(api, name, window.checksum(), size).await {
+                    return Ok((item, window.checksum()));
+                }
+                if restarts > 0 && window.can_restart() {
+                    restarts -= 1;
+                    window.restart();
+                } else {
+                    return Err(session_lost());
+                }
+            }
             Ok(SessionEnd::Gone) if restarts > 0 && window.can_restart() => {
                 restarts -= 1;
                 window.restart();
             }
-            Ok(SessionEnd::Gone) => {
-                return Err(StorageError::Provider {
-                    status: 404,
-                    code: Some("uploadSessionExpired".into()),
-                    message: "the upload session expired and the stream cannot be replayed".into(),
-                });
-            }
+            Ok(SessionEnd::Gone) => return Err(session_lost()),
             Err(e) => {
                 cancel(api, &url).await;
                 return Err(e);
             }
         }
     }
+}
+
+fn session_lost() -> StorageError {
+    StorageError::Provider {
+        status: 404,
+        code: Some("uploadSessionExpired".into()),
+        message: "the upload session expired and the stream cannot be replayed".into(),
+    }
+}
+
+/// The item at `name` when it holds exactly the `size` bytes hashed to `sent`.
+async fn committed(api: &GraphApi, name: &ObjectName, sent: Checksum, size: u64) -> Option<DriveItem> {
+    let item = api.get_item_by_path(name).await.ok()?;
+    let stored = item.quick_xor().and_then(Checksum::from_quick_xor_base64)?;
+    (stored == sent && item.size == Some(size)).then_some(item)
 }
 
 async fn send(api: &GraphApi, gauge: &BufferGauge, url: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
