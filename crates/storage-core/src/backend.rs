@@ -9,8 +9,10 @@ use futures::Stream;
 use url::Url;
 
 use crate::error::Result;
+use crate::error::StorageError;
 use crate::meta::ObjectMeta;
-use crate::name::{ObjectKey, ObjectName};
+use crate::name::{ObjectKey, ObjectName, validate_part};
+use crate::purge::PurgeReport;
 
 /// A stream of body chunks, as `put_stream` takes and `get_stream` returns.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
@@ -127,6 +129,45 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
 
     /// `Ok` when the backend is reachable and its credentials work; the error says why not.
     async fn health_check(&self) -> Result<()>;
+
+    /// Deletes every object stored for `user_id`, and the user's folder; nothing
+    /// else is touched.
+    ///
+    /// # Contract
+    /// - `user_id` is checked by the [`ObjectName`] rules before any request, so it
+    ///   can only name one user's folder: never a parent, the root, or another user.
+    /// - It is idempotent: a second call, or a call after an interrupted one, removes
+    ///   what is left and reports only that; a user with nothing stored is `Ok` with
+    ///   an empty report.
+    /// - A wrapper (such as the factory's managed connection) forwards it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad user id; `Unsupported` from backends that do not
+    /// implement it (the default); the provider categories otherwise. After an
+    /// error, calling again finishes the job.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use storage_core::{MemoryBackend, ObjectName, StorageBackend};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let backend = MemoryBackend::new();
+    /// backend.put_object(&ObjectName::new("u1", "d1", "")?, Bytes::from_static(b"abc"), "t").await?;
+    /// backend.put_object(&ObjectName::new("u2", "d1", "")?, Bytes::from_static(b"x"), "t").await?;
+    /// let report = backend.purge_user("u1").await?;
+    /// assert_eq!((report.objects, report.bytes), (1, 3));
+    /// assert!(backend.purge_user("u1").await?.is_empty());
+    /// assert_eq!(backend.len(), 1);
+    /// assert!(backend.purge_user("..").await.is_err());
+    /// # Ok::<(), storage_core::StorageError>(())
+    /// # }).unwrap();
+    /// ```
+    async fn purge_user(&self, user_id: &str) -> Result<PurgeReport> {
+        validate_part("user_id", user_id)?;
+        Err(StorageError::unsupported(
+            "purge_user",
+            "this backend cannot remove a user's objects",
+        ))
+    }
 
     /// What this backend supports beyond the required operations.
     fn capabilities(&self) -> Capabilities {

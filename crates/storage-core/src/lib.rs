@@ -11,6 +11,7 @@ mod meta;
 mod name;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+mod purge;
 pub mod retry;
 mod secret;
 pub mod stream;
@@ -25,6 +26,7 @@ pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use meta::ObjectMeta;
 pub use name::{MAX_EXTENSION_LEN, MAX_PART_LEN, ObjectKey, ObjectName, validate_part};
+pub use purge::PurgeReport;
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TokenCell};
 

@@ -15,6 +15,7 @@ use crate::checksum::Md5Hasher;
 use crate::error::{Result, StorageError};
 use crate::meta::ObjectMeta;
 use crate::name::{ObjectKey, ObjectName, validate_part};
+use crate::purge::PurgeReport;
 
 /// Read buffer size for streams and hashing.
 const READ_PIECE: usize = 256 * 1024;
@@ -276,6 +277,58 @@ impl StorageBackend for LocalBackend {
             "generate_presigned_put_url",
             "local files have no url",
         ))
+    }
+
+    /// Removes `{root}/{user_id}` and everything in it. Objects are counted as
+    /// the regular files in the folder, temporaries of unfinished puts excluded;
+    /// a symbolic link in the folder is removed, never followed. A user folder
+    /// that is itself a symbolic link is refused.
+    async fn purge_user(&self, user_id: &str) -> Result<PurgeReport> {
+        validate_part("user_id", user_id)?;
+        let dir = self.root.join(user_id);
+        Self::refuse_symlink(&dir).await?;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound) => return Ok(PurgeReport::default()),
+            Err(e) if matches!(e.kind(), ErrorKind::NotADirectory) => {
+                return Err(StorageError::invalid_input("the user folder is not a directory"));
+            }
+            Err(e) => return Err(StorageError::io("failed to list the user folder", e)),
+        };
+        let mut report = PurgeReport::default();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| StorageError::io("failed to list the user folder", e))?
+        {
+            let path = entry.path();
+            let meta = match tokio::fs::symlink_metadata(&path).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("failed to inspect a file in the user folder", e)),
+            };
+            let removed = if meta.is_dir() {
+                // Never made by this backend; `remove_dir_all` does not follow links.
+                tokio::fs::remove_dir_all(&path).await
+            } else {
+                tokio::fs::remove_file(&path).await
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("failed to delete a file in the user folder", e)),
+            }
+            let temporary = entry.file_name().to_string_lossy().contains('#');
+            if meta.is_file() && !temporary {
+                report += PurgeReport::new(1, meta.len());
+            }
+        }
+        match tokio::fs::remove_dir(&dir).await {
+            Ok(()) => sync_dir(&self.root).await?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io("failed to delete the user folder", e)),
+        }
+        Ok(report)
     }
 
     async fn health_check(&self) -> Result<()> {

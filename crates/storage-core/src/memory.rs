@@ -13,7 +13,8 @@ use crate::backend::{ByteStream, StorageBackend};
 use crate::checksum::Checksum;
 use crate::error::{Result, StorageError};
 use crate::meta::ObjectMeta;
-use crate::name::{ObjectKey, ObjectName};
+use crate::name::{ObjectKey, ObjectName, validate_part};
+use crate::purge::PurgeReport;
 
 /// How many bytes a `get_stream` chunk of the memory backend holds.
 const STREAM_PIECE: usize = 64 * 1024;
@@ -152,6 +153,21 @@ impl StorageBackend for MemoryBackend {
 
     async fn health_check(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn purge_user(&self, user_id: &str) -> Result<PurgeReport> {
+        validate_part("user_id", user_id)?;
+        // A user id holds no `/`, so this prefix matches that user's keys only.
+        let prefix = format!("{user_id}/");
+        let mut report = PurgeReport::default();
+        self.write().retain(|key, entry| {
+            let theirs = key.starts_with(&prefix);
+            if theirs {
+                report += PurgeReport::new(1, entry.body.len() as u64);
+            }
+            !theirs
+        });
+        Ok(report)
     }
 
     fn capabilities(&self) -> crate::Capabilities {

@@ -19,6 +19,9 @@ use crate::checksum::{Checksum, QuickXorHasher};
 use crate::error::StorageError;
 use crate::name::{ObjectKey, ObjectName};
 
+mod purge;
+pub use purge::{HOSTILE_USER_IDS, PurgeFixture, run_purge_check, seed_two_users, verify_after_purge};
+
 /// The sizes every round trip covers: empty, one byte, either side of the
 /// 320 KiB Graph fragment unit, and past Drive's 5 MiB multipart cut-off.
 pub const ROUND_TRIP_SIZES: &[usize] = &[0, 1, 327_679, 327_680, 327_681, 5 * 1024 * 1024 + 7];
