@@ -316,6 +316,14 @@ impl StorageBackend for GoogleDriveBackend {
         self.client.about().await
     }
 
+    /// Deletes the user's folder (every folder of that name, should a race have
+    /// made several) under [`DriveOptions::parent_folder`]; Drive deletes the files
+    /// in it permanently, skipping the trash. A listing afterwards must show
+    /// nothing of the user, or the call fails and can be repeated.
+    async fn purge_user(&self, user_id: &str) -> Result<storage_core::PurgeReport> {
+        crate::purge::purge_user(&self.client, &self.folders, user_id).await
+    }
+
     fn capabilities(&self) -> storage_core::Capabilities {
         storage_core::Capabilities::NONE.keeping_content_type()
     }

@@ -71,6 +71,9 @@ pub(crate) struct DriveFile {
     pub size: Option<u64>,
     #[serde(default)]
     pub md5_checksum: Option<String>,
+    /// The file name, when the request asked for it.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 fn string_u64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
@@ -89,6 +92,7 @@ impl From<google_drive3::api::File> for DriveFile {
             mime_type: f.mime_type,
             size: f.size.and_then(|s| u64::try_from(s).ok()),
             md5_checksum: f.md5_checksum,
+            name: f.name,
         }
     }
 }

@@ -8,6 +8,7 @@ mod download;
 mod error;
 mod folders;
 pub mod oauth;
+mod purge;
 mod upload;
 
 pub use backend::{GoogleDriveBackend, GoogleDriveBuilder};

@@ -234,6 +234,12 @@ impl StorageBackend for OneDriveBackend {
         self.api.drive().await
     }
 
+    /// Deletes the `root:/{user_id}` folder; Graph deletes the files in it.
+    /// A user with no folder is an empty report.
+    async fn purge_user(&self, user_id: &str) -> Result<storage_core::PurgeReport> {
+        crate::purge::purge_user(&self.api, user_id).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_presign_get(MAX_PRESIGN)
     }

@@ -7,6 +7,7 @@ mod config;
 mod download;
 mod error;
 pub mod oauth;
+mod purge;
 mod upload;
 
 pub use backend::{OneDriveBackend, OneDriveBuilder};
