@@ -19,6 +19,8 @@ commands:
   ci [--keep-going]   every check CI runs: fmt, clippy (all feature sets), nextest,
                       doctests, rustdoc, cargo-deny, the quickstart and the demo
   test                the quick loop: nextest over the workspace
+  bench [--quick]     the benchmark suite against the emulator (release build);
+                      writes target/bench/results.json
 ";
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +41,15 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(&sh, &root, args.iter().any(|a| a == "--keep-going")),
         Some("test") => Ok(cmd!(sh, "cargo nextest run --workspace --all-features").run()?),
+        Some("bench") => {
+            let quick: Vec<&str> = args
+                .iter()
+                .skip(1)
+                .filter(|a| *a == "--quick")
+                .map(String::as_str)
+                .collect();
+            Ok(cmd!(sh, "cargo run --release -p storage-bench -- {quick...}").run()?)
+        }
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,31 @@
+//! `cargo xtask bench`: the library against a raw-`reqwest` floor on the
+//! emulator, scenario by scenario, with PASS or FAIL against the targets.
+//!
+//! `storage-bench [--quick]` runs the suite; `storage-bench child-rss …` is the
+//! child process of scenario 3.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod floor;
+mod report;
+mod scenarios;
+mod sink;
+
+use std::process::ExitCode;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("child-rss") => scenarios::child_rss(&args[1..]).await,
+        Some("--quick") => scenarios::run_all(true).await,
+        None => scenarios::run_all(false).await,
+        Some(other) => Err(format!("unknown argument {other}; usage: storage-bench [--quick]")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("storage-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! The six scenarios.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use storage_core::{ByteStream, Md5Hasher, ObjectKey, ObjectName, QuickXorHasher, StorageBackend};
+use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin};
+use storage_factory::storage_gdrive::GoogleApp;
+use storage_factory::storage_onedrive::MicrosoftApp;
+use storage_factory::{Endpoints, MemoryCredentialStore, StorageFactory};
+
+use crate::floor::Floor;
+use crate::report::{Figure, median};
+
+const MIB: usize = 1024 * 1024;
+/// The library's default chunk sizes.
+const DRIVE_CHUNK: usize = 8 * MIB;
+const GRAPH_FRAGMENT: usize = 10 * MIB;
+
+type R<T> = Result<T, String>;
+
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+struct Sizes {
+    runs: usize,
+    big: usize,
+    ops: usize,
+    rss: [usize; 2],
+    hash: usize,
+}
+
+fn sizes(quick: bool) -> Sizes {
+    if quick {
+        Sizes {
+            runs: 3,
+            big: 64 * MIB,
+            ops: 400,
+            rss: [64 * MIB, 256 * MIB],
+            hash: 256 * MIB,
+        }
+    } else {
+        Sizes {
+            runs: 5,
+            big: 256 * MIB,
+            ops: 2000,
+            rss: [256 * MIB, 1024 * MIB],
+            hash: 1024 * MIB,
+        }
+    }
+}
+
+fn data(len: usize) -> Bytes {
+    let mut v = vec![0u8; len];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for chunk in v.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for (b, s) in chunk.iter_mut().zip(x.to_le_bytes()) {
+            *b = s;
+        }
+    }
+    Bytes::from(v)
+}
+
+fn factory(emu: &EmulatorHandle) -> R<StorageFactory> {
+    let g = emu.google_app();
+    let m = emu.microsoft_app();
+    StorageFactory::builder()
+        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?)
+        .google_app(GoogleApp::new(g.client_id.clone(), g.client_secret.clone()))
+        .microsoft_app(MicrosoftApp::new(m.client_id.clone(), m.client_secret.clone()))
+        .build()
+        .map_err(s)
+}
+
+fn grant(emu: &EmulatorHandle, provider: &str) -> serde_json::Value {
+    if provider == "gdrive" {
+        emu.google_grant()
+    } else {
+        emu.microsoft_grant()
+    }
+}
+
+async fn managed(factory: &StorageFactory, emu: &EmulatorHandle, provider: &str) -> R<Arc<dyn StorageBackend>> {
+    let store = Arc::new(MemoryCredentialStore::new());
+    store.insert("bench", grant(emu, provider).to_string());
+    factory.connect("bench", store).await.map_err(s)
+}
+
+fn floor(emu: &EmulatorHandle) -> Floor {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
+    Floor {
+        http,
+        google_root: emu.endpoints().google.root.to_string(),
+        graph: emu.endpoints().microsoft.graph.to_string(),
+        google_token: emu.google_grant()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        microsoft_token: emu.microsoft_grant()["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+fn stream(body: &Bytes) -> ByteStream {
+    storage_core::stream::from_bytes(body.clone(), 256 * 1024)
+}
+
+async fn drain(s: ByteStream) -> R<u64> {
+    let mut s = s;
+    let mut n = 0;
+    while let Some(p) = s.next().await {
+        n += p.map_err(|e| e.to_string())?.len() as u64;
+    }
+    Ok(n)
+}
+
+fn mibps(bytes: usize, t: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / t.as_secs_f64()
+}
+
+/// Runs every scenario and publishes the results.
+pub async fn run_all(quick: bool) -> R<()> {
+    let sz = sizes(quick);
+    let emu = Emulator::start().await.map_err(s)?;
+    let factory = factory(&emu)?;
+    let fl = floor(&emu);
+    let mut figs = Vec::new();
+    eprintln!("storage-bench: scenario 1 (large transfers)");
+    scenario1(&emu, &factory, &fl, &sz, &mut figs).await?;
+    eprintln!("storage-bench: scenario 2 (many small objects)");
+    scenario2(&emu, &factory, &fl, &sz, &mut figs).await?;
+    eprintln!("storage-bench: scenario 3 (peak memory, child process)");
+    scenario3(&emu, &sz, &mut figs).await?;
+    eprintln!("storage-bench: scenario 4 (expired token under load)");
+    scenario4(&emu, &factory, &mut figs).await?;
+    eprintln!("storage-bench: scenario 5 (faults during a large upload)");
+    scenario5(&emu, &factory, &sz, &mut figs).await?;
+    eprintln!("storage-bench: scenario 6 (hashes)");
+    scenario6(&sz, &mut figs);
+    emu.shutdown().await;
+    let ok = crate::report::publish(&figs, &crate::report::machine(), quick)?;
+    if ok {
+        Ok(())
+    } else {
+        Err("some targets were missed (FAIL above)".into())
+    }
+}
+
+async fn scenario1(
+    emu: &EmulatorHandle,
+    factory: &StorageFactory,
+    fl: &Floor,
+    sz: &Sizes,
+    figs: &mut Vec<Figure>,
+) -> R<()> {
+    let body = data(sz.big);
+    let name = ObjectName::new("bench", "big", ".bin").map_err(s)?;
+    // The transport alone: the same chunks to a server that discards them.
+    let sink = crate::sink::start().await.map_err(s)?;
+    let mut sink_rates = Vec::new();
+    for _ in 0..sz.runs {
+        let t = Instant::now();
+        for piece in body.chunks(DRIVE_CHUNK) {
+            fl.http
+                .put(&sink)
+                .body(Bytes::copy_from_slice(piece))
+                .send()
+                .await
+                .map_err(s)?;
+        }
+        sink_rates.push(mibps(body.len(), t.elapsed()));
+    }
+    figs.push(Figure::info(
+        "1",
+        "-",
+        "loopback http sink, upload",
+        median(sink_rates),
+        "MiB/s",
+    ));
+    for provider in ["gdrive", "onedrive"] {
+        let lib = managed(factory, emu, provider).await?;
+        let (mut lib_rates, mut floor_rates) = (Vec::new(), Vec::new());
+        for run in 0..sz.runs {
+            // Floor and library alternate within the run.
+            let t = Instant::now();
+            let id = if provider == "gdrive" {
+                fl.drive_put(&format!("floor-{run}.bin"), &body, DRIVE_CHUNK).await?
+            } else {
+                fl.onedrive_put(&format!("floor-{run}.bin"), &body, GRAPH_FRAGMENT)
+                    .await?
+            };
+            let n = if provider == "gdrive" {
+                fl.drive_get(&id).await?
+            } else {
+                fl.onedrive_get(&id).await?
+            };
+            floor_rates.push(mibps(body.len() + n as usize, t.elapsed()));
+            let t = Instant::now();
+            let key = lib
+                .put_stream(&name, stream(&body), body.len() as u64, "application/octet-stream")
+                .await
+                .map_err(s)?;
+            let n = drain(lib.get_stream(&key).await.map_err(s)?).await?;
+            lib_rates.push(mibps(body.len() + n as usize, t.elapsed()));
+            lib.delete_object(&key).await.map_err(s)?;
+            let raw = factory.open(&grant(emu, provider).to_string()).map_err(s)?;
+            raw.delete_object(&ObjectKey::new(id)).await.map_err(s)?;
+        }
+        figs.push(
+            Figure::info(
+                "1",
+                provider,
+                format!("put_stream + get_stream {} MiB", sz.big / MIB),
+                median(lib_rates),
+                "MiB/s",
+            )
+            .against_floor(median(floor_rates), 0.85),
+        );
+    }
+    Ok(())
+}
+
+async fn scenario2(
+    emu: &EmulatorHandle,
+    factory: &StorageFactory,
+    fl: &Floor,
+    sz: &Sizes,
+    figs: &mut Vec<Figure>,
+) -> R<()> {
+    let body = data(64 * 1024);
+    for provider in ["gdrive", "onedrive"] {
+        let lib = managed(factory, emu, provider).await?;
+        let (mut lib_rates, mut floor_rates, mut conns) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..sz.runs {
+            // Floor.
+            let t = Instant::now();
+            let ids: Vec<String> = futures::stream::iter(0..sz.ops)
+                .map(|i| {
+                    let body = body.clone();
+                    async move {
+                        if provider == "gdrive" {
+                            fl.drive_put_small(&format!("f{run}-{i}"), &body).await
+                        } else {
+                            fl.onedrive_put(&format!("f{run}-{i}"), &body, GRAPH_FRAGMENT).await
+                        }
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<R<_>>()?;
+            let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
+                .map(|id| async move {
+                    if provider == "gdrive" {
+                        fl.drive_get(id).await
+                    } else {
+                        fl.onedrive_get(id).await
+                    }
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            gets.into_iter().collect::<R<Vec<_>>>()?;
+            floor_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
+            // Library.
+            emu.clear_journal();
+            let t = Instant::now();
+            let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
+                .map(|i| {
+                    let (lib, body) = (lib.clone(), body.clone());
+                    async move {
+                        let name = ObjectName::new("bench-small", &format!("l{run}-{i}"), ".bin").map_err(s)?;
+                        lib.put_object(&name, body, "application/octet-stream").await.map_err(s)
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<R<_>>()?;
+            let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
+                .map(|k| {
+                    let lib = lib.clone();
+                    async move { lib.get_object(k).await.map_err(s) }
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            gets.into_iter().collect::<R<Vec<_>>>()?;
+            lib_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
+            conns.push(emu.journal().connection_count() as f64);
+            // Clean up outside the timing.
+            let raw = factory.open(&grant(emu, provider).to_string()).map_err(s)?;
+            let all: Vec<ObjectKey> = keys.into_iter().chain(ids.into_iter().map(ObjectKey::new)).collect();
+            futures::stream::iter(all.iter())
+                .for_each_concurrent(32, |k| {
+                    let raw = raw.clone();
+                    async move {
+                        let _ = raw.delete_object(k).await;
+                    }
+                })
+                .await;
+        }
+        figs.push(
+            Figure::info(
+                "2",
+                provider,
+                format!("{} put_object + {} get_object of 64 KiB, 32 in flight", sz.ops, sz.ops),
+                median(lib_rates),
+                "ops/s",
+            )
+            .against_floor(median(floor_rates), 0.85),
+        );
+        figs.push(
+            Figure::info("2", provider, "tcp connections opened", median(conns), "").at_most(34.0, "connections"),
+        );
+    }
+    Ok(())
+}
+
+/// Peak RSS above idle, measured in a child process so that the emulator's
+/// memory (which keeps every byte it receives) does not count.
+async fn scenario3(emu: &EmulatorHandle, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> {
+    let exe = std::env::current_exe().map_err(s)?;
+    let dir = std::env::temp_dir().join(format!("storage-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(s)?;
+    let endpoints = dir.join("endpoints.json");
+    std::fs::write(&endpoints, serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?;
+    for provider in ["gdrive", "onedrive"] {
+        let chunk = if provider == "gdrive" {
+            DRIVE_CHUNK
+        } else {
+            GRAPH_FRAGMENT
+        };
+        for size in sz.rss {
+            let creds = dir.join(format!("{provider}.json"));
+            std::fs::write(&creds, grant(emu, provider).to_string()).map_err(s)?;
+            let out = tokio::process::Command::new(&exe)
+                .args([
+                    "child-rss",
+                    &endpoints.to_string_lossy(),
+                    &creds.to_string_lossy(),
+                    &size.to_string(),
+                ])
+                .output()
+                .await
+                .map_err(s)?;
+            if !out.status.success() {
+                return Err(format!("child failed: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(s)?;
+            let growth_mib = v["growth_kib"].as_f64().unwrap_or(f64::MAX) / 1024.0;
+            let limit = (3 * chunk + 16 * MIB) as f64 / MIB as f64;
+            figs.push(
+                Figure::info(
+                    "3",
+                    provider,
+                    format!("peak rss growth, put_stream of {} MiB", size / MIB),
+                    growth_mib,
+                    "MiB",
+                )
+                .at_most(limit, "MiB (3 × chunk + 16 MiB)"),
+            );
+            if let Some(key) = v["key"].as_str() {
+                let f = factory(emu)?;
+                let _ = f
+                    .open(&grant(emu, provider).to_string())
+                    .map_err(s)?
+                    .delete_object(&ObjectKey::new(key))
+                    .await;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The child of scenario 3: `child-rss ENDPOINTS CREDENTIALS SIZE`.
+pub async fn child_rss(args: &[String]) -> R<()> {
+    let [endpoints, creds, size] = args else {
+        return Err("child-rss ENDPOINTS CREDENTIALS SIZE".into());
+    };
+    let size: u64 = size.parse().map_err(s)?;
+    let factory = StorageFactory::builder()
+        .endpoints(Endpoints::from_json(&std::fs::read_to_string(endpoints).map_err(s)?).map_err(s)?)
+        .build()
+        .map_err(s)?;
+    let backend = factory.open(&std::fs::read_to_string(creds).map_err(s)?).map_err(s)?;
+    backend.health_check().await.map_err(s)?;
+    let idle = rss_kib("VmRSS:");
+    const PIECE: u64 = 64 * 1024;
+    // A generated stream: each piece is made when it is asked for.
+    let pieces = futures::stream::iter(0..size / PIECE).map(|i| Ok(Bytes::from(vec![(i % 251) as u8; PIECE as usize])));
+    let name = ObjectName::new("bench-rss", "big", ".bin").map_err(s)?;
+    let key = backend
+        .put_stream(&name, Box::pin(pieces), size, "application/octet-stream")
+        .await
+        .map_err(s)?;
+    let peak = rss_kib("VmHWM:");
+    println!(
+        "{}",
+        serde_json::json!({"idle_kib": idle, "peak_kib": peak, "growth_kib": peak.saturating_sub(idle), "key": key.as_str()})
+    );
+    Ok(())
+}
+
+async fn scenario4(emu: &EmulatorHandle, factory: &StorageFactory, figs: &mut Vec<Figure>) -> R<()> {
+    for provider in ["gdrive", "onedrive"] {
+        let lib = managed(factory, emu, provider).await?;
+        let name = ObjectName::new("bench", "token", ".bin").map_err(s)?;
+        let key = lib
+            .put_object(&name, Bytes::from_static(b"x"), "text/plain")
+            .await
+            .map_err(s)?;
+        emu.expire_access_tokens();
+        emu.clear_journal();
+        let t = Instant::now();
+        let results = futures::future::join_all((0..200).map(|_| lib.stat_object(&key))).await;
+        let wall = t.elapsed();
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        let tokens = emu
+            .journal()
+            .filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
+            .len();
+        figs.push(
+            Figure::info(
+                "4",
+                provider,
+                "token requests for 200 concurrent calls",
+                tokens as f64,
+                "",
+            )
+            .at_most(1.0, "request"),
+        );
+        figs.push(Figure::info(
+            "4",
+            provider,
+            format!("wall time to the last completion ({failed} failed)"),
+            wall.as_secs_f64() * 1000.0,
+            "ms",
+        ));
+        if failed > 0 {
+            return Err(format!("{failed} of 200 calls failed on {provider}"));
+        }
+        lib.delete_object(&key).await.map_err(s)?;
+    }
+    Ok(())
+}
+
+async fn scenario5(emu: &EmulatorHandle, factory: &StorageFactory, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> {
+    let body = data(sz.big);
+    for provider in ["gdrive", "onedrive"] {
+        let lib = managed(factory, emu, provider).await?;
+        let (chunk, unit, path) = if provider == "gdrive" {
+            (DRIVE_CHUNK, 256 * 1024, "/upload/drive/v3/files")
+        } else {
+            (GRAPH_FRAGMENT, 320 * 1024, "/up/*")
+        };
+        // A fault about every 32 MiB: every 4th Drive chunk, every 3rd Graph fragment.
+        let every = if provider == "gdrive" { 4 } else { 3 };
+        let chunks = body.len().div_ceil(chunk);
+        let mut faults = 0;
+        emu.faults().clear();
+        for (n, i) in (every - 1..chunks - 1).step_by(every).enumerate() {
+            let action = if n % 2 == 0 {
+                FaultAction::AcceptPartialChunk { bytes: unit as u64 }
+            } else {
+                FaultAction::ResetBeforeResponse
+            };
+            // Each rule counts matching requests from its creation; earlier faults add requests,
+            // so rule n skips the requests before chunk i plus one per earlier fault.
+            emu.faults().add(
+                FaultRule::new(action)
+                    .origin(Origin::Content)
+                    .method("PUT")
+                    .path(path)
+                    .skip((i + n) as u32)
+                    .times(1),
+            );
+            faults += 1;
+        }
+        emu.clear_journal();
+        let name = ObjectName::new("bench", "faulty", ".bin").map_err(s)?;
+        let t = Instant::now();
+        let key = lib
+            .put_stream(&name, stream(&body), body.len() as u64, "application/octet-stream")
+            .await
+            .map_err(s)?;
+        let took = t.elapsed();
+        emu.faults().clear();
+        let sent: u64 = emu
+            .journal()
+            .filter(|e| e.origin == Origin::Content && e.method == "PUT")
+            .iter()
+            .map(|e| e.body_len)
+            .sum();
+        let resent = sent.saturating_sub(body.len() as u64);
+        figs.push(Figure::info(
+            "5",
+            provider,
+            format!("upload of {} MiB with {faults} faults", sz.big / MIB),
+            mibps(body.len(), took),
+            "MiB/s",
+        ));
+        figs.push(
+            Figure::info(
+                "5",
+                provider,
+                "bytes re-sent per fault",
+                resent as f64 / faults.max(1) as f64 / MIB as f64,
+                "MiB",
+            )
+            .at_most(chunk as f64 / MIB as f64, "MiB (one chunk)"),
+        );
+        lib.delete_object(&key).await.map_err(s)?;
+    }
+    Ok(())
+}
+
+fn scenario6(sz: &Sizes, figs: &mut Vec<Figure>) {
+    let buf = data(sz.hash);
+    let gb = sz.hash as f64 / 1e9;
+    let mut best_md5 = f64::MAX;
+    let mut best_qx = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut h = Md5Hasher::new();
+        h.update(&buf);
+        std::hint::black_box(h.finish());
+        best_md5 = best_md5.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut q = QuickXorHasher::new();
+        q.update(&buf);
+        std::hint::black_box(q.finish());
+        best_qx = best_qx.min(t.elapsed().as_secs_f64());
+    }
+    figs.push(
+        Figure::info(
+            "6",
+            "-",
+            format!("quickXorHash over {} MiB", sz.hash / MIB),
+            gb / best_qx,
+            "GB/s",
+        )
+        .at_least(1.0, "GB/s"),
+    );
+    figs.push(
+        Figure::info(
+            "6",
+            "-",
+            format!("md5 over {} MiB", sz.hash / MIB),
+            gb / best_md5,
+            "GB/s",
+        )
+        .at_least(0.5, "GB/s"),
+    );
+}
