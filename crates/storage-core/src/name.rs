@@ -42,11 +42,16 @@ impl ObjectName {
     /// # Errors
     /// A part that is empty, longer than [`MAX_PART_LEN`] bytes, `.` or `..`, or
     /// that holds a control character or one of `/ \ : * ? " < > | # % '`; an
-    /// extension that is not empty or `.` followed by 1 to 16 ASCII alphanumerics.
+    /// extension that is not empty or `.` followed by 1 to 16 ASCII alphanumerics;
+    /// a part or file name that OneDrive reserves (see [`validate_part`]).
     pub fn new(user_id: &str, document_id: &str, extension: &str) -> Result<Self> {
         validate_part("user_id", user_id)?;
         validate_part("document_id", document_id)?;
         validate_extension(extension)?;
+        // The stored name as a whole, e.g. `desktop` + `.ini`.
+        if let Some(p) = reserved_problem(&format!("{document_id}{extension}")) {
+            return Err(StorageError::invalid_input(format!("file name {p}")));
+        }
         Ok(Self {
             user_id: user_id.to_owned(),
             document_id: document_id.to_owned(),
@@ -104,12 +109,42 @@ pub fn validate_part(what: &str, value: &str) -> Result<()> {
     } else if value.contains(FORBIDDEN) {
         Some("holds one of / \\ : * ? \" < > | # % '")
     } else {
-        None
+        reserved_problem(value)
     };
     match problem {
         Some(p) => Err(StorageError::invalid_input(format!("{what} {p}"))),
         None => Ok(()),
     }
+}
+
+/// Names OneDrive refuses although their characters are fine: leading or
+/// trailing whitespace, a trailing `.`, a `~$` prefix, `_vti_`, the Windows
+/// device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9`, with
+/// any extension), `.lock` and `desktop.ini`. Sources: OneDrive "Addressing
+/// items" and "Restrictions and limitations in OneDrive and SharePoint". They are
+/// refused for every backend, so that a name one backend takes every backend
+/// takes (found by the `hostile_input` property test: such names reached Graph
+/// and came back as a 400).
+fn reserved_problem(name: &str) -> Option<&'static str> {
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return Some("begins or ends with whitespace");
+    }
+    if name.ends_with('.') {
+        return Some("ends with `.`");
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("~$") || lower.contains("_vti_") {
+        return Some("holds a pattern onedrive reserves (`~$`, `_vti_`)");
+    }
+    let stem = lower.split('.').next().unwrap_or_default();
+    let device = matches!(stem, "con" | "prn" | "aux" | "nul")
+        || stem.len() == 4
+            && (stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.as_bytes()[3].is_ascii_digit();
+    if device || lower == ".lock" || lower == "desktop.ini" {
+        return Some("is a name onedrive reserves");
+    }
+    None
 }
 
 fn validate_extension(ext: &str) -> Result<()> {
@@ -232,6 +267,35 @@ mod tests {
             ".é",
         ] {
             assert!(invalid("u", "d", ext), "{ext:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_names_onedrive_reserves() {
+        for (user, doc, ext) in [
+            (" u", "d", ""),
+            ("u ", "d", ""),
+            ("u", "d\u{3000}", ""),
+            ("u.", "d", ""),
+            ("...", "d", ""),
+            ("u", "d.", ""),
+            ("u", "~$d", ""),
+            ("u", "a_vti_b", ""),
+            ("CON", "d", ""),
+            ("u", "com1", ".txt"),
+            ("u", "Lpt9.x", ""),
+            ("u", "desktop", ".ini"),
+            ("u", ".lock", ""),
+        ] {
+            assert!(invalid(user, doc, ext), "{user:?} {doc:?} {ext:?}");
+        }
+        for (user, doc, ext) in [
+            ("u.x", "d", ""),
+            ("u", "console", ".txt"),
+            ("u", "com10", ""),
+            ("u", "a b", ""),
+        ] {
+            assert!(!invalid(user, doc, ext), "{user:?} {doc:?} {ext:?}");
         }
     }
 

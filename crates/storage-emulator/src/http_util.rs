@@ -174,8 +174,14 @@ pub(crate) fn percent_decode(segment: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
+            // Two hex digits exactly: `from_str_radix` alone would take `%+1` as byte 1
+            // (found by the property test below).
+            let pair = &bytes[i + 1..i + 3];
+            let hex = pair
+                .iter()
+                .all(u8::is_ascii_hexdigit)
+                .then(|| std::str::from_utf8(pair).ok())
+                .flatten()
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = hex {
                 out.push(b);
@@ -284,6 +290,72 @@ mod tests {
         );
         assert_eq!(evaluate_range(Some("bytes=10-"), 10), RangeOutcome::Unsatisfiable);
         assert_eq!(evaluate_range(Some("bytes=0-1,3-4"), 10), RangeOutcome::Full);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::with_cases(1000)
+            }
+        }
+
+        fn header() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "bytes[ =]?[0-9*]{0,21}-?[0-9]{0,21}/?[0-9*]{0,21}",
+                "bytes=-?[0-9]{0,21}-?[0-9]{0,21}(,[0-9]{0,3}-[0-9]{0,3})?",
+                "\\PC{0,32}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Whatever a client sends, a parsed `Content-Range` is a real range inside its total.
+            #[test]
+            fn content_range_is_total_and_consistent(value in header()) {
+                match parse_content_range(&value) {
+                    Some(ContentRange::Bytes { first, last, total }) => {
+                        prop_assert!(first <= last);
+                        prop_assert!(total.is_none_or(|t| last < t));
+                    }
+                    Some(ContentRange::Unsatisfied { .. }) | None => {}
+                }
+            }
+
+            /// Well-formed ranges parse back to what was written.
+            #[test]
+            fn content_range_round_trips(first in any::<u64>(), len in any::<u64>(), extra in any::<u64>()) {
+                let last = first.saturating_add(len);
+                let total = last.checked_add(1).map(|t| t.saturating_add(extra));
+                let text = format!("bytes {first}-{last}/{}", total.map_or("*".to_owned(), |t| t.to_string()));
+                prop_assert_eq!(parse_content_range(&text), Some(ContentRange::Bytes { first, last, total }));
+            }
+
+            /// A `Range` never selects bytes outside the body.
+            #[test]
+            fn range_stays_inside_the_body(value in header(), size in prop_oneof![0u64..100, any::<u64>()]) {
+                if let RangeOutcome::Partial { first, last } = evaluate_range(Some(&value), size) {
+                    prop_assert!(first <= last && last < size, "{first}-{last} of {size}");
+                }
+            }
+
+            /// Percent-decoding undoes percent-encoding, and leaves text without an
+            /// escape as it is.
+            #[test]
+            fn percent_decoding_inverts_encoding(text in "\\PC{0,24}", junk in "[^%]{0,8}%([^0-9a-fA-F%][0-9a-fA-F]|[0-9a-fA-F][^0-9a-fA-F%])") {
+                let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
+                prop_assert_eq!(percent_decode(&encoded), text.clone());
+                if !text.contains('%') {
+                    prop_assert_eq!(percent_decode(&text), text);
+                }
+                prop_assert_eq!(percent_decode(&junk), junk.clone());
+            }
+        }
     }
 
     #[test]

@@ -113,7 +113,9 @@ fn stored_after_308(headers: &reqwest::header::HeaderMap) -> Result<u64> {
         .ok()
         .and_then(|v| v.trim().strip_prefix("bytes=0-"))
         .and_then(|last| last.parse::<u64>().ok())
-        .map(|last| last + 1)
+        // `bytes=0-18446744073709551615` must be an error, not an overflow (found by
+        // the property test below).
+        .and_then(|last| last.checked_add(1))
         .ok_or_else(|| StorageError::Provider {
             status: 308,
             code: Some("badRange".into()),
@@ -224,5 +226,41 @@ mod tests {
         assert_eq!(stored_after_308(&h).unwrap(), 262_144);
         h.insert(RANGE, HeaderValue::from_static("bytes 0-5"));
         assert!(stored_after_308(&h).is_err());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::with_cases(1000)
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Any header value: a count or an error, never a panic; a well-formed
+            /// `bytes=0-N` is N+1 bytes stored, whatever N.
+            #[test]
+            fn range_after_308_is_total(
+                junk in prop_oneof!["bytes=[0-9 =-]{0,24}", "\\PC{0,32}"],
+                last in prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), any::<u64>()],
+            ) {
+                let mut h = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&junk) {
+                    h.insert(RANGE, v);
+                    let _ = stored_after_308(&h);
+                }
+                h.insert(RANGE, HeaderValue::from_str(&format!("bytes=0-{last}")).unwrap());
+                match stored_after_308(&h) {
+                    Ok(stored) => prop_assert_eq!(Some(stored), last.checked_add(1)),
+                    Err(_) => prop_assert_eq!(last, u64::MAX),
+                }
+            }
+        }
     }
 }

@@ -231,4 +231,40 @@ mod tests {
         assert!(next_expected(&[]).is_err());
         assert!(next_expected(&["x-".into()]).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig {
+                failure_persistence: None,
+                ..ProptestConfig::with_cases(1000)
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Any list of strings: an offset or an error, never a panic.
+            #[test]
+            fn next_expected_is_total(ranges in proptest::collection::vec("\\PC{0,24}|[0-9]{0,22}-[0-9]{0,22}", 0..4)) {
+                let _ = next_expected(&ranges);
+            }
+
+            /// Well-formed ranges, open or closed, give the lowest start.
+            #[test]
+            fn next_expected_takes_the_lowest_start_of_any_ranges(
+                ranges in proptest::collection::vec((any::<u64>(), proptest::option::of(any::<u64>())), 1..5),
+            ) {
+                let text: Vec<String> = ranges
+                    .iter()
+                    .map(|(a, b)| b.map_or_else(|| format!("{a}-"), |b| format!("{a}-{}", a.max(&b))))
+                    .collect();
+                let lowest = ranges.iter().map(|(a, _)| *a).min().unwrap();
+                prop_assert_eq!(next_expected(&text).unwrap(), lowest);
+            }
+        }
+    }
 }
