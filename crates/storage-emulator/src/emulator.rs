@@ -53,6 +53,8 @@ pub struct GoogleEndpoints {
     /// Authorize page (`…/o/oauth2/v2/auth`), production
     /// `https://accounts.google.com/o/oauth2/v2/auth`.
     pub authorize: Url,
+    /// Token revocation (`…/revoke`), production `https://oauth2.googleapis.com/revoke`.
+    pub revoke: Url,
 }
 
 /// Microsoft's endpoint URLs on the emulator.
@@ -98,6 +100,7 @@ impl Endpoints {
                 upload: base.join("upload/drive/v3/")?,
                 token: base.join("token")?,
                 authorize: base.join("o/oauth2/v2/auth")?,
+                revoke: base.join("revoke")?,
             },
             microsoft: MicrosoftEndpoints {
                 graph: base.join("v1.0/")?,

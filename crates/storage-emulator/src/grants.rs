@@ -268,6 +268,25 @@ impl Grants {
     }
 
     /// Revokes the grant that issued this refresh or access token; returns whether one did.
+    /// What a provider's revocation endpoint does with `token` (an access or refresh
+    /// token): revokes its grant, refresh and access tokens alike. `false` when the
+    /// token is unknown, belongs to another provider, or its grant is already revoked.
+    pub(crate) fn revoke_at_endpoint(&mut self, provider: Provider, token: &str) -> bool {
+        let id = self
+            .refresh
+            .get(token)
+            .filter(|r| r.valid)
+            .map(|r| r.grant)
+            .or_else(|| self.access.get(token).map(|a| a.grant));
+        match id.and_then(|id| self.grants.get_mut(&id)) {
+            Some(g) if g.provider == provider && !g.revoked => {
+                g.revoked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn revoke_by_token(&mut self, token: &str) -> bool {
         let id = self
             .refresh

@@ -72,6 +72,7 @@ pub(crate) fn provider_of(origin: Origin, path: &str) -> Option<Provider> {
                 || path.starts_with("/upload/")
                 || path.starts_with("/resumable/")
                 || path == "/token"
+                || path == "/revoke"
                 || path.starts_with("/o/oauth2/")
             {
                 Some(Provider::Google)

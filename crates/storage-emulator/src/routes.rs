@@ -48,6 +48,8 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .route("/token", post(google::oauth::token))
         .route("/o/oauth2/token", post(google::oauth::token))
         .route("/o/oauth2/v2/auth", get(google::oauth::authorize))
+        // https://oauth2.googleapis.com/revoke
+        .route("/revoke", post(google::oauth::revoke))
         // Microsoft identity platform v2.0 (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow)
         .route("/{tenant}/oauth2/v2.0/token", post(microsoft::oauth::token))
         .route("/{tenant}/oauth2/v2.0/authorize", get(microsoft::oauth::authorize))

@@ -20,6 +20,11 @@ pub struct GoogleEndpoints {
     pub token: Url,
     /// The OAuth authorize endpoint.
     pub authorize: Url,
+    /// The OAuth token revocation endpoint, production
+    /// `https://oauth2.googleapis.com/revoke`. Endpoints JSON written before it
+    /// existed parses without it; see [`revoke_url`](Self::revoke_url).
+    #[serde(default)]
+    pub revoke: Option<Url>,
 }
 
 impl Default for GoogleEndpoints {
@@ -36,6 +41,7 @@ impl GoogleEndpoints {
             root: parse("https://www.googleapis.com/"),
             token: parse("https://oauth2.googleapis.com/token"),
             authorize: parse("https://accounts.google.com/o/oauth2/v2/auth"),
+            revoke: Some(parse("https://oauth2.googleapis.com/revoke")),
         }
     }
 
@@ -45,7 +51,12 @@ impl GoogleEndpoints {
     /// [`StorageError::InvalidInput`] when a URL is not `https` (or `http` on a
     /// loopback host), carries a query or fragment, or the root does not end in `/`.
     pub fn new(root: Url, token: Url, authorize: Url) -> Result<Self> {
-        let e = Self { root, token, authorize };
+        let e = Self {
+            root,
+            token,
+            authorize,
+            revoke: None,
+        };
         e.validate()?;
         Ok(e)
     }
@@ -58,10 +69,32 @@ impl GoogleEndpoints {
         check_url("root", &self.root)?;
         check_url("token", &self.token)?;
         check_url("authorize", &self.authorize)?;
+        if let Some(revoke) = &self.revoke {
+            check_url("revoke", revoke)?;
+        }
         if !self.root.path().ends_with('/') {
             return Err(StorageError::invalid_input("google endpoint root must end in `/`"));
         }
         Ok(())
+    }
+
+    /// Sets the token revocation endpoint.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), for the URL given.
+    pub fn with_revoke(mut self, revoke: Url) -> Result<Self> {
+        check_url("revoke", &revoke)?;
+        self.revoke = Some(revoke);
+        Ok(self)
+    }
+
+    /// The revocation endpoint: [`revoke`](Self::revoke) when set, otherwise the
+    /// token endpoint's sibling `revoke` (`…/token` → `…/revoke`), which is where
+    /// both Google and the emulator serve it.
+    pub fn revoke_url(&self) -> Url {
+        self.revoke
+            .clone()
+            .unwrap_or_else(|| self.token.join("revoke").unwrap_or_else(|_| self.token.clone()))
     }
 
     /// `{root}drive/v3/`.

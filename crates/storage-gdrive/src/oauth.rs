@@ -117,3 +117,48 @@ pub async fn refresh(
     ];
     retry.run(|| request_token(http, token_uri, &form)).await
 }
+
+/// What [`revoke`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// Google revoked the grant: its refresh token and access tokens are dead.
+    Revoked,
+    /// Google no longer knew the token (revoked or expired already): nothing is
+    /// left to revoke.
+    AlreadyInvalid,
+}
+
+/// Revokes the grant behind `token` (a refresh token revokes the whole grant,
+/// access tokens included) at the endpoints' [`revoke_url`](GoogleEndpoints::revoke_url),
+/// with the token in the form body, retrying throttling and server errors by `retry`.
+/// Repeating it is safe: a token already revoked is [`Revocation::AlreadyInvalid`].
+///
+/// # Errors
+/// `RateLimited` or `Provider` (5xx) once retries are spent, `Provider` for any
+/// other refusal, `Transport` when the endpoint is unreachable.
+pub async fn revoke(
+    http: &reqwest::Client,
+    endpoints: &GoogleEndpoints,
+    token: &Secret,
+    retry: RetryPolicy,
+) -> Result<Revocation> {
+    let url = endpoints.revoke_url();
+    retry
+        .run(|| async {
+            let resp = http
+                .post(url.clone())
+                .form(&[("token", token.expose())])
+                .send()
+                .await
+                .map_err(|e| crate::error::transport("the revocation endpoint is unreachable", e))?;
+            let status = resp.status().as_u16();
+            let wait = crate::error::retry_after(resp.headers());
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| crate::error::transport("failed to read the revocation endpoint's answer", e))?;
+            crate::error::revoke_answer(status, &body, wait)
+        })
+        .await
+}

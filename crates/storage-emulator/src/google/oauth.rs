@@ -108,6 +108,24 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
     }
 }
 
+/// `POST /revoke` with `token` (an access or a refresh token) in the form body: revokes the
+/// whole grant, so its refresh token and every access token stop working
+/// (<https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke>: 200 on
+/// success, 400 with an error code otherwise). An unknown or already revoked token is 400
+/// `invalid_token` "Token expired or revoked" (text UNCONFIRMED).
+pub(crate) async fn revoke(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let form = parse_query(std::str::from_utf8(&ctx.body).ok());
+    let Some(token) = crate::http_util::query_get(&form, "token") else {
+        // Text UNCONFIRMED.
+        return oauth_error(400, "invalid_request", "Missing required parameter: token");
+    };
+    if shared.grants.lock().revoke_at_endpoint(Provider::Google, token) {
+        json_response(200, &json!({}), TOKEN_JSON)
+    } else {
+        oauth_error(400, "invalid_token", "Token expired or revoked")
+    }
+}
+
 /// `GET /o/oauth2/v2/auth`: consents at once and redirects (302) to `redirect_uri` with `code`
 /// and `state` (RFC 6749 §4.1.2). A refresh token is granted only with `access_type=offline`
 /// (<https://developers.google.com/identity/protocols/oauth2/web-server#offline>).
