@@ -9,7 +9,7 @@ use storage_core::{
     ByteStream, Checksum, ObjectKey, ObjectMeta, ObjectName, Result, StorageBackend, StorageError, TokenCell, Url,
 };
 
-use crate::client::{DriveClient, DriveFile, default_http, quote};
+use crate::client::{DriveClient, DriveFile, DrivePool, default_http, quote};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
 use storage_core::upload::{BufferGauge, UploadSource};
@@ -52,9 +52,18 @@ pub struct GoogleDriveBuilder {
     endpoints: GoogleEndpoints,
     options: DriveOptions,
     http: Option<reqwest::Client>,
+    pool: Option<DrivePool>,
 }
 
 impl GoogleDriveBuilder {
+    /// A connection pool shared with other backends (see [`DrivePool`]); by
+    /// default each backend has its own.
+    #[must_use]
+    pub fn pool(mut self, pool: DrivePool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
     /// Where the API lives; production by default.
     #[must_use]
     pub fn endpoints(mut self, endpoints: GoogleEndpoints) -> Self {
@@ -87,7 +96,7 @@ impl GoogleDriveBuilder {
             None => default_http(&self.options)?,
         };
         Ok(GoogleDriveBackend {
-            client: DriveClient::new(self.tokens, self.endpoints, self.options, http)?,
+            client: DriveClient::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
             folders: Arc::default(),
             gauge: Arc::default(),
         })
@@ -102,6 +111,7 @@ impl GoogleDriveBackend {
             endpoints: GoogleEndpoints::production(),
             options: DriveOptions::default(),
             http: None,
+            pool: None,
         }
     }
 

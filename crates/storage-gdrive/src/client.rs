@@ -231,6 +231,38 @@ impl std::fmt::Debug for DriveClient {
     }
 }
 
+/// The connection pool behind google-drive3's `DriveHub`, shareable by every
+/// backend of an application: one pool, whatever the number of connections.
+///
+/// It speaks rustls with ring, with http1, http2 and TLS 1.2 enabled explicitly
+/// (google-drive3 turns http1 and tls12 off in its own hyper-rustls
+/// dependency) and webpki roots. Plain http only ever reaches a loopback
+/// emulator: [`GoogleEndpoints::validate`] refuses http anywhere else.
+#[derive(Clone)]
+pub struct DrivePool(hyper_util::client::legacy::Client<Connector, google_drive3::common::Body>);
+
+impl std::fmt::Debug for DrivePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DrivePool")
+    }
+}
+
+impl DrivePool {
+    /// A pool with the connect timeout of `options`.
+    pub fn new(options: &DriveOptions) -> Self {
+        let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        http_connector.set_connect_timeout(Some(options.connect_timeout));
+        http_connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http_connector);
+        Self(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+    }
+}
+
 /// Builds the reqwest client this crate uses when the caller gives none.
 pub(crate) fn default_http(options: &DriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -247,23 +279,14 @@ impl DriveClient {
         endpoints: GoogleEndpoints,
         options: DriveOptions,
         http: reqwest::Client,
+        pool: Option<DrivePool>,
     ) -> Result<Self> {
         endpoints.validate()?;
         options.validate()?;
-        // rustls with ring, http1 + http2 + TLS 1.2 enabled explicitly: google-drive3
-        // turns http1 and tls12 off in its own hyper-rustls dependency.
-        let roots = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
-        let schemes = if endpoints.root.scheme() == "http" {
-            roots.https_or_http()
-        } else {
-            roots.https_only()
-        };
-        let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        http_connector.set_connect_timeout(Some(options.connect_timeout));
-        http_connector.enforce_http(false);
-        let https = schemes.enable_http1().enable_http2().wrap_connector(http_connector);
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-        let mut hub = DriveHub::new(client, HubToken(tokens.clone()));
+        let pool = pool.unwrap_or_else(|| DrivePool::new(&options));
+        // A hub is a client handle plus this connection's token source: cheap,
+        // and every hub built from one pool shares its connections.
+        let mut hub = DriveHub::new(pool.0, HubToken(tokens.clone()));
         hub.base_url(endpoints.api_base());
         hub.root_url(endpoints.root.to_string());
         Ok(Self {

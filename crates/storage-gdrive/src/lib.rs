@@ -12,4 +12,5 @@ mod purge;
 mod upload;
 
 pub use backend::{GoogleDriveBackend, GoogleDriveBuilder};
+pub use client::DrivePool;
 pub use config::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleEndpoints};

@@ -11,7 +11,7 @@ use storage_core::{
     TokenCell, Url,
 };
 
-use crate::client::{DriveItem, GraphApi, default_http};
+use crate::client::{DriveItem, GraphApi, GraphPool, default_http};
 use crate::config::{GraphEndpoints, OneDriveOptions};
 
 /// How long a pre-authenticated download URL may be promised for: Graph
@@ -55,9 +55,18 @@ pub struct OneDriveBuilder {
     endpoints: GraphEndpoints,
     options: OneDriveOptions,
     http: Option<reqwest::Client>,
+    pool: Option<GraphPool>,
 }
 
 impl OneDriveBuilder {
+    /// A Graph client and pool shared with other backends (see [`GraphPool`]);
+    /// by default each backend has its own.
+    #[must_use]
+    pub fn pool(mut self, pool: GraphPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
     /// Where Graph lives; production by default.
     #[must_use]
     pub fn endpoints(mut self, endpoints: GraphEndpoints) -> Self {
@@ -91,7 +100,7 @@ impl OneDriveBuilder {
             None => default_http(&self.options)?,
         };
         Ok(OneDriveBackend {
-            api: GraphApi::new(self.tokens, self.endpoints, self.options, http)?,
+            api: GraphApi::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
             gauge: Arc::default(),
         })
     }
@@ -105,6 +114,7 @@ impl OneDriveBackend {
             endpoints: GraphEndpoints::production(),
             options: OneDriveOptions::default(),
             http: None,
+            pool: None,
         }
     }
 

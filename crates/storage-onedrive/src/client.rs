@@ -83,26 +83,76 @@ impl DriveItem {
     }
 }
 
-/// Hands graph-rs-sdk the current token from the shared cell on every request.
-/// It never refreshes: graph-oauth would refresh before every call, against a
-/// fixed host, and drop the rotated refresh token.
+tokio::task_local! {
+    /// The token cell of the connection whose request is running.
+    static CURRENT: TokenCell;
+}
+
+/// Hands graph-rs-sdk the token of the connection whose request is being sent.
+///
+/// graph-rs-sdk asks its `ClientApplication` for a token inside the request's
+/// own future, so a task-local scope set around each call lets one
+/// `GraphClient` (and one connection pool) serve every connection. It never
+/// refreshes: graph-oauth would refresh before every call, against a fixed host,
+/// and drop the refresh token Microsoft rotates.
 #[derive(Clone)]
-struct GraphToken(TokenCell);
+struct ScopedToken;
+
+impl ScopedToken {
+    fn current() -> Option<String> {
+        CURRENT
+            .try_with(|cell| cell.get())
+            .ok()
+            .flatten()
+            .map(|t| t.expose().to_owned())
+    }
+
+    fn missing() -> AuthExecutionError {
+        AuthExecutionError::Other("no access token for this request".into())
+    }
+}
 
 #[async_trait::async_trait]
-impl ClientApplication for GraphToken {
+impl ClientApplication for ScopedToken {
     fn get_token_silent(&mut self) -> AuthExecutionResult<String> {
-        self.0
-            .get()
-            .map(|t| t.expose().to_owned())
-            .ok_or_else(|| AuthExecutionError::Other("no access token in the cell".into()))
+        Self::current().ok_or_else(Self::missing)
     }
 
     async fn get_token_silent_async(&mut self) -> AuthExecutionResult<String> {
-        self.get_token_silent()
+        Self::current().ok_or_else(Self::missing)
     }
 
     fn with_force_token_refresh(&mut self, _force: ForceTokenRefresh) {}
+}
+
+/// graph-rs-sdk's client and its connection pool, shareable by every backend of
+/// an application for the same endpoints: one pool, whatever the number of
+/// connections. Each request carries its own connection's token.
+#[derive(Clone)]
+pub struct GraphPool {
+    graph: GraphClient,
+    endpoints: GraphEndpoints,
+}
+
+impl std::fmt::Debug for GraphPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphPool")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphPool {
+    /// A client for `endpoints`.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] for endpoints graph-rs-sdk would panic on.
+    pub fn new(endpoints: &GraphEndpoints, options: &OneDriveOptions) -> Result<Self> {
+        Ok(Self {
+            graph: graph_client(endpoints, options)?,
+            endpoints: endpoints.clone(),
+        })
+    }
 }
 
 /// One Graph client, one reqwest client, the cell and the options; clones share all.
@@ -138,14 +188,14 @@ pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client>
 
 /// Builds a `GraphClient` for `endpoints` without ever reaching
 /// `use_endpoint`'s panic on an unknown host.
-fn graph_client(endpoints: &GraphEndpoints, tokens: TokenCell, options: &OneDriveOptions) -> Result<GraphClient> {
+fn graph_client(endpoints: &GraphEndpoints, options: &OneDriveOptions) -> Result<GraphClient> {
     endpoints.validate()?;
     // graph-rs-sdk appends path segments itself; give it the base without the trailing `/`.
     let mut base = endpoints.graph.clone();
     let trimmed = base.path().trim_end_matches('/').to_owned();
     base.set_path(&trimmed);
     let config = GraphClientConfiguration::new()
-        .client_application(GraphToken(tokens))
+        .client_application(ScopedToken)
         .referer(false)
         .connect_timeout(options.connect_timeout)
         .timeout(options.read_timeout.max(Duration::from_secs(1)));
@@ -188,10 +238,20 @@ impl GraphApi {
         endpoints: GraphEndpoints,
         options: OneDriveOptions,
         http: reqwest::Client,
+        pool: Option<GraphPool>,
     ) -> Result<Self> {
         options.validate()?;
+        let pool = match pool {
+            Some(p) if p.endpoints == endpoints => p,
+            Some(_) => {
+                return Err(StorageError::invalid_input(
+                    "the graph pool was built for other endpoints",
+                ));
+            }
+            None => GraphPool::new(&endpoints, &options)?,
+        };
         Ok(Self {
-            graph: graph_client(&endpoints, tokens.clone(), &options)?,
+            graph: pool.graph,
             http,
             tokens,
             endpoints,
@@ -202,7 +262,7 @@ impl GraphApi {
     /// Sends one graph-rs-sdk request under the read timeout. graph-rs-sdk
     /// returns `Ok` for every status: the caller checks it.
     async fn send(&self, req: impl Future<Output = GraphResult<reqwest::Response>>) -> Result<reqwest::Response> {
-        match tokio::time::timeout(self.options.read_timeout, req).await {
+        match tokio::time::timeout(self.options.read_timeout, CURRENT.scope(self.tokens.clone(), req)).await {
             Err(_) => Err(StorageError::Transport {
                 message: "graph did not answer within the read timeout".into(),
                 source: None,

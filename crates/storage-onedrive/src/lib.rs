@@ -11,4 +11,5 @@ mod purge;
 mod upload;
 
 pub use backend::{OneDriveBackend, OneDriveBuilder};
+pub use client::GraphPool;
 pub use config::{FRAGMENT_UNIT, GraphEndpoints, MAX_FRAGMENT, MicrosoftApp, OneDriveOptions};

@@ -428,3 +428,38 @@ fn foreign_hosts_are_refused_not_panicked_on() {
     );
     assert!(!dbg.contains("secret-token"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_sharing_one_graph_pool_each_send_their_own_token() {
+    let emu = Emulator::start().await.unwrap();
+    let pool = storage_onedrive::GraphPool::new(&endpoints(&emu), &options(FRAGMENT)).unwrap();
+    let (a, b) = (emu.microsoft_grant(), emu.microsoft_grant());
+    let build = |g: &serde_json::Value| {
+        OneDriveBackend::builder(TokenCell::new(g["access_token"].as_str().unwrap()))
+            .endpoints(endpoints(&emu))
+            .options(options(FRAGMENT))
+            .pool(pool.clone())
+            .build()
+            .unwrap()
+    };
+    let (da, db) = (build(&a), build(&b));
+    let calls = (0..20).map(|i| {
+        let d = if i % 2 == 0 { da.clone() } else { db.clone() };
+        async move { d.health_check().await }
+    });
+    for r in futures::future::join_all(calls).await {
+        r.unwrap();
+    }
+    let journal = emu.journal();
+    let ta = a["access_token"].as_str().unwrap();
+    let tb = b["access_token"].as_str().unwrap();
+    assert_eq!(journal.with_bearer(ta).len(), 10);
+    assert_eq!(journal.with_bearer(tb).len(), 10);
+    assert!(emu.expire_access_token(ta));
+    assert_eq!(
+        da.health_check().await.unwrap_err().connection_reason(),
+        Some(ConnectionReason::TokenExpired)
+    );
+    db.health_check().await.unwrap();
+    emu.shutdown().await;
+}
