@@ -90,6 +90,44 @@ enum SessionEnd {
     Gone,
 }
 
+/// Cancels an open session when the upload future is dropped before the session
+/// ended, e.g. by a caller's timeout: a task sends `DELETE uploadUrl` so that
+/// Graph frees the session and its stored fragments now rather than when the
+/// session expires. Best effort, and only inside a Tokio runtime; nothing is
+/// committed either way, since a session commits only with its last byte.
+struct CancelOnDrop {
+    http: reqwest::Client,
+    url: Option<String>,
+}
+
+impl CancelOnDrop {
+    fn new(api: &GraphApi, url: &str) -> Self {
+        Self {
+            http: api.http.clone(),
+            url: Some(url.to_owned()),
+        }
+    }
+
+    /// The session ended (done, gone or cancelled by the caller): nothing to do on drop.
+    fn disarm(&mut self) {
+        self.url = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(url) = self.url.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let http = self.http.clone();
+            runtime.spawn(async move {
+                let _ = http.delete(url).send().await;
+            });
+        }
+    }
+}
+
 /// Uploads `size` (> 0) bytes to `name` through upload sessions; returns the
 /// item and the quickXorHash of what was sent.
 pub(crate) async fn upload(
@@ -103,7 +141,10 @@ pub(crate) async fn upload(
     let mut restarts = 1;
     loop {
         let url = api.create_session(name, size).await?;
-        match send(api, gauge, &url, &mut window).await {
+        let mut guard = CancelOnDrop::new(api, &url);
+        let sent = send(api, gauge, &url, &mut window).await;
+        guard.disarm();
+        match sent {
             Ok(SessionEnd::Done(item)) => return Ok((item, window.checksum())),
             // Graph ends a session when its last byte is stored, so a session that is gone
             // after the last fragment went out may have committed the file while the answer

@@ -1,0 +1,318 @@
+//! Timeouts and cancellation on both providers: a hung server never hangs a
+//! call, a dropped `put_stream` commits nothing (and OneDrive's session is
+//! cancelled), a `get_stream` dropped halfway gives its connection back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use storage_core::{ByteStream, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell};
+use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin};
+use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints};
+use storage_factory::storage_onedrive::{
+    FRAGMENT_UNIT, GraphEndpoints, MicrosoftApp, OneDriveBackend, OneDriveOptions,
+};
+use storage_factory::{Endpoints, MemoryCredentialStore, StorageFactory};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum P {
+    Gdrive,
+    Onedrive,
+}
+
+const READ_TIMEOUT: Duration = Duration::from_millis(300);
+
+fn policy() -> RetryPolicy {
+    RetryPolicy::new()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(10))
+}
+
+fn data(len: usize, seed: u64) -> Bytes {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut v = vec![0u8; len];
+    rng.fill(&mut v);
+    Bytes::from(v)
+}
+
+fn name(doc: &str) -> ObjectName {
+    ObjectName::new("user-c", doc, ".bin").unwrap()
+}
+
+/// The unit of a resumable piece.
+fn unit(p: P) -> usize {
+    match p {
+        P::Gdrive => CHUNK_UNIT,
+        P::Onedrive => FRAGMENT_UNIT,
+    }
+}
+
+fn backend(p: P, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
+    match p {
+        P::Gdrive => {
+            let grant = emu.google_grant();
+            let endpoints: GoogleEndpoints =
+                serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap();
+            let mut o = DriveOptions::default();
+            o.chunk_size = CHUNK_UNIT;
+            o.multipart_limit = 64 * 1024;
+            o.retry = policy();
+            o.read_timeout = READ_TIMEOUT;
+            o.connect_timeout = Duration::from_secs(1);
+            Arc::new(
+                GoogleDriveBackend::builder(TokenCell::new(grant["access_token"].as_str().unwrap()))
+                    .endpoints(endpoints)
+                    .options(o)
+                    .build()
+                    .unwrap(),
+            )
+        }
+        P::Onedrive => {
+            let grant = emu.microsoft_grant();
+            let endpoints: GraphEndpoints =
+                serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap();
+            let mut o = OneDriveOptions::default();
+            o.fragment_size = FRAGMENT_UNIT;
+            o.retry = policy();
+            o.read_timeout = READ_TIMEOUT;
+            o.connect_timeout = Duration::from_secs(1);
+            Arc::new(
+                OneDriveBackend::builder(TokenCell::new(grant["access_token"].as_str().unwrap()))
+                    .endpoints(endpoints)
+                    .options(o)
+                    .build()
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+/// Every operation, and a managed connection's refresh, against a server that
+/// accepts connections but never answers: each call ends with `Transport` well
+/// within attempts × read timeout plus backoff, never hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_never_hangs_a_call() {
+    for p in [P::Gdrive, P::Onedrive] {
+        let emu = Emulator::start().await.unwrap();
+        let b = backend(p, &emu);
+        let small = data(1000, 1);
+        let large = data(unit(p) + 5, 2);
+        let key = b.put_object(&name("there"), small.clone(), "a/b").await.unwrap();
+        emu.faults().add(FaultRule::new(FaultAction::Delay { millis: 60_000 }));
+        let calls: Vec<(&str, futures::future::BoxFuture<'_, Result<(), StorageError>>)> = vec![
+            (
+                "put small",
+                Box::pin(async { b.put_object(&name("a"), small.clone(), "a/b").await.map(drop) }),
+            ),
+            (
+                "put resumable",
+                Box::pin(async { b.put_object(&name("b"), large.clone(), "a/b").await.map(drop) }),
+            ),
+            (
+                "put_stream",
+                Box::pin(async {
+                    let s = storage_core::stream::from_bytes(large.clone(), 10_000);
+                    b.put_stream(&name("c"), s, large.len() as u64, "a/b").await.map(drop)
+                }),
+            ),
+            ("get", Box::pin(async { b.get_object(&key).await.map(drop) })),
+            ("get_stream", Box::pin(async { b.get_stream(&key).await.map(drop) })),
+            ("stat", Box::pin(async { b.stat_object(&key).await.map(drop) })),
+            ("delete", Box::pin(async { b.delete_object(&key).await })),
+            ("health", Box::pin(async { b.health_check().await })),
+        ];
+        for (op, call) in calls {
+            let started = Instant::now();
+            let result = tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .unwrap_or_else(|_| panic!("{p:?} {op} hung"));
+            let took = started.elapsed();
+            assert!(
+                matches!(result, Err(StorageError::Transport { .. })),
+                "{p:?} {op}: {result:?}"
+            );
+            // Two attempts of 300 ms each, a little backoff, and for uploads a
+            // status query per failure.
+            assert!(took < Duration::from_secs(3), "{p:?} {op} took {took:?}");
+        }
+        drop(emu);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_token_endpoint_never_hangs_a_managed_call() {
+    for p in [P::Gdrive, P::Onedrive] {
+        let emu = Emulator::start().await.unwrap();
+        let g = emu.google_app();
+        let m = emu.microsoft_app();
+        let factory = StorageFactory::builder()
+            .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap())
+            .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
+            .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
+            .retry(policy())
+            .timeouts(Duration::from_secs(1), READ_TIMEOUT)
+            .build()
+            .unwrap();
+        let store = Arc::new(MemoryCredentialStore::new());
+        let grant = match p {
+            P::Gdrive => emu.google_grant(),
+            P::Onedrive => emu.microsoft_grant(),
+        };
+        store.insert("c", grant.to_string());
+        let b = factory.connect("c", store).await.unwrap();
+        emu.expire_access_tokens();
+        emu.faults().add(
+            FaultRule::new(FaultAction::Delay { millis: 60_000 })
+                .method("POST")
+                .path("*token"),
+        );
+        let started = Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(10), b.health_check())
+            .await
+            .unwrap_or_else(|_| panic!("{p:?} refresh hung"));
+        assert!(
+            matches!(result, Err(StorageError::Transport { .. })),
+            "{p:?}: {result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{p:?}: {:?}",
+            started.elapsed()
+        );
+        drop(emu);
+    }
+}
+
+/// A body that yields one whole piece and then never another byte.
+fn stalling_body(first: Bytes) -> ByteStream {
+    Box::pin(futures::stream::iter(vec![Ok(first)]).chain(futures::stream::pending()))
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A `put_stream` dropped after its first piece was stored commits nothing; a
+/// OneDrive session is cancelled with `DELETE uploadUrl` (without a token).
+/// Drive has no way to cancel a resumable session: it stays open, holding no
+/// visible file, until Drive expires it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_put_stream_commits_nothing_and_cancels_the_session() {
+    for p in [P::Gdrive, P::Onedrive] {
+        let emu = Emulator::start().await.unwrap();
+        let b = backend(p, &emu);
+        let size = 3 * unit(p) as u64;
+        let upload = {
+            let b = Arc::clone(&b);
+            let body = stalling_body(data(unit(p), 3));
+            tokio::spawn(async move { b.put_stream(&name("dropped"), body, size, "a/b").await })
+        };
+        let pieces = || {
+            emu.journal()
+                .filter(|e| e.origin == Origin::Content && e.method == "PUT" && e.body_len > 0)
+                .len()
+        };
+        wait_for("the first piece", || pieces() == 1).await;
+        // The first piece is acknowledged before the upload asks the body for more.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        upload.abort();
+        assert!(upload.await.unwrap_err().is_cancelled());
+        match p {
+            P::Gdrive => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                assert!(
+                    emu.drive_files().iter().all(|f| f.name != "dropped.bin"),
+                    "a dropped upload committed a file"
+                );
+                assert_eq!(
+                    emu.drive_open_sessions(),
+                    1,
+                    "drive has no cancel: the session stays open"
+                );
+            }
+            P::Onedrive => {
+                wait_for("the session to be cancelled", || emu.graph_open_sessions() == 0).await;
+                assert!(emu.graph_item_by_path("/user-c/dropped.bin").is_none());
+                let journal = emu.journal();
+                let deletes = journal.filter(|e| e.origin == Origin::Content && e.method == "DELETE");
+                assert_eq!(deletes.len(), 1, "one DELETE uploadUrl");
+                assert!(deletes[0].header("authorization").is_none());
+            }
+        }
+        assert_eq!(pieces(), 1, "nothing was sent after the drop");
+        emu.shutdown().await;
+    }
+}
+
+/// Open file descriptors of this process (Linux), or `None` elsewhere.
+fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count)
+}
+
+/// Fifty downloads dropped after their first piece leave no connection behind:
+/// the process holds about as many descriptors as before, and the next call works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_stream_dropped_halfway_releases_its_connection() {
+    for p in [P::Gdrive, P::Onedrive] {
+        let emu = Emulator::start().await.unwrap();
+        let b = backend(p, &emu);
+        let body = data(4 * 1024 * 1024, 4);
+        let key = b.put_object(&name("big"), body.clone(), "a/b").await.unwrap();
+        let start = open_fds();
+        // The control: streams that are held keep their connections, and it shows.
+        let held: Vec<ByteStream> = futures::future::join_all((0..10).map(|_| b.get_stream(&key)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        if let (Some(b0), Some(a)) = (start, open_fds()) {
+            assert!(
+                a >= b0 + 10,
+                "{p:?}: ten open downloads should hold ten connections ({b0} -> {a})"
+            );
+        }
+        drop(held);
+        // Concurrent metadata calls left idle connections in the pools, as they may;
+        // let the dropped bodies close, warm up with one whole download, then count.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(b.get_object(&key).await.unwrap(), body);
+        let before = open_fds();
+        for _ in 0..50 {
+            let mut s = b.get_stream(&key).await.unwrap();
+            let first = s.next().await.unwrap().unwrap();
+            assert!(!first.is_empty() && first.len() < body.len());
+            drop(s);
+        }
+        // Closing is asynchronous on both ends; give it a moment.
+        let mut after = open_fds();
+        for _ in 0..50 {
+            if let (Some(b0), Some(a)) = (before, after)
+                && a <= b0 + 6
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            after = open_fds();
+        }
+        if let (Some(b0), Some(a)) = (before, after) {
+            assert!(
+                a <= b0 + 6,
+                "{p:?}: {b0} descriptors before, {a} after 50 dropped downloads"
+            );
+        }
+        let started = Instant::now();
+        assert_eq!(b.get_object(&key).await.unwrap(), body);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        emu.shutdown().await;
+    }
+}
