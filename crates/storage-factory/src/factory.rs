@@ -74,8 +74,10 @@ pub struct StorageFactory {
     #[cfg(feature = "onedrive")]
     microsoft_app: Option<storage_onedrive::MicrosoftApp>,
     endpoints: Endpoints,
-    http: Http,
-    retry: RetryPolicy,
+    pub(crate) http: Http,
+    pub(crate) retry: RetryPolicy,
+    /// Which managed connections `disconnect` has ended.
+    pub(crate) connections: Arc<crate::disconnect::Connections>,
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     connect_timeout: Duration,
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
@@ -209,6 +211,7 @@ impl StorageFactoryBuilder {
             endpoints: self.endpoints,
             http,
             retry: self.retry.unwrap_or_default(),
+            connections: Arc::default(),
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
             connect_timeout,
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
@@ -287,6 +290,7 @@ impl StorageFactory {
             retry: self.retry,
             skew: self.refresh_skew,
             creds,
+            disconnected: self.connections.flag(connection_id),
         })))
     }
 
@@ -321,7 +325,7 @@ impl StorageFactory {
     }
 
     #[cfg(feature = "gdrive")]
-    fn google_endpoints(&self) -> storage_gdrive::GoogleEndpoints {
+    pub(crate) fn google_endpoints(&self) -> storage_gdrive::GoogleEndpoints {
         self.endpoints.google.clone().unwrap_or_default()
     }
 

@@ -179,6 +179,28 @@ impl CredentialStore for FileCredentialStore {
         // Dropping the file releases the lock.
         Ok(RefreshLock::new(file))
     }
+
+    /// Removes the connection's file (and its `.lock` file); a missing file is `Ok`.
+    async fn delete(&self, connection_id: &str) -> Result<()> {
+        let path = self.path(connection_id)?;
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        for p in [path.clone(), PathBuf::from(lock_path)] {
+            match tokio::fs::remove_file(&p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io("failed to delete a credential file", e)),
+            }
+        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        // Makes the removal durable; best effort, the file is already gone.
+        let _ = tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

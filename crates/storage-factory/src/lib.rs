@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod credentials;
+mod disconnect;
 mod factory;
 mod file_store;
 mod managed;
@@ -9,6 +10,7 @@ mod refresh;
 mod store;
 
 pub use credentials::{Credentials, GoogleCredentials, OneDriveCredentials, PROVIDERS};
+pub use disconnect::{DisconnectReport, Purge, Revocation};
 pub use factory::{Endpoints, StorageFactory, StorageFactoryBuilder};
 pub use file_store::FileCredentialStore;
 pub use store::{ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StoredCredentials};

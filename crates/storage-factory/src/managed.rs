@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_core::{
-    ByteStream, Capabilities, ConnectionReason, ObjectKey, ObjectMeta, ObjectName, Result, RetryPolicy, StorageBackend,
-    StorageError, TokenCell, Url,
+    ByteStream, Capabilities, ConnectionReason, ObjectKey, ObjectMeta, ObjectName, PurgeReport, Result, RetryPolicy,
+    StorageBackend, StorageError, TokenCell, Url, validate_part,
 };
 use tokio::sync::Mutex;
 use tracing::Instrument as _;
@@ -40,6 +40,9 @@ pub(crate) struct Managed {
     reauth: AtomicBool,
     /// A refreshed credential the store refused; saved again on the next call.
     unsaved: AtomicBool,
+    /// Set by [`StorageFactory::disconnect`](crate::StorageFactory::disconnect):
+    /// every later call fails at once, without network traffic.
+    disconnected: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Managed {
@@ -63,6 +66,7 @@ pub(crate) struct Parts {
     pub retry: RetryPolicy,
     pub skew: Duration,
     pub creds: Credentials,
+    pub disconnected: Arc<AtomicBool>,
 }
 
 impl Managed {
@@ -81,6 +85,7 @@ impl Managed {
             generation: AtomicU64::new(0),
             reauth: AtomicBool::new(false),
             unsaved: AtomicBool::new(false),
+            disconnected: p.disconnected,
         }
     }
 
@@ -200,7 +205,7 @@ impl Managed {
         );
         let started = Instant::now();
         let result = async {
-            if self.reauth.load(Ordering::SeqCst) {
+            if self.reauth.load(Ordering::SeqCst) || self.disconnected.load(Ordering::SeqCst) {
                 return Err(Self::reauth_error());
             }
             self.save_pending().await;
@@ -336,6 +341,13 @@ impl StorageBackend for Managed {
 
     async fn health_check(&self) -> Result<()> {
         self.run("health_check", None, || self.inner.health_check()).await
+    }
+
+    /// Forwarded with the same refresh and retry as every other call; the user
+    /// id is checked before any of it, so a bad id never causes a refresh.
+    async fn purge_user(&self, user_id: &str) -> Result<PurgeReport> {
+        validate_part("user_id", user_id)?;
+        self.run("purge_user", None, || self.inner.purge_user(user_id)).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -136,6 +136,24 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     async fn lock_refresh(&self, _connection_id: &str) -> Result<RefreshLock> {
         Ok(RefreshLock::in_process())
     }
+
+    /// Forgets the connection and its credentials, for
+    /// [`StorageFactory::disconnect`](crate::StorageFactory::disconnect).
+    /// A connection that is already gone is `Ok`, so a disconnect can be repeated.
+    ///
+    /// The default is [`Unsupported`](StorageError::Unsupported), so that a store
+    /// written before this method existed still compiles, and a disconnect through
+    /// it stops before claiming the credentials are gone. Both shipped stores
+    /// implement it.
+    ///
+    /// # Errors
+    /// `Unsupported` by default; the store's own failures otherwise.
+    async fn delete(&self, _connection_id: &str) -> Result<()> {
+        Err(StorageError::unsupported(
+            "delete",
+            "this credential store cannot delete a connection; implement CredentialStore::delete",
+        ))
+    }
 }
 
 /// Connections kept in this process, for tests and single-process tools.
@@ -194,6 +212,11 @@ impl CredentialStore for MemoryCredentialStore {
             .get_mut(connection_id)
             .ok_or_else(|| StorageError::not_found(connection_id))?;
         row.status = status;
+        Ok(())
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<()> {
+        self.rows().remove(connection_id);
         Ok(())
     }
 }
