@@ -108,6 +108,33 @@ pub enum Command {
         #[command(subcommand)]
         what: Presign,
     },
+    /// Delete every object stored for one user, and the user's folder; prints what went.
+    ///
+    /// Asks for confirmation on a terminal; scripts pass --yes.
+    Purge {
+        /// The user whose objects go.
+        #[arg(long)]
+        user: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// End the connection: optionally purge a user's objects, revoke the grant
+    /// where the provider allows it, and delete the credentials file.
+    ///
+    /// Asks for confirmation on a terminal; scripts pass --yes. Running it again
+    /// after a failure finishes the job.
+    Disconnect {
+        /// Delete the objects of --user first.
+        #[arg(long, requires = "user")]
+        purge: bool,
+        /// The user whose objects --purge deletes.
+        #[arg(long, requires = "purge")]
+        user: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Connect an account: authorize URL, code exchange, or a loopback login.
     Auth {
         #[command(subcommand)]

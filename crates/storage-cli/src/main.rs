@@ -9,6 +9,7 @@ mod demo;
 mod exit;
 mod out;
 mod progress;
+mod purge;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,27 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 .await?;
             out::line(url.as_str());
             Ok(())
+        }
+        Command::Purge { user, yes } => {
+            purge::purge(
+                cli.endpoints.as_deref(),
+                cli.credentials.as_deref(),
+                &cli.apps,
+                user,
+                *yes,
+            )
+            .await
+        }
+        Command::Disconnect { purge: p, user, yes } => {
+            let user = if *p { user.as_deref() } else { None };
+            purge::disconnect(
+                cli.endpoints.as_deref(),
+                cli.credentials.as_deref(),
+                &cli.apps,
+                user,
+                *yes,
+            )
+            .await
         }
         Command::Auth { what } => {
             let endpoints = connect::endpoints(cli.endpoints.as_deref()).await?;

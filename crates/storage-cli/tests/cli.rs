@@ -293,3 +293,78 @@ fn exit_codes_for_bad_input() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("requires re-authorisation"));
 }
+
+/// `storage purge` and `storage disconnect`: refused without confirmation when
+/// no terminal can ask, the report on stdout, the credentials file deleted and,
+/// on Google, the refresh token revoked.
+#[test]
+fn purge_and_disconnect_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(dir.path());
+    let endpoints = emu.endpoints.to_str().unwrap().to_owned();
+    let mut logs = String::new();
+    for provider in ["gdrive", "onedrive"] {
+        let creds = dir.path().join(format!("{provider}-purge.json"));
+        connect(&emu, provider, &creds, &mut logs);
+        let base = [
+            "--endpoints",
+            endpoints.as_str(),
+            "--credentials",
+            creds.to_str().unwrap(),
+        ];
+        let run = |extra: &[&str], stdin: Option<&[u8]>| {
+            let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+            storage(&args, stdin)
+        };
+        let mut keys = Vec::new();
+        for user in ["alice", "alice-2"] {
+            let put = run(&["put", "--user", user, "--document", "d1", "-"], Some(b"12345"));
+            assert!(put.status.success(), "{}", text(&put.stderr));
+            keys.push(text(&put.stdout).trim().to_owned());
+        }
+
+        let refused = run(&["purge", "--user", "alice"], None);
+        assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+        assert!(text(&refused.stderr).contains("--yes"));
+        assert!(run(&["stat", &keys[0]], None).status.success(), "nothing was purged");
+        let hostile = run(&["purge", "--user", "..", "--yes"], None);
+        assert_eq!(hostile.status.code(), Some(2));
+
+        let purged = run(&["purge", "--user", "alice", "--yes"], None);
+        assert!(purged.status.success(), "{}", text(&purged.stderr));
+        assert_eq!(text(&purged.stdout).trim(), "purged user alice: 1 objects, 5 bytes");
+        assert_eq!(run(&["stat", &keys[0]], None).status.code(), Some(3));
+        assert_eq!(run(&["get", &keys[1]], None).stdout, b"12345");
+
+        let saved = cred(&creds);
+        let refused = run(&["disconnect", "--purge", "--user", "alice-2"], None);
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(creds.exists());
+        let done = run(&["disconnect", "--purge", "--user", "alice-2", "--yes"], None);
+        assert!(done.status.success(), "{}", text(&done.stderr));
+        let out = text(&done.stdout);
+        assert!(out.contains("purged user alice-2: 1 objects, 5 bytes"), "{out}");
+        assert!(!creds.exists(), "the credentials file is deleted");
+        if provider == "gdrive" {
+            assert!(out.contains("grant revoked"), "{out}");
+            let refresh = reqwest::blocking::Client::new()
+                .post(emu.json["google"]["token"].as_str().unwrap())
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", saved["refresh_token"].as_str().unwrap()),
+                    ("client_id", saved["client_id"].as_str().unwrap()),
+                    ("client_secret", saved["client_secret"].as_str().unwrap()),
+                ])
+                .send()
+                .unwrap();
+            assert_eq!(refresh.status().as_u16(), 400, "the revoked refresh token still works");
+        } else {
+            assert!(out.contains("account.live.com/consent/Manage"), "{out}");
+        }
+        let again = run(&["disconnect", "--yes"], None);
+        assert!(again.status.success(), "{}", text(&again.stderr));
+        assert!(text(&again.stdout).contains("already disconnected"));
+        let usage = run(&["disconnect", "--purge", "--yes"], None);
+        assert_eq!(usage.status.code(), Some(2), "--purge needs --user");
+    }
+}
