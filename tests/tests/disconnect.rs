@@ -257,3 +257,38 @@ async fn hostile_user_ids_stop_disconnect_before_anything_happens() {
     assert!(store.get("c1").is_some());
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_purge_refreshes_a_refused_token_and_retries_once() {
+    for provider in ["gdrive", "onedrive"] {
+        let emu = Emulator::start().await.unwrap();
+        let factory = factory(&emu);
+        let store = Arc::new(MemoryCredentialStore::new());
+        let grant = if provider == "gdrive" {
+            emu.google_grant()
+        } else {
+            emu.microsoft_grant()
+        };
+        store.insert("c1", grant.to_string());
+        let managed = factory.connect("c1", store.clone()).await.unwrap();
+        let fixture = seed_two_users(managed.as_ref(), "alice", "bob").await.unwrap();
+        emu.expire_access_tokens();
+        let report = managed.purge_user("alice").await.unwrap();
+        assert_eq!(report, fixture.expected, "{provider}");
+        let saved: serde_json::Value = serde_json::from_str(store.get("c1").unwrap().json.expose()).unwrap();
+        assert_ne!(
+            saved["access_token"], grant["access_token"],
+            "{provider}: no refresh happened"
+        );
+        assert_purged_in_emulator(&emu, provider, &fixture);
+        // A bad user id is refused before the refresh and the request.
+        emu.expire_access_tokens();
+        emu.clear_journal();
+        assert!(matches!(
+            managed.purge_user("../bob").await,
+            Err(StorageError::InvalidInput { .. })
+        ));
+        assert_eq!(emu.journal().len(), 0);
+        emu.shutdown().await;
+    }
+}
