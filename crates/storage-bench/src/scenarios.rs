@@ -191,6 +191,8 @@ async fn scenario1(
     for provider in ["gdrive", "onedrive"] {
         let lib = managed(factory, emu, provider).await?;
         let (mut lib_rates, mut floor_rates) = (Vec::new(), Vec::new());
+        let (mut lib_put, mut lib_get, mut floor_put, mut floor_get): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) =
+            Default::default();
         for run in 0..sz.runs {
             // Floor and library alternate within the run.
             let t = Instant::now();
@@ -200,19 +202,25 @@ async fn scenario1(
                 fl.onedrive_put(&format!("floor-{run}.bin"), &body, GRAPH_FRAGMENT)
                     .await?
             };
+            let put_done = t.elapsed();
             let n = if provider == "gdrive" {
                 fl.drive_get(&id).await?
             } else {
                 fl.onedrive_get(&id).await?
             };
             floor_rates.push(mibps(body.len() + n as usize, t.elapsed()));
+            floor_put.push(mibps(body.len(), put_done));
+            floor_get.push(mibps(n as usize, t.elapsed() - put_done));
             let t = Instant::now();
             let key = lib
                 .put_stream(&name, stream(&body), body.len() as u64, "application/octet-stream")
                 .await
                 .map_err(s)?;
+            let put_done = t.elapsed();
             let n = drain(lib.get_stream(&key).await.map_err(s)?).await?;
             lib_rates.push(mibps(body.len() + n as usize, t.elapsed()));
+            lib_put.push(mibps(body.len(), put_done));
+            lib_get.push(mibps(n as usize, t.elapsed() - put_done));
             lib.delete_object(&key).await.map_err(s)?;
             let raw = factory.open(&grant(emu, provider).to_string()).map_err(s)?;
             raw.delete_object(&ObjectKey::new(id)).await.map_err(s)?;
@@ -227,6 +235,15 @@ async fn scenario1(
             )
             .against_floor(median(floor_rates), 0.85),
         );
+        for (what, lib, floor) in [
+            ("  of which put_stream", lib_put, floor_put),
+            ("  of which get_stream", lib_get, floor_get),
+        ] {
+            let mut f = Figure::info("1", provider, what, median(lib), "MiB/s");
+            f.floor = Some(median(floor));
+            f.ratio = f.floor.map(|fl| f.value / fl);
+            figs.push(f);
+        }
     }
     Ok(())
 }
@@ -241,9 +258,11 @@ async fn scenario2(
     let body = data(64 * 1024);
     for provider in ["gdrive", "onedrive"] {
         let lib = managed(factory, emu, provider).await?;
-        let (mut lib_rates, mut floor_rates, mut conns) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut lib_rates, mut floor_rates, mut conns, mut floor_conns) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..sz.runs {
             // Floor.
+            emu.clear_journal();
             let t = Instant::now();
             let ids: Vec<String> = futures::stream::iter(0..sz.ops)
                 .map(|i| {
@@ -275,6 +294,7 @@ async fn scenario2(
             gets.into_iter().collect::<R<Vec<_>>>()?;
             floor_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
             // Library.
+            floor_conns.push(emu.journal().connection_count() as f64);
             emu.clear_journal();
             let t = Instant::now();
             let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
@@ -323,9 +343,10 @@ async fn scenario2(
             )
             .against_floor(median(floor_rates), 0.85),
         );
-        figs.push(
-            Figure::info("2", provider, "tcp connections opened", median(conns), "").at_most(34.0, "connections"),
-        );
+        let mut c =
+            Figure::info("2", provider, "tcp connections opened", median(conns), "").at_most(34.0, "connections");
+        c.floor = Some(median(floor_conns));
+        figs.push(c);
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ struct State<F> {
     reopen: F,
     body: Option<ByteStream>,
     offset: u64,
-    hasher: crate::upload::UploadHasher,
+    hasher: crate::hash::PipelinedHasher,
     resumes_left: u32,
     finished: bool,
 }
@@ -47,7 +47,7 @@ where
     Fut: Future<Output = Result<ByteStream>> + Send,
 {
     let state = State {
-        hasher: crate::upload::UploadHasher::new(expected.kind),
+        hasher: crate::hash::PipelinedHasher::new(expected.kind, expected.size),
         resumes_left: expected.resumes,
         expected,
         reopen,
@@ -85,7 +85,7 @@ where
                         ))));
                     }
                     self.offset += bytes.len() as u64;
-                    self.hasher.update(&bytes);
+                    self.hasher.update(&bytes).await;
                     return Some(Ok(bytes));
                 }
                 Ok(None) if self.offset == self.expected.size => {
@@ -119,7 +119,7 @@ where
         }
     }
 
-    fn verify(&self) -> Result<()> {
+    fn verify(&mut self) -> Result<()> {
         let got = self.hasher.finish();
         match &self.expected.checksum {
             Some(want) if *want == got => Ok(()),

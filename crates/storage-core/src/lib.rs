@@ -5,6 +5,7 @@ mod backend;
 pub mod checksum;
 pub mod download;
 mod error;
+mod hash;
 mod local;
 mod memory;
 mod meta;

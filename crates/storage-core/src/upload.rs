@@ -113,7 +113,7 @@ pub struct UploadWindow {
     start: u64,
     pending: Bytes,
     read: u64,
-    hasher: UploadHasher,
+    hasher: crate::hash::PipelinedHasher,
     dropped: bool,
     ended: bool,
 }
@@ -129,7 +129,7 @@ impl UploadWindow {
             start: 0,
             pending: Bytes::new(),
             read: 0,
-            hasher: UploadHasher::new(kind),
+            hasher: crate::hash::PipelinedHasher::new(kind, size),
             dropped: false,
             ended: false,
         }
@@ -161,7 +161,7 @@ impl UploadWindow {
             self.taken = 0;
             self.read = 0;
             self.pending = Bytes::new();
-            self.hasher = UploadHasher::new(self.kind);
+            self.hasher = crate::hash::PipelinedHasher::new(self.kind, self.size);
         }
         self.start = 0;
     }
@@ -212,7 +212,7 @@ impl UploadWindow {
                     self.size
                 )));
             }
-            self.hasher.update(&piece);
+            self.hasher.update(&piece).await;
             buf.extend_from_slice(&piece);
         }
         self.pending = buf.freeze();
@@ -262,8 +262,8 @@ impl UploadWindow {
         Ok(())
     }
 
-    /// The hash of every byte read so far.
-    pub fn checksum(&self) -> Checksum {
+    /// The hash of every byte read; call it once the source is exhausted.
+    pub fn checksum(&mut self) -> Checksum {
         self.hasher.finish()
     }
 }

@@ -1,0 +1,131 @@
+//! Hashing off the transfer path: for large bodies the hash runs on its own
+//! thread while the bytes go over the network, so that a transfer costs
+//! max(network, hash) instead of network + hash.
+
+use bytes::Bytes;
+
+use crate::checksum::Checksum;
+use crate::upload::{HashKind, UploadHasher};
+
+/// Bodies at least this large are hashed on a worker thread.
+const WORKER_THRESHOLD: u64 = 4 * 1024 * 1024;
+/// Pieces queued for the worker at most; the sender waits beyond that, which
+/// keeps the memory the queue holds bounded.
+const QUEUE: usize = 16;
+
+/// An incremental hash, inline for small bodies and on a worker thread for
+/// large ones. Every byte is hashed exactly once, in order.
+#[derive(Debug)]
+pub(crate) struct PipelinedHasher {
+    mode: Mode,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Inline(UploadHasher),
+    Worker {
+        tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+        thread: Option<std::thread::JoinHandle<Checksum>>,
+        kind: HashKind,
+        done: Option<Checksum>,
+    },
+}
+
+impl PipelinedHasher {
+    /// A hasher for a body of about `size` bytes.
+    pub fn new(kind: HashKind, size: u64) -> Self {
+        if size < WORKER_THRESHOLD {
+            return Self {
+                mode: Mode::Inline(UploadHasher::new(kind)),
+            };
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+        let spawned = std::thread::Builder::new().name("storage-hash".into()).spawn(move || {
+            let mut h = UploadHasher::new(kind);
+            while let Some(piece) = rx.blocking_recv() {
+                h.update(&piece);
+            }
+            h.finish()
+        });
+        match spawned {
+            Ok(thread) => Self {
+                mode: Mode::Worker {
+                    tx: Some(tx),
+                    thread: Some(thread),
+                    kind,
+                    done: None,
+                },
+            },
+            // No thread to be had: hash inline.
+            Err(_) => Self {
+                mode: Mode::Inline(UploadHasher::new(kind)),
+            },
+        }
+    }
+
+    /// Feeds a piece; waits when the worker is more than a few pieces behind.
+    pub async fn update(&mut self, piece: &Bytes) {
+        match &mut self.mode {
+            Mode::Inline(h) => h.update(piece),
+            Mode::Worker { tx: Some(tx), .. } => {
+                // A closed channel means the worker is gone; `finish` reports that.
+                let _ = tx.send(piece.clone()).await;
+            }
+            Mode::Worker { tx: None, .. } => {}
+        }
+    }
+
+    /// The hash of everything fed. For a worker this waits for the pieces still
+    /// queued, at most [`QUEUE`] of them; by the time a transfer's last answer
+    /// has arrived the worker has long caught up.
+    pub fn finish(&mut self) -> Checksum {
+        match &mut self.mode {
+            Mode::Inline(h) => h.finish(),
+            Mode::Worker { tx, thread, kind, done } => {
+                if let Some(sum) = done {
+                    return *sum;
+                }
+                drop(tx.take());
+                let sum = thread
+                    .take()
+                    .and_then(|t| t.join().ok())
+                    // A worker that died leaves a value no content hashes to in
+                    // practice, so the comparison that follows fails as Integrity.
+                    .unwrap_or(match kind {
+                        HashKind::Md5 => Checksum::Md5([0xff; 16]),
+                        _ => Checksum::QuickXor([0xff; 20]),
+                    });
+                *done = Some(sum);
+                sum
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn worker_and_inline_agree() {
+        let data = Bytes::from((0..(9 * 1024 * 1024u32)).map(|i| (i % 247) as u8).collect::<Vec<_>>());
+        for kind in [HashKind::Md5, HashKind::QuickXor] {
+            let mut worker = PipelinedHasher::new(kind, data.len() as u64);
+            assert!(matches!(worker.mode, Mode::Worker { .. }));
+            let mut inline = PipelinedHasher::new(kind, 1);
+            for piece in data.chunks(100_003) {
+                let piece = data.slice_ref(piece);
+                worker.update(&piece).await;
+                inline.update(&piece).await;
+            }
+            let sum = worker.finish();
+            assert_eq!(sum, inline.finish());
+            assert_eq!(worker.finish(), sum, "finish is repeatable");
+            let expected = match kind {
+                HashKind::Md5 => Checksum::md5_of(&data),
+                _ => Checksum::quick_xor_of(&data),
+            };
+            assert_eq!(sum, expected);
+        }
+    }
+}
