@@ -85,6 +85,8 @@ enum Fault {
     GatewayTimeout504,
     /// 500 on every attempt: the budget is used up, exactly.
     Internal500Always,
+    /// 429 with `Retry-After` on every attempt: throttled after the backend's own retries.
+    TooMany429Always,
     ResetBeforeResponse,
     ResetMidBody,
     TruncatedBody,
@@ -115,12 +117,15 @@ enum Kind {
     Provider(u16),
     /// `Provider` with this code.
     Code(&'static str),
+    /// `RateLimited` carrying the provider's `Retry-After`.
+    RateLimited,
 }
 
 const OK: Expect = Expect::Ok;
 const TOKEN_EXPIRED: Expect = Expect::Err(Kind::TokenExpired);
 const INVALID_GRANT: Expect = Expect::Err(Kind::InvalidGrant);
 const P500: Expect = Expect::Err(Kind::Provider(500));
+const THROTTLED: Expect = Expect::Err(Kind::RateLimited);
 const MALFORMED: Expect = Expect::Err(Kind::Code("malformedResponse"));
 const SESSION_LOST: Expect = Expect::Err(Kind::Code("uploadSessionExpired"));
 const INVALID_CLIENT: Expect = Expect::Err(Kind::Code("invalid_client"));
@@ -172,6 +177,9 @@ const TABLE: &[(Fault, [Expect; 9], [Expect; 9])] = &[
     (Fault::Internal500Always,
         [P500, P500, P500, P500, P500, P500, P500, P500, P500],
         [P500, P500, P500, P500, P500, P500, P500, P500, P500]),
+    (Fault::TooMany429Always,
+        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED],
+        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED]),
     (Fault::ResetBeforeResponse,
         [OK, OK, OK, OK, OK, OK, OK, OK, OK],
         [OK, OK, OK, OK, OK, OK, OK, OK, OK]),
@@ -394,6 +402,7 @@ fn fault_rule(p: P, op: Op, fault: Fault) -> Option<FaultRule> {
         Fault::BadGateway502 => once(body, FaultAction::status(502)),
         Fault::GatewayTimeout504 => once(body, FaultAction::status(504)),
         Fault::Internal500Always => Some(body.rule(p, FaultAction::status(500))),
+        Fault::TooMany429Always => Some(body.rule(p, FaultAction::retry_after(429, RETRY_AFTER_SECS))),
         Fault::ResetBeforeResponse => once(body, FaultAction::ResetBeforeResponse),
         Fault::ResetMidBody => once(body, FaultAction::ResetMidBody { after_bytes: 7 }),
         Fault::TruncatedBody => once(body, FaultAction::TruncateBody { after_bytes: 7 }),
@@ -554,6 +563,7 @@ fn matches_kind(err: &StorageError, kind: Kind) -> bool {
         Kind::InvalidGrant => err.connection_reason() == Some(ConnectionReason::InvalidGrant),
         Kind::Provider(s) => matches!(err, StorageError::Provider { status, .. } if *status == s),
         Kind::Code(c) => matches!(err, StorageError::Provider { code: Some(code), .. } if code == c),
+        Kind::RateLimited => err.retry_after() == Some(Duration::from_secs(RETRY_AFTER_SECS)),
     }
 }
 
@@ -765,9 +775,10 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
         }
         let simple =
             matches!(op, Op::Stat | Op::Delete | Op::Health | Op::Refresh) || p == P::Gdrive && op == Op::PutSmall;
-        if fault == Fault::Internal500Always && simple && out.target_requests != max {
+        let persistent = matches!(fault, Fault::Internal500Always | Fault::TooMany429Always);
+        if persistent && simple && out.target_requests != max {
             out.problems.push(format!(
-                "a persistent 500 took {} attempts, the policy allows exactly {max}",
+                "a persistent {fault:?} took {} attempts, the policy allows exactly {max}",
                 out.target_requests
             ));
         }
