@@ -390,3 +390,26 @@ fn no_secret_reaches_a_log_or_a_debug_string() {
         assert!(!debug.contains(s.as_str()), "a secret reached a Debug string");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_opened_by_one_factory_share_one_pool() {
+    for provider in ["gdrive", "onedrive"] {
+        let emu = Emulator::start().await.unwrap();
+        let factory = factory(&emu);
+        let backends: Vec<_> = (0..3)
+            .map(|_| factory.open(&grant(&emu, provider).to_string()).unwrap())
+            .collect();
+        emu.clear_journal();
+        for b in &backends {
+            for _ in 0..3 {
+                b.health_check().await.unwrap();
+                // hyper hands a finished connection back to its pool from the connection task.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let journal = emu.journal();
+        assert_eq!(journal.len(), 9);
+        assert_eq!(journal.connection_count(), 1, "{provider}: three connections, one pool");
+        emu.shutdown().await;
+    }
+}

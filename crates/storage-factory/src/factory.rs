@@ -86,6 +86,12 @@ pub struct StorageFactory {
     /// What `{"provider":"memory"}` opens: one store per factory.
     #[cfg(feature = "memory")]
     memory: MemoryBackend,
+    /// One Drive connection pool for every Drive backend the factory opens.
+    #[cfg(feature = "gdrive")]
+    drive_pool: storage_gdrive::DrivePool,
+    /// One Graph client and pool for every OneDrive backend the factory opens.
+    #[cfg(feature = "onedrive")]
+    graph_pool: storage_onedrive::GraphPool,
 }
 
 impl std::fmt::Debug for StorageFactory {
@@ -203,7 +209,24 @@ impl StorageFactoryBuilder {
         };
         #[cfg(not(any(feature = "gdrive", feature = "onedrive")))]
         let http = Http;
+        #[cfg(feature = "gdrive")]
+        let drive_pool = {
+            let mut o = storage_gdrive::DriveOptions::default();
+            o.connect_timeout = connect_timeout;
+            storage_gdrive::DrivePool::new(&o)
+        };
+        #[cfg(feature = "onedrive")]
+        let graph_pool = {
+            let mut o = storage_onedrive::OneDriveOptions::default();
+            o.connect_timeout = connect_timeout;
+            o.read_timeout = read_timeout;
+            storage_onedrive::GraphPool::new(&self.endpoints.microsoft.clone().unwrap_or_default(), &o)?
+        };
         Ok(StorageFactory {
+            #[cfg(feature = "gdrive")]
+            drive_pool,
+            #[cfg(feature = "onedrive")]
+            graph_pool,
             #[cfg(feature = "gdrive")]
             google_app: self.google_app,
             #[cfg(feature = "onedrive")]
@@ -356,6 +379,7 @@ impl StorageFactory {
                     .endpoints(endpoints)
                     .options(options)
                     .http_client(self.http.clone())
+                    .pool(self.drive_pool.clone())
                     .build()?;
                 Ok(Arc::new(b))
             }
@@ -369,6 +393,7 @@ impl StorageFactory {
                     .endpoints(self.graph_endpoints())
                     .options(options)
                     .http_client(self.http.clone())
+                    .pool(self.graph_pool.clone())
                     .build()?;
                 Ok(Arc::new(b))
             }
