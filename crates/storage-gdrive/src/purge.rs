@@ -31,8 +31,12 @@ async fn user_folders(client: &DriveClient, user: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Files in `folder`, trashed ones included; a folder that is gone has none.
 async fn children(client: &DriveClient, folder: &str) -> Result<Vec<DriveFile>> {
-    client.list(&format!("{} in parents", quote(folder))).await
+    match client.list(&format!("{} in parents", quote(folder))).await {
+        Err(StorageError::NotFound { .. }) => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 /// Deletes every folder of `user` under the parent and reports the files they held.
