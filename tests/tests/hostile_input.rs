@@ -136,6 +136,14 @@ fn object_names_are_refused_or_stay_in_the_users_folder() {
     if let Err(e) = result {
         panic!("{e}");
     }
+    let journal = d.emu.journal();
+    assert!(
+        journal
+            .for_origin(storage_emulator::Origin::Content)
+            .iter()
+            .all(|e| e.header("authorization").is_none()),
+        "a token went to the content origin"
+    );
     let accepted = accepted.get();
     assert!(
         accepted > 200,
@@ -191,20 +199,21 @@ fn credential_text() -> impl Strategy<Value = String> {
     ];
     let fields = proptest::collection::vec((proptest::sample::select(KEYS), json_value()), 0..8);
     let extra = proptest::collection::vec((secret_value(), json_value()), 0..2);
-    let doc = (provider, fields, extra, any::<bool>()).prop_map(|(p, fields, extra, with_provider)| {
-        let mut m = serde_json::Map::new();
-        if with_provider {
-            m.insert("provider".into(), p);
-        }
-        for (k, v) in fields {
-            m.insert((*k).to_owned(), v);
-        }
-        for (k, v) in extra {
-            m.insert(k, v);
-        }
-        serde_json::Value::Object(m).to_string()
-    })
-    .boxed();
+    let doc = (provider, fields, extra, any::<bool>())
+        .prop_map(|(p, fields, extra, with_provider)| {
+            let mut m = serde_json::Map::new();
+            if with_provider {
+                m.insert("provider".into(), p);
+            }
+            for (k, v) in fields {
+                m.insert((*k).to_owned(), v);
+            }
+            for (k, v) in extra {
+                m.insert(k, v);
+            }
+            serde_json::Value::Object(m).to_string()
+        })
+        .boxed();
     prop_oneof![
         4 => doc.clone(),
         1 => (doc.clone(), any::<prop::sample::Index>()).prop_map(|(t, i)| {

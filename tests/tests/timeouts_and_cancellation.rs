@@ -90,6 +90,17 @@ fn backend(p: P, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
     }
 }
 
+/// No request on the content origin carried a token.
+fn no_token_on_the_content_origin(emu: &EmulatorHandle) {
+    let journal = emu.journal();
+    let leaked = journal.filter(|e| e.origin == Origin::Content && e.header("authorization").is_some());
+    assert!(
+        leaked.is_empty(),
+        "{} requests carried a token to the content origin",
+        leaked.len()
+    );
+}
+
 /// Every operation, and a managed connection's refresh, against a server that
 /// accepts connections but never answers: each call ends with `Transport` well
 /// within attempts × read timeout plus backoff, never hanging.
@@ -138,6 +149,7 @@ async fn a_hung_server_never_hangs_a_call() {
             // status query per failure.
             assert!(took < Duration::from_secs(3), "{p:?} {op} took {took:?}");
         }
+        no_token_on_the_content_origin(&emu);
         drop(emu);
     }
 }
@@ -182,6 +194,7 @@ async fn a_hung_token_endpoint_never_hangs_a_managed_call() {
             "{p:?}: {:?}",
             started.elapsed()
         );
+        no_token_on_the_content_origin(&emu);
         drop(emu);
     }
 }
@@ -250,6 +263,7 @@ async fn a_dropped_put_stream_commits_nothing_and_cancels_the_session() {
             }
         }
         assert_eq!(pieces(), 1, "nothing was sent after the drop");
+        no_token_on_the_content_origin(&emu);
         emu.shutdown().await;
     }
 }
@@ -313,6 +327,7 @@ async fn a_get_stream_dropped_halfway_releases_its_connection() {
         let started = Instant::now();
         assert_eq!(b.get_object(&key).await.unwrap(), body);
         assert!(started.elapsed() < Duration::from_secs(2));
+        no_token_on_the_content_origin(&emu);
         emu.shutdown().await;
     }
 }
