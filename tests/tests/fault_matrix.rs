@@ -88,6 +88,9 @@ enum Fault {
     /// 429 with `Retry-After` on every attempt: throttled after the backend's own retries.
     TooMany429Always,
     ResetBeforeResponse,
+    /// The server did the work (stored the chunk, created the file, deleted it),
+    /// then the connection dropped before the answer.
+    ResetAfterProcessing,
     ResetMidBody,
     TruncatedBody,
     PartialChunk,
@@ -181,6 +184,9 @@ const TABLE: &[(Fault, [Expect; 9], [Expect; 9])] = &[
         [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED],
         [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED]),
     (Fault::ResetBeforeResponse,
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+    (Fault::ResetAfterProcessing,
         [OK, OK, OK, OK, OK, OK, OK, OK, OK],
         [OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::ResetMidBody,
@@ -404,6 +410,7 @@ fn fault_rule(p: P, op: Op, fault: Fault) -> Option<FaultRule> {
         Fault::Internal500Always => Some(body.rule(p, FaultAction::status(500))),
         Fault::TooMany429Always => Some(body.rule(p, FaultAction::retry_after(429, RETRY_AFTER_SECS))),
         Fault::ResetBeforeResponse => once(body, FaultAction::ResetBeforeResponse),
+        Fault::ResetAfterProcessing => once(body, FaultAction::ResetAfterProcessing),
         Fault::ResetMidBody => once(body, FaultAction::ResetMidBody { after_bytes: 7 }),
         Fault::TruncatedBody => once(body, FaultAction::TruncateBody { after_bytes: 7 }),
         Fault::PartialChunk => once(body, FaultAction::AcceptPartialChunk { bytes: 100 }),
