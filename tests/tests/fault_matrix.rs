@@ -503,7 +503,7 @@ fn direct(p: P, emu: &EmulatorHandle, grant: &serde_json::Value, read_timeout: D
     }
 }
 
-async fn managed(p: P, emu: &EmulatorHandle, grant: &serde_json::Value, read_timeout: Duration) -> Backend {
+async fn managed(emu: &EmulatorHandle, grant: &serde_json::Value, read_timeout: Duration) -> Backend {
     let g = emu.google_app();
     let m = emu.microsoft_app();
     let factory = StorageFactory::builder()
@@ -516,7 +516,6 @@ async fn managed(p: P, emu: &EmulatorHandle, grant: &serde_json::Value, read_tim
         .unwrap();
     let store = Arc::new(MemoryCredentialStore::new());
     store.insert("conn", grant.to_string());
-    let _ = p;
     let backend = factory.connect("conn", store.clone()).await.unwrap();
     Backend::Managed(backend, store)
 }
@@ -578,33 +577,32 @@ fn token_of(json: &serde_json::Value, key: &str) -> Option<String> {
     json[key].as_str().map(str::to_owned)
 }
 
+/// Runs the operation; a put returns the key it was given.
 async fn run_op(
     b: &dyn StorageBackend,
-    p: P,
     op: Op,
     target: &ObjectKey,
     seed: &ObjectKey,
     put_body: &Bytes,
-) -> Result<(), StorageError> {
+) -> Result<Option<ObjectKey>, StorageError> {
     let doc = name("put");
     match op {
-        Op::PutSmall | Op::PutResumable => {
-            let key = b.put_object(&doc, put_body.clone(), "application/octet-stream").await?;
-            let _ = (key, p);
-            Ok(())
-        }
+        Op::PutSmall | Op::PutResumable => b
+            .put_object(&doc, put_body.clone(), "application/octet-stream")
+            .await
+            .map(Some),
         Op::PutStream => {
             let stream: ByteStream = storage_core::stream::from_bytes(put_body.clone(), 65_537);
             b.put_stream(&doc, stream, put_body.len() as u64, "application/octet-stream")
                 .await
-                .map(drop)
+                .map(Some)
         }
         Op::Get => {
             let got = b.get_object(target).await?;
             if got.len() != TARGET_SIZE || got != data(TARGET_SIZE, 2) {
                 return Err(StorageError::integrity("matrix: get returned other bytes"));
             }
-            Ok(())
+            Ok(None)
         }
         Op::GetStream => {
             let mut s = b.get_stream(target).await?;
@@ -615,23 +613,23 @@ async fn run_op(
             if all != data(TARGET_SIZE, 2) {
                 return Err(StorageError::integrity("matrix: get_stream returned other bytes"));
             }
-            Ok(())
+            Ok(None)
         }
         Op::Stat => {
             let meta = b.stat_object(target).await?;
             if meta.size != TARGET_SIZE as u64 {
                 return Err(StorageError::integrity("matrix: stat reported another size"));
             }
-            Ok(())
+            Ok(None)
         }
-        Op::Delete => b.delete_object(target).await,
-        Op::Health => b.health_check().await,
+        Op::Delete => b.delete_object(target).await.map(|()| None),
+        Op::Health => b.health_check().await.map(|()| None),
         Op::Refresh => {
             let meta = b.stat_object(seed).await?;
             if meta.size != SEED_SIZE as u64 {
                 return Err(StorageError::integrity("matrix: stat reported another size"));
             }
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -654,7 +652,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
         NORMAL_TIMEOUT
     };
     let backend = if op == Op::Refresh {
-        managed(p, &emu, &grant, read_timeout).await
+        managed(&emu, &grant, read_timeout).await
     } else {
         Backend::Direct(direct(p, &emu, &grant, read_timeout))
     };
@@ -686,7 +684,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
     let rule = fault_rule(p, op, fault).map(|r| emu.faults().add(r));
 
     let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(30), run_op(b, p, op, &target, &seed, &put_body)).await;
+    let result = tokio::time::timeout(Duration::from_secs(30), run_op(b, op, &target, &seed, &put_body)).await;
     out.elapsed = started.elapsed();
     let result = match result {
         Ok(r) => r,
@@ -698,7 +696,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
     out.fired = rule.map_or(0, |id| emu.faults().fired(id));
     emu.faults().clear();
     out.actual = match &result {
-        Ok(()) => "Ok".into(),
+        Ok(_) => "Ok".into(),
         Err(e) => kind_of(e),
     };
     if let Err(e) = &result {
@@ -707,7 +705,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
 
     // The outcome.
     match (expect, &result) {
-        (Expect::Ok, Ok(())) => {}
+        (Expect::Ok, Ok(_)) => {}
         (Expect::Err(kind), Err(e)) if matches_kind(e, kind) => {}
         _ => out.problems.push(format!("expected {expect:?}, got {}", out.actual)),
     }
@@ -747,6 +745,12 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
     }
     let put = matches!(op, Op::PutSmall | Op::PutResumable | Op::PutStream);
     let written = objects.iter().filter(|(_, n, _)| n == "put.bin").count();
+    if let Ok(Some(key)) = &result
+        && content(key.as_str()).as_ref() != Some(&put_body)
+    {
+        out.problems
+            .push("the key a put returned does not hold the bytes sent".into());
+    }
     if put && result.is_ok() && written != 1 {
         out.problems.push(format!("a successful put left {written} objects"));
     }
