@@ -253,10 +253,15 @@ impl StorageBackend for GoogleDriveBackend {
         size: u64,
         content_type: &str,
     ) -> Result<ObjectKey> {
-        let limit = self.client.options.multipart_limit;
-        let body = if size <= limit as u64 {
-            // Small enough for one request: gather it, bounded by the limit.
-            let mut buf = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(limit));
+        // Every non-empty stream goes through a resumable session, even one small
+        // enough for a multipart request: the session start is the authenticated
+        // call, and it happens before the first byte is pulled. Gathering the body
+        // first meant a refused token surfaced only after the stream was consumed,
+        // so a managed connection could refresh but not retry (fault matrix,
+        // `RefreshPutStream` column). Only an empty stream, which has nothing to
+        // consume, still takes the one-request path.
+        let body = if size == 0 {
+            let mut buf = bytes::BytesMut::new();
             let mut body = body;
             while let Some(piece) = futures::StreamExt::next(&mut body).await {
                 let piece = piece?;
