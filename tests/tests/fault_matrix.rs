@@ -1010,6 +1010,14 @@ fn every_cell_of_the_fault_matrix() {
     );
     let _ = writeln!(
         report,
+        "Every applicable cell checks its outcome against the table in `tests/tests/fault_matrix.rs`, that the \
+         fault fired, that the pre-seeded object and the operation's object keep their bytes, that the listing \
+         holds no half-written or duplicate object, that the requests to the faulted endpoint stay within the \
+         retry budget, and that no request carried `Authorization` to the content origin. The whole run's log, \
+         errors and `Debug` strings are scanned for every token and client secret.\n"
+    );
+    let _ = writeln!(
+        report,
         "| provider | operation | fault | expected | result | actual | notes |"
     );
     let _ = writeln!(report, "|---|---|---|---|---|---|---|");
