@@ -28,6 +28,8 @@ pub struct Expected {
 }
 
 struct State<F> {
+    /// One timer, re-armed for every piece: cheaper than a new timeout per piece.
+    stall: std::pin::Pin<Box<tokio::time::Sleep>>,
     expected: Expected,
     reopen: F,
     body: Option<ByteStream>,
@@ -47,6 +49,7 @@ where
     Fut: Future<Output = Result<ByteStream>> + Send,
 {
     let state = State {
+        stall: Box::pin(tokio::time::sleep(expected.read_timeout)),
         hasher: crate::hash::PipelinedHasher::new(expected.kind, expected.size),
         resumes_left: expected.resumes,
         expected,
@@ -72,7 +75,14 @@ where
                 return None;
             }
             let next = match self.body.as_mut() {
-                Some(body) => tokio::time::timeout(self.expected.read_timeout, body.next()).await,
+                Some(body) => {
+                    let deadline = tokio::time::Instant::now() + self.expected.read_timeout;
+                    self.stall.as_mut().reset(deadline);
+                    match futures::future::select(body.next(), self.stall.as_mut()).await {
+                        futures::future::Either::Left((item, _)) => Ok(item),
+                        futures::future::Either::Right(((), _)) => Err(()),
+                    }
+                }
                 None => Ok(None),
             };
             let cut = match next {
