@@ -7,12 +7,16 @@ mod factory;
 mod file_store;
 mod managed;
 mod refresh;
+#[cfg(feature = "sealed")]
+mod sealed;
 mod store;
 
 pub use credentials::{Credentials, GoogleCredentials, OneDriveCredentials, PROVIDERS};
 pub use disconnect::{DisconnectReport, Purge, Revocation};
 pub use factory::{Endpoints, StorageFactory, StorageFactoryBuilder};
 pub use file_store::FileCredentialStore;
+#[cfg(feature = "sealed")]
+pub use sealed::{SealedStore, SealingKey, SealingKeys};
 pub use store::{ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StoredCredentials};
 
 pub use async_trait::async_trait;
