@@ -6,6 +6,8 @@ mod disconnect;
 mod factory;
 mod file_store;
 mod managed;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod refresh;
 #[cfg(feature = "sealed")]
 mod sealed;
@@ -15,6 +17,8 @@ pub use credentials::{Credentials, GoogleCredentials, OneDriveCredentials, PROVI
 pub use disconnect::{DisconnectReport, Purge, Revocation};
 pub use factory::{Endpoints, StorageFactory, StorageFactoryBuilder};
 pub use file_store::FileCredentialStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresCredentialStore, TABLE as POSTGRES_TABLE};
 #[cfg(feature = "sealed")]
 pub use sealed::{SealedStore, SealingKey, SealingKeys};
 pub use store::{ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StoredCredentials};
