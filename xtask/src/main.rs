@@ -159,6 +159,7 @@ const FACTORY_FEATURE_SETS: &[&str] = &[
 
 fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
     let started = Instant::now();
+    let _postgres = start_throwaway_postgres(sh).context("failed to start a throwaway postgresql for the tests")?;
     let mut failed = Vec::new();
     for step in STEPS {
         eprintln!("\n==> xtask ci: {}", step.name);
@@ -222,4 +223,128 @@ fn advisory_bundle(root: &Path) -> Result<PathBuf> {
     }
     Err(anyhow::anyhow!("no advisory database bundle"))
         .context("expected ../shared/advisory-db/advisory-db.bundle beside the checkout, or STORAGE_ADVISORY_BUNDLE")
+}
+
+/// A PostgreSQL cluster in a temporary folder for the tests, on 127.0.0.1 and a
+/// free port; dropping it stops the server and deletes the folder.
+struct ThrowawayPostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// `initdb` refuses root: run the server's programs as the `postgres` user.
+    as_postgres: bool,
+}
+
+/// Starts a throwaway cluster and points `STORAGE_TEST_DATABASE_URL` at it for
+/// every later command, installing Debian's `postgresql` when `initdb` is
+/// missing. A URL the user already set is used instead (`None`).
+fn start_throwaway_postgres(sh: &Shell) -> Result<Option<ThrowawayPostgres>> {
+    if std::env::var_os("STORAGE_TEST_DATABASE_URL").is_some_and(|u| !u.is_empty()) {
+        eprintln!("==> postgresql: using STORAGE_TEST_DATABASE_URL");
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let bin = match postgres_bin_dir() {
+        Some(bin) => bin,
+        None => {
+            eprintln!("==> postgresql: installing Debian's postgresql package");
+            if cmd!(sh, "apt-get install -y postgresql").run().is_err() {
+                cmd!(sh, "apt-get update").run()?;
+                cmd!(sh, "apt-get install -y postgresql").run()?;
+            }
+            postgres_bin_dir().context("initdb is still missing after installing postgresql")?
+        }
+    };
+    let as_postgres = cmd!(sh, "id -u").quiet().read()?.trim() == "0";
+    let dir = std::env::temp_dir().join(format!("storage-xtask-pg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let pg = ThrowawayPostgres { bin, dir, as_postgres };
+    if as_postgres {
+        let dir = &pg.dir;
+        cmd!(sh, "chown postgres: {dir}").run()?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port()
+        .to_string();
+    let data = pg.dir.join("data");
+    let data = data.to_str().context("a non-utf-8 temporary folder")?;
+    let sockets = pg.dir.to_str().context("a non-utf-8 temporary folder")?;
+    let log = pg.dir.join("server.log");
+    let log = log.to_str().context("a non-utf-8 temporary folder")?;
+    let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off");
+    // The postgres user may not be able to enter the workspace.
+    let _cwd = sh.push_dir(&pg.dir);
+    pg.run(
+        sh,
+        "initdb",
+        &["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+    )?;
+    pg.run(sh, "pg_ctl", &["-D", data, "-o", &options, "-l", log, "-w", "start"])?;
+    pg.run(
+        sh,
+        "createdb",
+        &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "storage_test"],
+    )?;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/storage_test?sslmode=disable");
+    eprintln!("==> postgresql: {url} ({:.0?})", t.elapsed());
+    sh.set_var("STORAGE_TEST_DATABASE_URL", url);
+    Ok(Some(pg))
+}
+
+/// Debian's newest `/usr/lib/postgresql/*/bin`, else the folder of `initdb` on `PATH`.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("initdb").is_file())
+        .collect();
+    debian.sort();
+    if let Some((_, bin)) = debian.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|d| d.join("initdb").is_file())
+}
+
+impl ThrowawayPostgres {
+    fn run(&self, sh: &Shell, program: &str, args: &[&str]) -> Result<()> {
+        let exe = self.bin.join(program);
+        if self.as_postgres {
+            cmd!(sh, "runuser -u postgres -- {exe} {args...}")
+                .quiet()
+                .ignore_stdout()
+                .run()?;
+        } else {
+            cmd!(sh, "{exe} {args...}").quiet().ignore_stdout().run()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = self.dir.join("data");
+        if data.join("postmaster.pid").exists() {
+            let mut stop = if self.as_postgres {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+                c
+            } else {
+                std::process::Command::new(&pg_ctl)
+            };
+            let _ = stop
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .current_dir(&self.dir)
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
