@@ -10,7 +10,7 @@
 //! skip, except under CI (`CI=true`), where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,24 +121,30 @@ fn fleet_child() {
         }
         let factory = factory_from(&env(ENDPOINTS), &env(APP_ID), &env(APP_SECRET));
         let backend = factory.connect(&id, store).await.unwrap();
-        writeln!(out, "fleet: ready").unwrap();
-        out.flush().unwrap();
-        let mut go = String::new();
-        std::io::stdin().read_line(&mut go).unwrap();
         let ops: usize = env(OPS).parse().unwrap();
-        let results = futures::future::join_all((0..ops).map(|_| {
-            let backend = backend.clone();
-            async move {
-                let t = Instant::now();
-                backend.health_check().await.map(|()| t.elapsed())
+        // One round per `go` line, until stdin closes.
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            writeln!(out, "fleet: ready").unwrap();
+            out.flush().unwrap();
+            let mut go = String::new();
+            if stdin.read_line(&mut go).unwrap() == 0 {
+                return;
             }
-        }))
-        .await;
-        let mut micros = Vec::new();
-        for r in results {
-            micros.push(r.unwrap().as_micros().to_string());
+            let results = futures::future::join_all((0..ops).map(|_| {
+                let backend = backend.clone();
+                async move {
+                    let t = Instant::now();
+                    backend.health_check().await.map(|()| t.elapsed())
+                }
+            }))
+            .await;
+            let mut micros = Vec::new();
+            for r in results {
+                micros.push(r.unwrap().as_micros().to_string());
+            }
+            writeln!(out, "fleet: latencies_us {}", micros.join(" ")).unwrap();
         }
-        writeln!(out, "fleet: latencies_us {}", micros.join(" ")).unwrap();
     });
 }
 
@@ -164,25 +170,22 @@ fn spawn_child(role: &str, store: &str, id: &str, emu: Option<&EmulatorHandle>) 
 /// Reads the child's stdout up to its `fleet: ready` line.
 fn wait_ready(child: &mut Child) -> BufReader<std::process::ChildStdout> {
     let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "a child ended before it was ready"
-        );
-        // libtest may have written `test fleet_child ... ` on the same line.
-        if line.trim_end().ends_with("fleet: ready") {
-            return reader;
-        }
-    }
+    wait_line(&mut reader, "fleet: ready");
+    reader
 }
 
 /// 4 processes × 50 concurrent calls on one connection whose access token
-/// the emulator has expired: one token request between them, every call
-/// succeeds, and the store keeps the refresh token that request issued (the
-/// emulator invalidates rotated ones, so a lost one would fail the last check).
-async fn fleet_refreshes_once(store_spec: String, id: String, seed: Arc<dyn CredentialStore>) {
+/// the emulator has expired, `rounds` times over: one token request per round
+/// between them, every call succeeds, and the store keeps the refresh token the
+/// last request issued (the emulator invalidates rotated ones, so a lost one
+/// would fail the next round or the last check).
+async fn fleet_refreshes_once_per_round(
+    store_spec: String,
+    id: String,
+    seed: Arc<dyn CredentialStore>,
+    rounds: usize,
+    token_delay_ms: u64,
+) {
     let emu = Emulator::builder()
         .invalidate_rotated_refresh_tokens(true)
         .start()
@@ -193,12 +196,10 @@ async fn fleet_refreshes_once(store_spec: String, id: String, seed: Arc<dyn Cred
     seed.save_credentials(&id, &Secret::new(grant.to_string()))
         .await
         .unwrap();
-    emu.expire_access_tokens();
-    emu.clear_journal();
     // A slow token endpoint: every process finds the token expired while the
     // first refresh is still in flight, so only the lock can keep it to one.
     emu.faults().add(
-        FaultRule::new(FaultAction::Delay { millis: 300 })
+        FaultRule::new(FaultAction::Delay { millis: token_delay_ms })
             .method("POST")
             .path("*/oauth2/v2.0/token"),
     );
@@ -206,36 +207,60 @@ async fn fleet_refreshes_once(store_spec: String, id: String, seed: Arc<dyn Cred
     let mut children: Vec<Child> = (0..PROCESSES)
         .map(|_| spawn_child("ops", &store_spec, &id, Some(&emu)))
         .collect();
-    let outputs = tokio::task::spawn_blocking(move || {
-        let mut readers: Vec<_> = children.iter_mut().map(wait_ready).collect();
-        for child in &mut children {
-            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-        }
-        let mut outputs = Vec::new();
-        for (child, reader) in children.iter_mut().zip(&mut readers) {
-            let mut rest = String::new();
-            reader.read_to_string(&mut rest).unwrap();
-            outputs.push((child.wait().unwrap(), rest));
-        }
-        outputs
-    })
-    .await
-    .unwrap();
-
+    let mut readers: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()))
+        .collect();
     let mut micros: Vec<u64> = Vec::new();
-    for (status, out) in &outputs {
-        assert!(status.success(), "a child failed ({status}):\n{out}");
-        let line = out
-            .lines()
-            .find_map(|l| l.split_once("fleet: latencies_us ").map(|(_, rest)| rest))
-            .expect("a child printed no latencies");
-        micros.extend(line.split_whitespace().map(|n| n.parse::<u64>().unwrap()));
+    for round in 0..rounds {
+        readers = tokio::task::spawn_blocking(move || {
+            for r in &mut readers {
+                wait_line(r, "fleet: ready");
+            }
+            readers
+        })
+        .await
+        .unwrap();
+        emu.expire_access_tokens();
+        for child in &mut children {
+            child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+            child.stdin.as_mut().unwrap().flush().unwrap();
+        }
+        let (back, lines) = tokio::task::spawn_blocking(move || {
+            let lines: Vec<String> = readers
+                .iter_mut()
+                .map(|r| wait_line(r, "fleet: latencies_us "))
+                .collect();
+            (readers, lines)
+        })
+        .await
+        .unwrap();
+        readers = back;
+        for line in lines {
+            micros.extend(line.split_whitespace().map(|n| n.parse::<u64>().unwrap()));
+        }
+        assert_eq!(
+            token_requests(&emu),
+            round + 1,
+            "the fleet made one token request in round {round}"
+        );
     }
-    assert_eq!(micros.len(), PROCESSES * OPS_PER_PROCESS, "every call reported");
-    assert_eq!(token_requests(&emu), 1, "the fleet made one token request");
+    for child in &mut children {
+        drop(child.stdin.take());
+    }
+    let statuses =
+        tokio::task::spawn_blocking(move || children.iter_mut().map(|c| c.wait().unwrap()).collect::<Vec<_>>())
+            .await
+            .unwrap();
+    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
+    assert_eq!(
+        micros.len(),
+        rounds * PROCESSES * OPS_PER_PROCESS,
+        "every call reported"
+    );
     micros.sort_unstable();
     eprintln!(
-        "fleet ({store_spec:.8}…): {} calls, p50 {} µs, p99 {} µs (a 300 ms token endpoint, debug build; not a benchmark)",
+        "fleet ({store_spec:.8}…): {} calls, p50 {} µs, p99 {} µs ({token_delay_ms} ms token endpoint, debug build; not a benchmark)",
         micros.len(),
         micros[micros.len() / 2],
         micros[micros.len() * 99 / 100]
@@ -243,13 +268,26 @@ async fn fleet_refreshes_once(store_spec: String, id: String, seed: Arc<dyn Cred
 
     let stored = seed.load(&id).await.unwrap();
     assert_ne!(refresh_token(&stored), original, "the rotated refresh token was stored");
-    // The old refresh token is invalid now: only the issued one can refresh again.
+    // The old refresh tokens are invalid now: only the last one issued can refresh again.
     emu.faults().clear();
     let managed = factory(&emu).connect(&id, seed.clone()).await.unwrap();
     emu.expire_access_tokens();
     managed.health_check().await.unwrap();
-    assert_eq!(token_requests(&emu), 2);
+    assert_eq!(token_requests(&emu), rounds + 1);
     emu.shutdown().await;
+}
+
+/// Reads lines until one contains `marker` (libtest may have written
+/// `test fleet_child ... ` before it); returns what follows the marker.
+fn wait_line(reader: &mut BufReader<std::process::ChildStdout>, marker: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "a child ended early");
+        if let Some((_, rest)) = line.split_once(marker) {
+            return rest.trim_end().to_owned();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,14 +295,14 @@ async fn four_processes_sharing_a_file_store_make_one_token_request() {
     let dir = tempfile::tempdir().unwrap();
     let spec = format!("file:{}", dir.path().display());
     let seed = Arc::new(FileCredentialStore::in_dir(dir.path()));
-    fleet_refreshes_once(spec, "c1".into(), seed).await;
+    fleet_refreshes_once_per_round(spec, "c1".into(), seed, 1, 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_sharing_postgresql_make_one_token_request() {
     let Some(url) = database_url() else { return };
     let seed = Arc::new(PostgresCredentialStore::connect(&url).await.unwrap());
-    fleet_refreshes_once(format!("postgres:{url}"), unique_id("fleet"), seed).await;
+    fleet_refreshes_once_per_round(format!("postgres:{url}"), unique_id("fleet"), seed, 1, 300).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,4 +421,19 @@ async fn a_process_killed_holding_the_file_lock_releases_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileCredentialStore::in_dir(dir.path()));
     a_killed_holder_releases_the_lock(format!("file:{}", dir.path().display()), store, "c1".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_rounds_of_rotation_across_four_processes_lose_no_file_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("file:{}", dir.path().display());
+    let seed = Arc::new(FileCredentialStore::in_dir(dir.path()));
+    fleet_refreshes_once_per_round(spec, "c1".into(), seed, 20, 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_rounds_of_rotation_across_four_processes_lose_no_postgresql_connection() {
+    let Some(url) = database_url() else { return };
+    let seed = Arc::new(PostgresCredentialStore::connect(&url).await.unwrap());
+    fleet_refreshes_once_per_round(format!("postgres:{url}"), unique_id("rounds"), seed, 20, 50).await;
 }
