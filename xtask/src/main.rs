@@ -247,9 +247,15 @@ fn start_throwaway_postgres(sh: &Shell) -> Result<Option<ThrowawayPostgres>> {
         Some(bin) => bin,
         None => {
             eprintln!("==> postgresql: installing Debian's postgresql package");
-            if cmd!(sh, "apt-get install -y postgresql").run().is_err() {
+            // No prompt may stop an unattended install.
+            let install = || {
+                cmd!(sh, "apt-get install -y postgresql")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .run()
+            };
+            if install().is_err() {
                 cmd!(sh, "apt-get update").run()?;
-                cmd!(sh, "apt-get install -y postgresql").run()?;
+                install()?;
             }
             postgres_bin_dir().context("initdb is still missing after installing postgresql")?
         }
