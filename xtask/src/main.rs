@@ -145,7 +145,7 @@ const STEPS: &[Step] = &[
     Step {
         name: "demo (README's main job)",
         hint: "the README's `run it` command fails: `cargo run --release -p storage-cli -- demo`",
-        run: |sh, _| Ok(cmd!(sh, "cargo run --release -p storage-cli -- demo --quiet").run()?),
+        run: |sh, _| Ok(cmd!(sh, "cargo run --release -p storage-cli -- demo").run()?),
     },
 ];
 
