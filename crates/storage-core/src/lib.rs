@@ -4,6 +4,7 @@
 mod backend;
 pub mod checksum;
 pub mod download;
+pub mod endpoint;
 mod error;
 mod hash;
 mod local;

@@ -110,24 +110,7 @@ impl GoogleEndpoints {
 
 /// Refuses URLs that would send a secret in clear text or carry surprises.
 pub(crate) fn check_url(what: &str, url: &Url) -> Result<()> {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    let ok_scheme = url.scheme() == "https" || (url.scheme() == "http" && loopback);
-    if !ok_scheme {
-        return Err(StorageError::invalid_input(format!(
-            "google {what} endpoint must be https (plain http only on loopback)"
-        )));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(StorageError::invalid_input(format!(
-            "google {what} endpoint must not carry a query, fragment or credentials"
-        )));
-    }
-    Ok(())
+    storage_core::endpoint::check_endpoint("google", what, url)
 }
 
 /// A Google OAuth client: its id and secret.

@@ -84,21 +84,7 @@ impl GraphEndpoints {
     /// [`StorageError::InvalidInput`] naming the URL at fault.
     pub fn validate(&self) -> Result<()> {
         for (what, url) in [("graph", &self.graph), ("login", &self.login)] {
-            let loopback = is_loopback(url);
-            if !(url.scheme() == "https" || url.scheme() == "http" && loopback) {
-                return Err(StorageError::invalid_input(format!(
-                    "microsoft {what} endpoint must be https (plain http only on loopback)"
-                )));
-            }
-            if url.query().is_some()
-                || url.fragment().is_some()
-                || !url.username().is_empty()
-                || url.password().is_some()
-            {
-                return Err(StorageError::invalid_input(format!(
-                    "microsoft {what} endpoint must not carry a query, fragment or credentials"
-                )));
-            }
+            storage_core::endpoint::check_endpoint("microsoft", what, url)?;
             if !url.path().ends_with('/') {
                 return Err(StorageError::invalid_input(format!(
                     "microsoft {what} endpoint must end in `/`"
@@ -109,14 +95,7 @@ impl GraphEndpoints {
     }
 }
 
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+pub(crate) use storage_core::endpoint::is_loopback;
 
 /// A Microsoft identity platform application.
 #[derive(Clone, PartialEq, Eq)]
