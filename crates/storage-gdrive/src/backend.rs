@@ -141,7 +141,7 @@ impl GoogleDriveBackend {
             Err((e, _)) => return Err(e),
             Ok((file, _)) => (file, folder),
         };
-        self.remove_older_copies(&body, &file_name, &file.id).await;
+        self.remove_older_copies(&body, &file_name, &file).await;
         Ok(ObjectKey::new(file.id))
     }
 
@@ -212,17 +212,24 @@ impl GoogleDriveBackend {
         }
     }
 
-    /// A put of an existing name replaces it: older files of that name in the
-    /// folder are removed once the new one is verified. Best effort: a failure
-    /// here leaves an older copy, never loses the new one.
-    async fn remove_older_copies(&self, folder: &str, file_name: &str, keep: &str) {
+    /// A put of an existing name replaces it: copies of that name in the folder
+    /// created before the new one are removed once the new one is verified.
+    ///
+    /// Only older copies go. Two puts of one name racing each other both see
+    /// both files; if each removed every file but its own, nothing would be
+    /// left. Ordering by creation time (then id) makes the last one created
+    /// win in every process. Best effort: a failure here leaves an older copy,
+    /// never loses the new one.
+    async fn remove_older_copies(&self, folder: &str, file_name: &str, new: &DriveFile) {
         let q = format!(
             "name = {} and {} in parents and trashed = false",
             quote(file_name),
             quote(folder)
         );
         if let Ok(files) = self.client.list(&q).await {
-            for f in files.into_iter().filter(|f| f.id != keep) {
+            // The listing's own entry for the new file is the authority on its time.
+            let new = files.iter().find(|f| f.id == new.id).unwrap_or(new);
+            for f in files.iter().filter(|f| f.id != new.id && f.created_before(new)) {
                 let _ = self.client.delete(&f.id).await;
             }
         }

@@ -23,7 +23,7 @@ use crate::error::{Answer, classify, retry_after, transport};
 /// The MIME type of a Drive folder.
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// The fields every file read asks for.
-pub(crate) const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,parents";
+pub(crate) const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,parents,createdTime";
 
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 type Hub = DriveHub<Connector>;
@@ -74,6 +74,20 @@ pub(crate) struct DriveFile {
     /// The file name, when the request asked for it.
     #[serde(default)]
     pub name: Option<String>,
+    /// When Drive created the file; orders same-name copies.
+    #[serde(default)]
+    pub created_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl DriveFile {
+    /// Whether `self` was created before `other`: by creation time, then by id,
+    /// so that every process that lists the same files agrees on the order.
+    pub fn created_before(&self, other: &DriveFile) -> bool {
+        match (self.created_time, other.created_time) {
+            (Some(a), Some(b)) => (a, &self.id) < (b, &other.id),
+            _ => false,
+        }
+    }
 }
 
 fn string_u64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
@@ -93,6 +107,7 @@ impl From<google_drive3::api::File> for DriveFile {
             size: f.size.and_then(|s| u64::try_from(s).ok()),
             md5_checksum: f.md5_checksum,
             name: f.name,
+            created_time: f.created_time,
         }
     }
 }
@@ -337,13 +352,10 @@ impl DriveClient {
                 .retry
                 .run(|| async {
                     hub_call!(self, None, |cap| {
-                        let call = self
-                            .hub
-                            .files()
-                            .list()
-                            .q(q)
-                            .page_size(1000)
-                            .param("fields", "nextPageToken,files(id,name,mimeType,size,md5Checksum)");
+                        let call = self.hub.files().list().q(q).page_size(1000).param(
+                            "fields",
+                            "nextPageToken,files(id,name,mimeType,size,md5Checksum,createdTime)",
+                        );
                         match token {
                             Some(t) => call.page_token(t),
                             None => call,

@@ -428,6 +428,38 @@ async fn concurrent_first_puts_for_a_user_make_one_folder() {
     f.emu.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_of_one_name_keep_exactly_one_readable_copy() {
+    let f = fixture().await;
+    let n = name("contested");
+    // Create the folder first so that the puts race only on the file name.
+    f.drive
+        .put_object(&name("warm-up"), data(1, 99), "text/plain")
+        .await
+        .unwrap();
+    for round in 0..5u64 {
+        let puts = (0..8u64).map(|i| {
+            let (drive, n) = (f.drive.clone(), n.clone());
+            async move { drive.put_object(&n, data(100, round * 8 + i), "text/plain").await }
+        });
+        let keys: Vec<_> = futures::future::join_all(puts)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        // However the cleanups interleave, one copy stays, and it is one of the bodies sent.
+        assert_eq!(files_named(&f.emu, "contested.bin"), 1, "round {round}");
+        let survivors: Vec<_> = futures::future::join_all(keys.iter().map(|k| f.drive.get_object(k)))
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        assert_eq!(survivors.len(), 1, "round {round}");
+        assert!((0..8).any(|i| survivors[0] == data(100, round * 8 + i)));
+    }
+    f.emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn presigned_urls_are_unsupported_with_a_reason() {
     let drive = GoogleDriveBackend::builder(TokenCell::new("t")).build().unwrap();
