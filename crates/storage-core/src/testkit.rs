@@ -52,6 +52,7 @@ pub const CHECKS: &[&str] = &[
     "stream_size_mismatch",
     "stream_error",
     "concurrency",
+    "contested_name",
     "presign",
 ];
 
@@ -446,6 +447,37 @@ async fn concurrency(r: &Run<'_>) -> CheckResult {
     Ok(())
 }
 
+/// Several puts of one name at once: whatever order they land in, exactly one
+/// copy stays, holding one of the bodies sent. (A backend that removes "the
+/// other copies" after each put can remove every copy.)
+async fn contested_name(r: &Run<'_>) -> CheckResult {
+    let bodies: Vec<Bytes> = (0..8).map(|i| payload(500 + i, 20 + i as u64)).collect();
+    let keys = futures::future::join_all(bodies.iter().map(|b| r.put("contested", b.clone())))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut contents: Vec<Bytes> = Vec::new();
+    for key in &keys {
+        match r.backend.get_object(key).await {
+            Ok(b) if !contents.contains(&b) => contents.push(b),
+            Ok(_) | Err(StorageError::NotFound { .. }) => {}
+            Err(e) => return Err(format!("get_object({key}) after contested puts failed: {e}")),
+        }
+    }
+    for key in &keys {
+        r.delete(key).await?;
+    }
+    match contents.as_slice() {
+        [one] if bodies.contains(one) => Ok(()),
+        [_] => Err("the copy left after contested puts holds none of the bodies sent".into()),
+        [] => Err("contested puts of one name left no readable copy".into()),
+        more => Err(format!(
+            "contested puts of one name left {} different copies",
+            more.len()
+        )),
+    }
+}
+
 async fn presign(r: &Run<'_>) -> CheckResult {
     let caps = r.backend.capabilities();
     let key = r.put("presign", payload(10, 11)).await?;
@@ -514,6 +546,7 @@ pub async fn run_conformance(backend: &dyn StorageBackend) -> ConformanceReport 
     check(&mut report, "stream_size_mismatch", || stream_size_mismatch(r)).await;
     check(&mut report, "stream_error", || stream_error(r)).await;
     check(&mut report, "concurrency", || concurrency(r)).await;
+    check(&mut report, "contested_name", || contested_name(r)).await;
     check(&mut report, "presign", || presign(r)).await;
     report
 }
