@@ -14,6 +14,23 @@ pub struct Cli {
     /// Credential JSON of the connection; refreshed tokens are written back to it.
     #[arg(long, global = true, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+    /// A shared store of connections instead of --credentials: `postgres://…`
+    /// (a PostgreSQL table) or `file:DIR` (one `ID.json` per connection); pick
+    /// one with --connection. Refreshed tokens are written back to it. With
+    /// STORAGE_SEAL_KEYS=kid:base64key[,kid:base64key…] set, credentials are
+    /// sealed at rest (XChaCha20-Poly1305): the first key seals, all open.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL|DIR",
+        env = "STORAGE_STORE",
+        hide_env_values = true,
+        conflicts_with = "credentials"
+    )]
+    pub store: Option<String>,
+    /// The connection id in --store.
+    #[arg(long, global = true, value_name = "ID")]
+    pub connection: Option<String>,
     #[command(flatten)]
     pub apps: Apps,
     /// No progress bars.
@@ -120,7 +137,8 @@ pub enum Command {
         yes: bool,
     },
     /// End the connection: optionally purge a user's objects, revoke the grant
-    /// where the provider allows it, and delete the credentials file.
+    /// where the provider allows it, and delete the credentials (the file, or the
+    /// connection in --store).
     ///
     /// Asks for confirmation on a terminal; scripts pass --yes. Running it again
     /// after a failure finishes the job.
@@ -139,6 +157,29 @@ pub enum Command {
     Auth {
         #[command(subcommand)]
         what: Auth,
+    },
+    /// The connections of a --store: list them, or import credential JSON.
+    Connections {
+        #[command(subcommand)]
+        what: Connections,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Connections {
+    /// Id, provider, status and access-token expiry of each connection; never a token or secret.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store the credential JSON of FILE (from `auth exchange` or `auth login`) as --connection ID.
+    Import {
+        /// The credential JSON file.
+        file: PathBuf,
+        /// Overwrite an existing connection and mark it active again.
+        #[arg(long)]
+        replace: bool,
     },
 }
 

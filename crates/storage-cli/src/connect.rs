@@ -1,18 +1,64 @@
-//! Builds the factory and the managed connection from the global flags.
+//! Builds the factory and the managed connection from the global flags:
+//! `--credentials FILE`, or `--store URL|DIR --connection ID`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use storage_core::StorageBackend;
+use storage_core::{Result as StorageResult, Secret, StorageBackend, StorageError};
 use storage_factory::storage_gdrive::GoogleApp;
 use storage_factory::storage_onedrive::MicrosoftApp;
-use storage_factory::{Endpoints, FileCredentialStore, StorageFactory};
+use storage_factory::{
+    ConnectionStatus, CredentialStore, Endpoints, FileCredentialStore, PostgresCredentialStore, RefreshLock,
+    SealedStore, SealingKey, SealingKeys, StorageFactory, StoredCredentials, async_trait,
+};
 
-use crate::cli::Apps;
+use crate::cli::{Apps, Cli};
 use crate::exit::Failure;
 
 /// The connection id the CLI uses with its single-file store.
 pub const CONNECTION: &str = "cli";
+
+/// The environment variable with the sealing keys: `kid:base64key[,kid:base64key…]`,
+/// the first seals every write, the others only open.
+pub const SEAL_KEYS: &str = "STORAGE_SEAL_KEYS";
+
+/// Where the connection's credentials live.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// `--credentials FILE`: one JSON file.
+    File(&'a Path),
+    /// `--store SPEC --connection ID`: one connection of a shared store.
+    Store {
+        /// The `--store` value.
+        spec: &'a str,
+        /// The `--connection` value.
+        id: &'a str,
+    },
+}
+
+impl Source<'_> {
+    /// The connection as the user named it, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(p) => p.display().to_string(),
+            Self::Store { id, .. } => format!("connection {id}"),
+        }
+    }
+}
+
+/// The source the flags name. clap already refuses `--store` with `--credentials`.
+pub fn source(cli: &Cli) -> Result<Source<'_>, Failure> {
+    match (&cli.credentials, &cli.store, &cli.connection) {
+        (Some(path), None, None) => Ok(Source::File(path)),
+        (None, Some(spec), Some(id)) => Ok(Source::Store { spec, id }),
+        (None, Some(_), None) => Err(Failure::Usage("--store needs --connection ID".into())),
+        (_, None, Some(_)) => Err(Failure::Usage("--connection needs --store".into())),
+        (Some(_), Some(_), _) => Err(Failure::Usage("--store and --credentials exclude each other".into())),
+        (None, None, None) => Err(Failure::Usage(
+            "this command needs --credentials FILE, or --store URL --connection ID".into(),
+        )),
+    }
+}
 
 /// Reads `--endpoints`, production when absent.
 pub async fn endpoints(path: Option<&Path>) -> Result<Endpoints, Failure> {
@@ -50,19 +96,148 @@ pub fn factory(endpoints: Endpoints, apps: &Apps) -> Result<StorageFactory, Fail
     Ok(b.build()?)
 }
 
-/// The managed connection behind `--credentials FILE`.
-pub async fn backend(
-    endpoints_path: Option<&Path>,
-    credentials: Option<&Path>,
-    apps: &Apps,
-) -> Result<Arc<dyn StorageBackend>, Failure> {
-    let Some(path) = credentials else {
-        return Err(Failure::Usage("this command needs --credentials FILE".into()));
-    };
-    if !path.exists() {
-        return Err(Failure::MissingFile(path.display().to_string()));
+/// The store behind the flags, and the connection id in it.
+pub async fn store_for(source: Source<'_>) -> Result<(Arc<dyn CredentialStore>, String), Failure> {
+    match source {
+        Source::File(path) => {
+            if !path.exists() {
+                return Err(Failure::MissingFile(path.display().to_string()));
+            }
+            Ok((Arc::new(FileCredentialStore::single_file(path)), CONNECTION.to_owned()))
+        }
+        Source::Store { spec, id } => Ok((open_store(spec).await?.store, id.to_owned())),
     }
-    let factory = factory(endpoints(endpoints_path).await?, apps)?;
-    let store = Arc::new(FileCredentialStore::single_file(path));
-    Ok(factory.connect(CONNECTION, store).await?)
+}
+
+/// The managed connection the flags name; refreshed tokens go back to its store.
+pub async fn backend(cli: &Cli) -> Result<Arc<dyn StorageBackend>, Failure> {
+    let (store, id) = store_for(source(cli)?).await?;
+    let factory = factory(endpoints(cli.endpoints.as_deref()).await?, &cli.apps)?;
+    match factory.connect(&id, store.clone()).await {
+        Ok(b) => Ok(b),
+        // A sealed blob read without keys does not parse as credentials: say why.
+        Err(e @ StorageError::InvalidInput { .. }) => match store.load(&id).await {
+            Ok(stored) if is_sealed(&stored.json) => Err(Failure::Usage(format!(
+                "the credentials of connection {id} are sealed: set {SEAL_KEYS}"
+            ))),
+            _ => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A sealed envelope: a JSON object with a `sealed` format key.
+pub fn is_sealed(stored: &Secret) -> bool {
+    serde_json::from_str::<serde_json::Value>(stored.expose())
+        .is_ok_and(|v| v.get("sealed").is_some_and(serde_json::Value::is_string))
+}
+
+/// Which kind of store `--store` names.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// A PostgreSQL database.
+    Postgres(Arc<PostgresCredentialStore>),
+    /// A directory of `{id}.json` files.
+    Dir(PathBuf),
+}
+
+/// A store opened from `--store`.
+#[derive(Debug)]
+pub struct Opened {
+    /// Plain credential JSON in and out; seals on the way in when keys are set.
+    pub store: Arc<dyn CredentialStore>,
+    /// The store itself: sealed blobs when sealing is on.
+    pub raw: Arc<dyn CredentialStore>,
+    /// The sealing wrapper, when [`SEAL_KEYS`] is set.
+    pub sealed: Option<Arc<SealedStore<Shared>>>,
+    /// What kind of store it is.
+    pub kind: Kind,
+}
+
+/// Opens `postgres://…`, `postgresql://…`, `file:DIR` or a directory, sealed
+/// when [`SEAL_KEYS`] is set.
+pub async fn open_store(spec: &str) -> Result<Opened, Failure> {
+    // Parsed first: a bad key is a usage error before any connection is made.
+    let keys = seal_keys()?;
+    let (raw, kind): (Arc<dyn CredentialStore>, Kind) =
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            let pg = Arc::new(PostgresCredentialStore::connect(spec).await?);
+            (pg.clone(), Kind::Postgres(pg))
+        } else {
+            let dir = Path::new(spec.strip_prefix("file:").unwrap_or(spec));
+            if !dir.is_dir() {
+                return Err(Failure::Usage(
+                    "--store takes postgres://…, file:DIR or an existing directory".into(),
+                ));
+            }
+            (Arc::new(FileCredentialStore::in_dir(dir)), Kind::Dir(dir.to_owned()))
+        };
+    let sealed = keys.map(|k| Arc::new(SealedStore::new(Shared(raw.clone()), k)));
+    let store: Arc<dyn CredentialStore> = match &sealed {
+        Some(s) => s.clone(),
+        None => raw.clone(),
+    };
+    Ok(Opened {
+        store,
+        raw,
+        sealed,
+        kind,
+    })
+}
+
+/// The keys in [`SEAL_KEYS`], or `None` when it is unset or empty. Messages
+/// never repeat the variable's value.
+pub fn seal_keys() -> Result<Option<SealingKeys>, Failure> {
+    let text = match std::env::var(SEAL_KEYS) {
+        Ok(t) if !t.trim().is_empty() => t,
+        Ok(_) | Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(Failure::Usage(format!("{SEAL_KEYS} is not valid utf-8")));
+        }
+    };
+    let mut keys: Option<SealingKeys> = None;
+    for part in text.split(',') {
+        let (kid, b64) = part
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| Failure::Usage(format!("{SEAL_KEYS} takes kid:base64key[,kid:base64key…]")))?;
+        let key = SealingKey::from_base64(b64)?;
+        keys = Some(match keys {
+            None => SealingKeys::new((kid, key))?,
+            Some(k) => k.with_old(kid, key)?,
+        });
+    }
+    Ok(keys)
+}
+
+/// A shared store handed to [`SealedStore`], which owns its inner store.
+#[derive(Debug)]
+pub struct Shared(Arc<dyn CredentialStore>);
+
+#[async_trait]
+impl CredentialStore for Shared {
+    async fn load(&self, id: &str) -> StorageResult<StoredCredentials> {
+        self.0.load(id).await
+    }
+
+    async fn save_credentials(&self, id: &str, json: &Secret) -> StorageResult<()> {
+        self.0.save_credentials(id, json).await
+    }
+
+    async fn set_status(&self, id: &str, status: ConnectionStatus) -> StorageResult<()> {
+        self.0.set_status(id, status).await
+    }
+
+    async fn lock_refresh(&self, id: &str) -> StorageResult<RefreshLock> {
+        self.0.lock_refresh(id).await
+    }
+
+    async fn delete(&self, id: &str) -> StorageResult<()> {
+        self.0.delete(id).await
+    }
+}
+
+/// Whether `e` says the connection does not exist.
+pub fn is_not_found(e: &StorageError) -> bool {
+    matches!(e, StorageError::NotFound { .. })
 }

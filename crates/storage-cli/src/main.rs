@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod commands;
 mod connect;
+mod connections;
 mod demo;
 mod exit;
 mod out;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use storage_core::{ObjectKey, ObjectName};
 
-use crate::cli::{Auth, Cli, Command, Presign};
+use crate::cli::{Auth, Cli, Command, Connections, Presign};
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> Result<(), Failure> {
-    let backend = || connect::backend(cli.endpoints.as_deref(), cli.credentials.as_deref(), &cli.apps);
+    let backend = || connect::backend(cli);
     match &cli.command {
         Command::Demo { size_mib } => demo::run(*size_mib, cli.quiet).await,
         Command::Emulator { port, lenient } => commands::emulator(*port, *lenient).await,
@@ -80,26 +81,26 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             out::line(url.as_str());
             Ok(())
         }
-        Command::Purge { user, yes } => {
-            purge::purge(
-                cli.endpoints.as_deref(),
-                cli.credentials.as_deref(),
-                &cli.apps,
-                user,
-                *yes,
-            )
-            .await
-        }
+        Command::Purge { user, yes } => purge::purge(cli, user, *yes).await,
         Command::Disconnect { purge: p, user, yes } => {
             let user = if *p { user.as_deref() } else { None };
-            purge::disconnect(
-                cli.endpoints.as_deref(),
-                cli.credentials.as_deref(),
-                &cli.apps,
-                user,
-                *yes,
-            )
-            .await
+            purge::disconnect(cli, user, *yes).await
+        }
+        Command::Connections { what } => {
+            let spec = cli
+                .store
+                .as_deref()
+                .ok_or_else(|| Failure::Usage("`connections` needs --store URL|DIR".into()))?;
+            match what {
+                Connections::List { json } => connections::list(spec, *json).await,
+                Connections::Import { file, replace } => {
+                    let id = cli
+                        .connection
+                        .as_deref()
+                        .ok_or_else(|| Failure::Usage("`connections import` needs --connection ID".into()))?;
+                    connections::import(spec, id, file, *replace).await
+                }
+            }
         }
         Command::Auth { what } => {
             let endpoints = connect::endpoints(cli.endpoints.as_deref()).await?;

@@ -2,14 +2,13 @@
 //! behind a confirmation.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::Path;
 use std::sync::Arc;
 
 use storage_core::validate_part;
-use storage_factory::{FileCredentialStore, Purge, Revocation};
+use storage_factory::{CredentialStore, FileCredentialStore, Purge, Revocation};
 
-use crate::cli::Apps;
-use crate::connect;
+use crate::cli::Cli;
+use crate::connect::{self, Source};
 use crate::exit::Failure;
 use crate::out;
 
@@ -41,22 +40,11 @@ fn confirm(question: &str, yes: bool) -> Result<(), Failure> {
     }
 }
 
-fn credentials(path: Option<&Path>) -> Result<&Path, Failure> {
-    let path = path.ok_or_else(|| Failure::Usage("this command needs --credentials FILE".into()))?;
-    Ok(path)
-}
-
 /// `storage purge --user U`.
-pub async fn purge(
-    endpoints: Option<&Path>,
-    creds: Option<&Path>,
-    apps: &Apps,
-    user: &str,
-    yes: bool,
-) -> Result<(), Failure> {
+pub async fn purge(cli: &Cli, user: &str, yes: bool) -> Result<(), Failure> {
     // Checked before the prompt and before any request.
     validate_part("user_id", user)?;
-    let backend = connect::backend(endpoints, creds, apps).await?;
+    let backend = connect::backend(cli).await?;
     confirm(
         &format!("delete every object of user {user:?} through this connection?"),
         yes,
@@ -70,29 +58,29 @@ pub async fn purge(
 }
 
 /// `storage disconnect [--purge --user U]`.
-pub async fn disconnect(
-    endpoints: Option<&Path>,
-    creds: Option<&Path>,
-    apps: &Apps,
-    user: Option<&str>,
-    yes: bool,
-) -> Result<(), Failure> {
+pub async fn disconnect(cli: &Cli, user: Option<&str>, yes: bool) -> Result<(), Failure> {
     if let Some(u) = user {
         validate_part("user_id", u)?;
     }
-    let path = credentials(creds)?;
-    let factory = connect::factory(connect::endpoints(endpoints).await?, apps)?;
-    let store = Arc::new(FileCredentialStore::single_file(path));
-    let question = match user {
-        Some(u) => format!(
-            "delete every object of user {u:?}, revoke the grant and delete {}?",
-            path.display()
+    let source = connect::source(cli)?;
+    let what = source.describe();
+    // `store_for` refuses a missing --credentials file; a disconnect repeated
+    // after the file went reports "already disconnected" instead.
+    let (store, id): (Arc<dyn CredentialStore>, String) = match source {
+        Source::File(path) => (
+            Arc::new(FileCredentialStore::single_file(path)),
+            connect::CONNECTION.to_owned(),
         ),
-        None => format!("revoke the grant and delete {}?", path.display()),
+        Source::Store { .. } => connect::store_for(source).await?,
+    };
+    let factory = connect::factory(connect::endpoints(cli.endpoints.as_deref()).await?, &cli.apps)?;
+    let question = match user {
+        Some(u) => format!("delete every object of user {u:?}, revoke the grant and delete {what}?"),
+        None => format!("revoke the grant and delete {what}?"),
     };
     confirm(&question, yes)?;
     let purge = user.map_or(Purge::None, Purge::objects);
-    let report = factory.disconnect(connect::CONNECTION, store, purge).await?;
+    let report = factory.disconnect(&id, store, purge).await?;
     if let (Some(p), Some(u)) = (report.purged, user) {
         out::line(&format!("purged user {u}: {} objects, {} bytes", p.objects, p.bytes));
     }
@@ -106,7 +94,7 @@ pub async fn disconnect(
     };
     out::line(&revocation);
     if report.credentials_deleted {
-        out::line(&format!("deleted {}", path.display()));
+        out::line(&format!("deleted {what}"));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! the background: connect an account through `auth url` and `auth exchange`,
 //! then every object command, refresh write-back, exit codes, and no token in
 //! any output.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,22 +43,7 @@ fn start_emulator(dir: &Path) -> Background {
 
 /// Runs `storage` with the emulator's apps in the environment.
 fn storage(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("STORAGE_GOOGLE_CLIENT_ID", "emulator-google-client")
-        .env("STORAGE_GOOGLE_CLIENT_SECRET", "emulator-google-secret")
-        .env("STORAGE_MICROSOFT_CLIENT_ID", "emulator-microsoft-client")
-        .env("STORAGE_MICROSOFT_CLIENT_SECRET", "emulator-microsoft-secret")
-        .env_remove("STORAGE_LOG")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(bytes) = stdin {
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(bytes).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    storage_env(args, stdin, &[])
 }
 
 fn text(b: &[u8]) -> String {
@@ -367,4 +352,405 @@ fn purge_and_disconnect_through_the_binary() {
         let usage = run(&["disconnect", "--purge", "--yes"], None);
         assert_eq!(usage.status.code(), Some(2), "--purge needs --user");
     }
+}
+
+/// The PostgreSQL server to test against, or `None` (with the reason printed)
+/// outside CI; under CI (`CI=true`) a missing one fails the test.
+fn database_url() -> Option<String> {
+    match std::env::var("STORAGE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+            assert!(
+                !ci,
+                "STORAGE_TEST_DATABASE_URL is not set under CI: `cargo xtask ci` starts a throwaway postgresql and sets it"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "skipped: set STORAGE_TEST_DATABASE_URL=postgres://… (or run `cargo xtask ci`) to run the postgresql tests"
+                );
+            }
+            None
+        }
+    }
+}
+
+/// A connection id no other run uses, so runs can share one database.
+fn unique_id(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:08x}", std::process::id())
+}
+
+/// Two sealing keys in `STORAGE_SEAL_KEYS` form: `k2` seals, `k1` opens.
+const SEAL_KEYS: &str =
+    "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Runs `storage` with extra environment variables.
+fn storage_env(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("STORAGE_GOOGLE_CLIENT_ID", "emulator-google-client")
+        .env("STORAGE_GOOGLE_CLIENT_SECRET", "emulator-google-secret")
+        .env("STORAGE_MICROSOFT_CLIENT_ID", "emulator-microsoft-client")
+        .env("STORAGE_MICROSOFT_CLIENT_SECRET", "emulator-microsoft-secret")
+        .env_remove("STORAGE_LOG")
+        .env_remove("STORAGE_STORE")
+        .env_remove("STORAGE_SEAL_KEYS")
+        .envs(envs.iter().copied())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(bytes) = stdin {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The row of `id` as the database holds it, read without any sealing key.
+fn raw_row(url: &str, id: &str) -> Option<storage_factory::StoredCredentials> {
+    use storage_factory::CredentialStore as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = storage_factory::PostgresCredentialStore::connect(url).await.unwrap();
+        match store.load(id).await {
+            Ok(row) => Some(row),
+            Err(storage_core::StorageError::NotFound { .. }) => None,
+            Err(e) => panic!("{e}"),
+        }
+    })
+}
+
+/// Every object command through `--store postgres://… --connection ID`, plain
+/// and sealed: refreshed tokens land in the row, `connections list` shows the
+/// connections and no token, and `disconnect` removes the row.
+#[test]
+fn object_commands_through_a_postgresql_store() {
+    let Some(url) = database_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(dir.path());
+    let endpoints = emu.endpoints.to_str().unwrap().to_owned();
+    let mut logs = String::new();
+    let mut secrets = Vec::new();
+    let mut ids = Vec::new();
+    for (provider, seal) in [("onedrive", ""), ("gdrive", SEAL_KEYS)] {
+        let id = unique_id(&format!("cli-{provider}"));
+        ids.push(id.clone());
+        let creds = dir.path().join(format!("{provider}-pg.json"));
+        connect(&emu, provider, &creds, &mut logs);
+        let c = cred(&creds);
+        for k in ["access_token", "refresh_token", "client_secret"] {
+            if let Some(s) = c[k].as_str() {
+                secrets.push(s.to_owned());
+            }
+        }
+        let envs: Vec<(&str, &str)> = if seal.is_empty() {
+            Vec::new()
+        } else {
+            vec![("STORAGE_SEAL_KEYS", seal)]
+        };
+        let base = [
+            "--endpoints",
+            endpoints.as_str(),
+            "--store",
+            url.as_str(),
+            "--connection",
+            id.as_str(),
+        ];
+        let run = |extra: &[&str], stdin: Option<&[u8]>, logs: &mut String| {
+            let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+            let out = storage_env(&args, stdin, &envs);
+            logs.push_str(&text(&out.stdout));
+            logs.push_str(&text(&out.stderr));
+            out
+        };
+
+        let import = run(&["connections", "import", creds.to_str().unwrap()], None, &mut logs);
+        assert!(import.status.success(), "{}", text(&import.stderr));
+        let again = run(&["connections", "import", creds.to_str().unwrap()], None, &mut logs);
+        assert_eq!(again.status.code(), Some(2), "an existing connection needs --replace");
+        let row = raw_row(&url, &id).unwrap();
+        if seal.is_empty() {
+            assert!(row.json.expose().contains(c["access_token"].as_str().unwrap()));
+        } else {
+            assert!(
+                row.json.expose().starts_with(r#"{"sealed":"v1","kid":"k2""#),
+                "the row is sealed"
+            );
+        }
+
+        let put = run(
+            &["put", "--user", "u1", "--document", "d1", "-"],
+            Some(b"through the store"),
+            &mut logs,
+        );
+        assert!(put.status.success(), "{}", text(&put.stderr));
+        let key = text(&put.stdout).trim().to_owned();
+        let get = run(&["get", &key], None, &mut logs);
+        assert!(get.status.success(), "{}", text(&get.stderr));
+        assert_eq!(get.stdout, b"through the store");
+        let stat = run(&["stat", &key, "--json"], None, &mut logs);
+        assert!(stat.status.success(), "{}", text(&stat.stderr));
+        let meta: serde_json::Value = serde_json::from_slice(&stat.stdout).unwrap();
+        assert_eq!(meta["size"], 17);
+
+        // Force a refresh: the row's token is declared expired; the refreshed one is written back.
+        let mut expired = cred(&creds);
+        let key_name = if provider == "gdrive" { "expiry" } else { "expires_at" };
+        expired[key_name] = serde_json::json!("2000-01-01T00:00:00Z");
+        std::fs::write(&creds, expired.to_string()).unwrap();
+        let replace = run(
+            &["connections", "import", "--replace", creds.to_str().unwrap()],
+            None,
+            &mut logs,
+        );
+        assert!(replace.status.success(), "{}", text(&replace.stderr));
+        let rm = run(&["rm", &key], None, &mut logs);
+        assert!(rm.status.success(), "{}", text(&rm.stderr));
+        let row = raw_row(&url, &id).unwrap();
+        let after: serde_json::Value = if seal.is_empty() {
+            serde_json::from_str(row.json.expose()).unwrap()
+        } else {
+            assert!(
+                !row.json.expose().contains("access_token"),
+                "the refreshed row is sealed"
+            );
+            let keys = storage_factory::SealingKeys::new((
+                "k2",
+                storage_factory::SealingKey::from_base64("ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=").unwrap(),
+            ))
+            .unwrap();
+            let opener = storage_factory::SealedStore::new(storage_factory::MemoryCredentialStore::new(), keys);
+            serde_json::from_str(opener.unseal(&id, &row.json).unwrap().expose()).unwrap()
+        };
+        assert_ne!(
+            after["access_token"], expired["access_token"],
+            "{provider}: the row was not refreshed"
+        );
+        assert_ne!(after[key_name], "2000-01-01T00:00:00Z");
+        secrets.push(after["access_token"].as_str().unwrap().to_owned());
+        secrets.push(after["refresh_token"].as_str().unwrap().to_owned());
+        let missing = run(&["stat", &key], None, &mut logs);
+        assert_eq!(missing.status.code(), Some(3), "{}", text(&missing.stderr));
+
+        // A revoked grant: the row is marked and the listing says so.
+        let mut revoked = after.clone();
+        revoked["refresh_token"] = serde_json::json!("revoked-token");
+        revoked[key_name] = serde_json::json!("2000-01-01T00:00:00Z");
+        let revoked_file = dir.path().join(format!("{provider}-revoked.json"));
+        std::fs::write(&revoked_file, revoked.to_string()).unwrap();
+        let id2 = format!("{id}-revoked");
+        ids.push(id2.clone());
+        let args = ["--store", url.as_str(), "--connection", id2.as_str()];
+        let import = storage_env(
+            &[&args[..], &["connections", "import", revoked_file.to_str().unwrap()]].concat(),
+            None,
+            &envs,
+        );
+        assert!(import.status.success(), "{}", text(&import.stderr));
+        let reauth = storage_env(
+            &[&["--endpoints", endpoints.as_str()], &args[..], &["health"]].concat(),
+            None,
+            &envs,
+        );
+        assert_eq!(reauth.status.code(), Some(4), "{}", text(&reauth.stderr));
+        logs.push_str(&text(&reauth.stderr));
+
+        let list = storage_env(&["--store", url.as_str(), "connections", "list"], None, &envs);
+        assert!(list.status.success(), "{}", text(&list.stderr));
+        let listing = text(&list.stdout);
+        logs.push_str(&listing);
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{listing}"));
+        assert!(line.contains(provider) && line.contains("active"), "{line}");
+        assert!(line.contains("T") && line.ends_with('Z'), "an expiry: {line}");
+        let line2 = listing.lines().find(|l| l.starts_with(&id2)).unwrap();
+        assert!(line2.contains("requires_reauth"), "{line2}");
+        let json = storage_env(&["--store", url.as_str(), "connections", "list", "--json"], None, &envs);
+        assert!(json.status.success(), "{}", text(&json.stderr));
+        logs.push_str(&text(&json.stdout));
+        let items: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let item = items
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(item["provider"], provider);
+        assert_eq!(item["status"], "active");
+        assert_eq!(item["access_token_expires_at"], after[key_name]);
+        if !seal.is_empty() {
+            // Without the keys the sealed rows are listed, unread.
+            let blind = storage(&["--store", url.as_str(), "connections", "list"], None);
+            assert!(blind.status.success(), "{}", text(&blind.stderr));
+            let listing = text(&blind.stdout);
+            let line = listing.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap();
+            assert!(line.contains("sealed: set STORAGE_SEAL_KEYS"), "{line}");
+            // A wrong key is an integrity failure, not a crash.
+            let wrong = storage_env(
+                &[&base[..], &["health"]].concat(),
+                None,
+                &[("STORAGE_SEAL_KEYS", "k2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")],
+            );
+            assert_eq!(wrong.status.code(), Some(6), "{}", text(&wrong.stderr));
+            assert!(
+                text(&wrong.stderr).contains("failed authentication"),
+                "{}",
+                text(&wrong.stderr)
+            );
+        }
+
+        let gone = run(&["disconnect", "--yes"], None, &mut logs);
+        assert!(gone.status.success(), "{}", text(&gone.stderr));
+        assert!(
+            text(&gone.stdout).contains(&format!("deleted connection {id}")),
+            "{}",
+            text(&gone.stdout)
+        );
+        assert!(raw_row(&url, &id).is_none(), "disconnect deleted the row");
+        let args = [
+            "--endpoints",
+            endpoints.as_str(),
+            "--store",
+            url.as_str(),
+            "--connection",
+            id2.as_str(),
+            "disconnect",
+            "--yes",
+        ];
+        let gone = storage_env(&args, None, &envs);
+        assert!(gone.status.success(), "{}", text(&gone.stderr));
+        assert!(
+            raw_row(&url, &id2).is_none(),
+            "disconnect deleted the row marked requires_reauth"
+        );
+    }
+    for s in &secrets {
+        assert!(
+            !logs.contains(s.as_str()),
+            "a token or secret appeared in the program's output"
+        );
+    }
+}
+
+/// `--store file:DIR`: a directory of connections, sealed at rest, through the
+/// local provider (no emulator, no database).
+#[test]
+fn a_directory_store_sealed_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let conns = dir.path().join("conns");
+    let objects = dir.path().join("objects");
+    std::fs::create_dir_all(&conns).unwrap();
+    std::fs::create_dir_all(&objects).unwrap();
+    let creds = dir.path().join("local.json");
+    std::fs::write(
+        &creds,
+        serde_json::json!({"provider": "local", "root": objects.to_str().unwrap()}).to_string(),
+    )
+    .unwrap();
+    let spec = format!("file:{}", conns.display());
+    let envs = [("STORAGE_SEAL_KEYS", SEAL_KEYS)];
+    let base = ["--store", spec.as_str(), "--connection", "c1"];
+    let run = |extra: &[&str], stdin: Option<&[u8]>| {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        storage_env(&args, stdin, &envs)
+    };
+    let import = run(&["connections", "import", creds.to_str().unwrap()], None);
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert_eq!(text(&import.stdout).trim(), "imported connection c1 (local), sealed");
+    let stored = std::fs::read_to_string(conns.join("c1.json")).unwrap();
+    assert!(stored.contains(r#""sealed":"v1""#), "{stored}");
+    assert!(!stored.contains("objects"), "the root is sealed: {stored}");
+
+    let put = run(&["put", "--user", "u1", "--document", "d1", "-"], Some(b"local bytes"));
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let key = text(&put.stdout).trim().to_owned();
+    assert_eq!(run(&["get", &key], None).stdout, b"local bytes");
+    assert!(run(&["rm", &key], None).status.success());
+
+    let list = storage_env(
+        &["--store", conns.to_str().unwrap(), "connections", "list"],
+        None,
+        &envs,
+    );
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let listing = text(&list.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("c1 ") && l.contains("local") && l.contains("active")),
+        "{listing}"
+    );
+
+    // Without the keys nothing opens.
+    let blind = storage(&["--store", spec.as_str(), "--connection", "c1", "health"], None);
+    assert_eq!(blind.status.code(), Some(2), "{}", text(&blind.stderr));
+    assert!(
+        text(&blind.stderr).contains("sealed: set STORAGE_SEAL_KEYS"),
+        "{}",
+        text(&blind.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_of_the_store_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.json");
+    std::fs::write(&file, r#"{"provider":"memory"}"#).unwrap();
+    let pg = "postgres://nobody@127.0.0.1:1/none";
+    let dir_spec = dir.path().to_str().unwrap();
+    let cases: [&[&str]; 7] = [
+        &[
+            "--store",
+            pg,
+            "--connection",
+            "c1",
+            "--credentials",
+            file.to_str().unwrap(),
+            "health",
+        ],
+        &["--store", pg, "health"],
+        &["--store", dir_spec, "stat", "k"],
+        &["--connection", "c1", "health"],
+        &["connections", "list"],
+        &["--store", dir_spec, "connections", "import", file.to_str().unwrap()],
+        &["--store", "/no/such/dir", "--connection", "c1", "health"],
+    ];
+    for args in cases {
+        let out = storage(args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("usage") || text(&out.stderr).contains("cannot be used with"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A bad sealing key is a usage error that does not repeat the key.
+    let out = storage_env(
+        &["--store", dir_spec, "--connection", "c1", "health"],
+        None,
+        &[("STORAGE_SEAL_KEYS", "k1:bm90LWEta2V5LVNFQ1JFVA==")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("bm90LWEta2V5LVNFQ1JFVA"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = storage_env(
+        &["--store", dir_spec, "connections", "list"],
+        None,
+        &[("STORAGE_SEAL_KEYS", "no-colon")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }

@@ -145,6 +145,23 @@ impl PostgresCredentialStore {
         Ok(())
     }
 
+    /// Every connection id in the table, sorted; for listings. Nothing of the
+    /// credentials is read.
+    ///
+    /// # Errors
+    /// [`StorageError::Transport`] when the server cannot be reached.
+    pub async fn connection_ids(&self) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT connection_id FROM storage_connections ORDER BY connection_id",
+                &[],
+            )
+            .await
+            .map_err(|e| db_error("failed to list connections", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// A session of its own, with its driver task spawned on the runtime.
     async fn open_session(&self) -> Result<Client> {
         let (client, connection) = self
