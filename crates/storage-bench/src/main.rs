@@ -5,6 +5,7 @@
 //! child process of scenario 3.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod fleet;
 mod floor;
 mod report;
 mod scenarios;
@@ -17,6 +18,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("child-rss") => scenarios::child_rss(&args[1..]).await,
+        Some("fleet") => fleet::main(&args[1..]).await,
         Some("--quick") => scenarios::run_all(true).await,
         None => scenarios::run_all(false).await,
         Some(other) => Err(format!("unknown argument {other}; usage: storage-bench [--quick]")),
