@@ -92,12 +92,12 @@ async fn managed(factory: &StorageFactory, emu: &EmulatorHandle, provider: &str)
     factory.connect("bench", store).await.map_err(s)
 }
 
-fn floor(emu: &EmulatorHandle) -> Floor {
+async fn floor(emu: &EmulatorHandle) -> R<Floor> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default();
-    Floor {
+    let mut floor = Floor {
         http,
         google_root: emu.endpoints().google.root.to_string(),
         graph: emu.endpoints().microsoft.graph.to_string(),
@@ -109,6 +109,34 @@ fn floor(emu: &EmulatorHandle) -> Floor {
             .as_str()
             .unwrap_or_default()
             .to_owned(),
+        drive_folder: String::new(),
+    };
+    floor.make_drive_folder().await?;
+    Ok(floor)
+}
+
+/// What the journal saw since it was last cleared: requests (token requests
+/// left out) and distinct TCP connections per origin.
+struct Traffic {
+    requests: usize,
+    api_connections: usize,
+    content_connections: usize,
+}
+
+fn traffic(emu: &EmulatorHandle) -> Traffic {
+    let journal = emu.journal();
+    let connections = |origin: Origin| {
+        journal
+            .filter(|e| e.origin == origin)
+            .iter()
+            .map(|e| e.connection)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    Traffic {
+        requests: journal.filter(|e| !e.path.ends_with("token")).len(),
+        api_connections: connections(Origin::Api),
+        content_connections: connections(Origin::Content),
     }
 }
 
@@ -129,25 +157,53 @@ fn mibps(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / MIB as f64 / t.as_secs_f64()
 }
 
+/// The providers to run: both, or those in `STORAGE_BENCH_PROVIDERS` (for profiling one).
+fn providers() -> Vec<&'static str> {
+    let only = std::env::var("STORAGE_BENCH_PROVIDERS").unwrap_or_default();
+    ["gdrive", "onedrive"]
+        .into_iter()
+        .filter(|p| only.is_empty() || only.split(',').any(|x| x.trim() == *p))
+        .collect()
+}
+
 /// Runs every scenario and publishes the results.
 pub async fn run_all(quick: bool) -> R<()> {
     let sz = sizes(quick);
     let emu = Emulator::start().await.map_err(s)?;
     let factory = factory(&emu)?;
-    let fl = floor(&emu);
+    let fl = floor(&emu).await?;
     let mut figs = Vec::new();
-    eprintln!("storage-bench: scenario 1 (large transfers)");
-    scenario1(&emu, &factory, &fl, &sz, &mut figs).await?;
-    eprintln!("storage-bench: scenario 2 (many small objects)");
-    scenario2(&emu, &factory, &fl, &sz, &mut figs).await?;
-    eprintln!("storage-bench: scenario 3 (peak memory, child process)");
-    scenario3(&emu, &sz, &mut figs).await?;
-    eprintln!("storage-bench: scenario 4 (expired token under load)");
-    scenario4(&emu, &factory, &mut figs).await?;
-    eprintln!("storage-bench: scenario 5 (faults during a large upload)");
-    scenario5(&emu, &factory, &sz, &mut figs).await?;
-    eprintln!("storage-bench: scenario 6 (hashes)");
-    scenario6(&sz, &mut figs);
+    // `STORAGE_BENCH_ONLY=2,5` runs only those scenarios (for profiling one).
+    let only = std::env::var("STORAGE_BENCH_ONLY").unwrap_or_default();
+    let run = |n: &str| only.is_empty() || only.split(',').any(|x| x.trim() == n);
+    if run("1") {
+        eprintln!("storage-bench: scenario 1 (large transfers)");
+        scenario1(&emu, &factory, &fl, &sz, &mut figs).await?;
+    }
+    if run("2") {
+        eprintln!("storage-bench: scenario 2 (many small objects)");
+        scenario2(&emu, &factory, &fl, &sz, &mut figs).await?;
+    }
+    if run("3") {
+        eprintln!("storage-bench: scenario 3 (peak memory, child process)");
+        scenario3(&emu, &sz, &mut figs).await?;
+    }
+    if run("4") {
+        eprintln!("storage-bench: scenario 4 (expired token under load)");
+        scenario4(&emu, &factory, &mut figs).await?;
+    }
+    if run("5") {
+        eprintln!("storage-bench: scenario 5 (faults during a large upload)");
+        scenario5(&emu, &factory, &sz, &mut figs).await?;
+    }
+    if run("6") {
+        eprintln!("storage-bench: scenario 6 (hashes)");
+        scenario6(&sz, &mut figs);
+    }
+    if run("fleet") {
+        eprintln!("storage-bench: fleet (refresh latency, 4 processes)");
+        crate::fleet::run(quick, &mut figs).await?;
+    }
     emu.shutdown().await;
     let ok = crate::report::publish(&figs, &crate::report::machine(), quick)?;
     if ok {
@@ -188,7 +244,7 @@ async fn scenario1(
         median(sink_rates),
         "MiB/s",
     ));
-    for provider in ["gdrive", "onedrive"] {
+    for provider in providers() {
         let lib = managed(factory, emu, provider).await?;
         let (mut lib_rates, mut floor_rates) = (Vec::new(), Vec::new());
         let (mut lib_put, mut lib_get, mut floor_put, mut floor_get): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) =
@@ -256,71 +312,82 @@ async fn scenario2(
     figs: &mut Vec<Figure>,
 ) -> R<()> {
     let body = data(64 * 1024);
-    for provider in ["gdrive", "onedrive"] {
+    for provider in providers() {
         let lib = managed(factory, emu, provider).await?;
-        let (mut lib_rates, mut floor_rates, mut conns, mut floor_conns) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut lib_rates, mut floor_rates) = (Vec::new(), Vec::new());
+        let (mut lib_traffic, mut floor_traffic) = (Vec::new(), Vec::new());
+        let side = std::env::var("STORAGE_BENCH_SIDE").unwrap_or_default();
         for run in 0..sz.runs {
-            // Floor.
-            emu.clear_journal();
-            let t = Instant::now();
-            let ids: Vec<String> = futures::stream::iter(0..sz.ops)
-                .map(|i| {
-                    let body = body.clone();
-                    async move {
-                        if provider == "gdrive" {
-                            fl.drive_put_small(&format!("f{run}-{i}"), &body).await
-                        } else {
-                            fl.onedrive_put(&format!("f{run}-{i}"), &body, GRAPH_FRAGMENT).await
+            // Floor (`STORAGE_BENCH_SIDE=lib` leaves it out, for profiling the library alone).
+            let ids: Vec<String> = if side != "lib" {
+                emu.clear_journal();
+                let t = Instant::now();
+                let ids: Vec<String> = futures::stream::iter(0..sz.ops)
+                    .map(|i| {
+                        let body = body.clone();
+                        async move {
+                            if provider == "gdrive" {
+                                fl.drive_put_small(&format!("f{run}-{i}"), &body).await
+                            } else {
+                                fl.onedrive_put(&format!("f{run}-{i}"), &body, GRAPH_FRAGMENT).await
+                            }
                         }
-                    }
-                })
-                .buffer_unordered(32)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<R<_>>()?;
-            let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
-                .map(|id| async move {
-                    if provider == "gdrive" {
-                        fl.drive_get(id).await
-                    } else {
-                        fl.onedrive_get(id).await
-                    }
-                })
-                .buffer_unordered(32)
-                .collect()
-                .await;
-            gets.into_iter().collect::<R<Vec<_>>>()?;
-            floor_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
-            // Library.
-            floor_conns.push(emu.journal().connection_count() as f64);
-            emu.clear_journal();
-            let t = Instant::now();
-            let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
-                .map(|i| {
-                    let (lib, body) = (lib.clone(), body.clone());
-                    async move {
-                        let name = ObjectName::new("bench-small", &format!("l{run}-{i}"), ".bin").map_err(s)?;
-                        lib.put_object(&name, body, "application/octet-stream").await.map_err(s)
-                    }
-                })
-                .buffer_unordered(32)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<R<_>>()?;
-            let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
-                .map(|k| {
-                    let lib = lib.clone();
-                    async move { lib.get_object(k).await.map_err(s) }
-                })
-                .buffer_unordered(32)
-                .collect()
-                .await;
-            gets.into_iter().collect::<R<Vec<_>>>()?;
-            lib_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
-            conns.push(emu.journal().connection_count() as f64);
+                    })
+                    .buffer_unordered(32)
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<R<_>>()?;
+                let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
+                    .map(|id| async move {
+                        if provider == "gdrive" {
+                            fl.drive_get(id).await
+                        } else {
+                            fl.onedrive_get(id).await
+                        }
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+                gets.into_iter().collect::<R<Vec<_>>>()?;
+                floor_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
+                floor_traffic.push(traffic(emu));
+                ids
+            } else {
+                Vec::new()
+            };
+            // Library (`STORAGE_BENCH_SIDE=floor` leaves it out).
+            let keys: Vec<ObjectKey> = if side != "floor" {
+                emu.clear_journal();
+                let t = Instant::now();
+                let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
+                    .map(|i| {
+                        let (lib, body) = (lib.clone(), body.clone());
+                        async move {
+                            let name = ObjectName::new("bench-small", &format!("l{run}-{i}"), ".bin").map_err(s)?;
+                            lib.put_object(&name, body, "application/octet-stream").await.map_err(s)
+                        }
+                    })
+                    .buffer_unordered(32)
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<R<_>>()?;
+                let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
+                    .map(|k| {
+                        let lib = lib.clone();
+                        async move { lib.get_object(k).await.map_err(s) }
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+                gets.into_iter().collect::<R<Vec<_>>>()?;
+                lib_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
+                lib_traffic.push(traffic(emu));
+                keys
+            } else {
+                Vec::new()
+            };
             // Clean up outside the timing.
             let raw = factory.open(&grant(emu, provider).to_string()).map_err(s)?;
             let all: Vec<ObjectKey> = keys.into_iter().chain(ids.into_iter().map(ObjectKey::new)).collect();
@@ -343,10 +410,35 @@ async fn scenario2(
             )
             .against_floor(median(floor_rates), 0.85),
         );
-        let mut c =
-            Figure::info("2", provider, "tcp connections opened", median(conns), "").at_most(34.0, "connections");
-        c.floor = Some(median(floor_conns));
+        let med = |t: &[Traffic], f: fn(&Traffic) -> usize| median(t.iter().map(|x| f(x) as f64).collect());
+        let per_op = |t: &Traffic| t.requests;
+        let mut r = Figure::info(
+            "2",
+            provider,
+            "  requests per put_object + get_object",
+            med(&lib_traffic, per_op) / sz.ops as f64,
+            "",
+        );
+        r.floor = Some(med(&floor_traffic, per_op) / sz.ops as f64);
+        figs.push(r);
+        let total = |t: &Traffic| t.api_connections + t.content_connections;
+        let mut c = Figure::info("2", provider, "tcp connections opened", med(&lib_traffic, total), "")
+            .at_most(34.0, "connections");
+        c.floor = Some(med(&floor_traffic, total));
         figs.push(c);
+        for (what, f) in [
+            (
+                "  of which to the api origin",
+                (|t: &Traffic| t.api_connections) as fn(&Traffic) -> usize,
+            ),
+            ("  of which to the upload/download origin", |t: &Traffic| {
+                t.content_connections
+            }),
+        ] {
+            let mut c = Figure::info("2", provider, what, med(&lib_traffic, f), "");
+            c.floor = Some(med(&floor_traffic, f));
+            figs.push(c);
+        }
     }
     Ok(())
 }
@@ -359,7 +451,7 @@ async fn scenario3(emu: &EmulatorHandle, sz: &Sizes, figs: &mut Vec<Figure>) -> 
     std::fs::create_dir_all(&dir).map_err(s)?;
     let endpoints = dir.join("endpoints.json");
     std::fs::write(&endpoints, serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?;
-    for provider in ["gdrive", "onedrive"] {
+    for provider in providers() {
         let chunk = if provider == "gdrive" {
             DRIVE_CHUNK
         } else {
@@ -450,7 +542,7 @@ pub async fn child_rss(args: &[String]) -> R<()> {
 }
 
 async fn scenario4(emu: &EmulatorHandle, factory: &StorageFactory, figs: &mut Vec<Figure>) -> R<()> {
-    for provider in ["gdrive", "onedrive"] {
+    for provider in providers() {
         let lib = managed(factory, emu, provider).await?;
         let name = ObjectName::new("bench", "token", ".bin").map_err(s)?;
         let key = lib
@@ -494,7 +586,7 @@ async fn scenario4(emu: &EmulatorHandle, factory: &StorageFactory, figs: &mut Ve
 
 async fn scenario5(emu: &EmulatorHandle, factory: &StorageFactory, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> {
     let body = data(sz.big);
-    for provider in ["gdrive", "onedrive"] {
+    for provider in providers() {
         let lib = managed(factory, emu, provider).await?;
         let (chunk, unit, path) = if provider == "gdrive" {
             (DRIVE_CHUNK, 256 * 1024, "/upload/drive/v3/files")
