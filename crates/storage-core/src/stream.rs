@@ -25,14 +25,66 @@ pub fn from_bytes(body: Bytes, piece: usize) -> ByteStream {
     Box::pin(futures::stream::iter(pieces))
 }
 
-/// Reads a whole stream into memory, reserving `size_hint` bytes up front.
+/// Reads a whole stream into memory, reserving up to `size_hint` bytes up front.
+///
+/// A stream of one piece is returned as that piece, without a copy. The
+/// reservation is capped at [`MAX_RESERVE`], so a size claimed by a server
+/// cannot make one huge allocation before any byte has arrived.
 ///
 /// # Errors
 /// The first error the stream yields.
 pub async fn collect(mut stream: ByteStream, size_hint: usize) -> Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(size_hint);
+    let Some(first) = stream.next().await.transpose()? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = stream.next().await.transpose()? else {
+        return Ok(first);
+    };
+    let mut buf = BytesMut::with_capacity(size_hint.min(MAX_RESERVE).max(first.len() + second.len()));
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
     while let Some(chunk) = stream.next().await {
         buf.extend_from_slice(&chunk?);
     }
     Ok(buf.freeze())
+}
+
+/// The most [`collect`] reserves ahead of the bytes: 64 MiB.
+pub const MAX_RESERVE: usize = 64 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::error::StorageError;
+
+    fn pieces(items: Vec<Result<Bytes>>) -> ByteStream {
+        Box::pin(futures::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn one_piece_comes_back_without_a_copy() {
+        let body = Bytes::from(vec![7u8; 1000]);
+        let got = collect(pieces(vec![Ok(body.clone())]), 1000).await.unwrap();
+        assert_eq!(got.as_ptr(), body.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn pieces_are_joined_in_order_and_a_huge_hint_is_capped() {
+        let s = from_bytes(Bytes::from((0..=255u8).cycle().take(10_000).collect::<Vec<_>>()), 333);
+        let got = collect(s, usize::MAX).await.unwrap();
+        assert_eq!(got, (0..=255u8).cycle().take(10_000).collect::<Vec<_>>());
+        assert!(collect(pieces(vec![]), 5).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_error_after_some_pieces_is_returned() {
+        for at in 0..3 {
+            let mut items: Vec<Result<Bytes>> = (0..at).map(|_| Ok(Bytes::from_static(b"ab"))).collect();
+            items.push(Err(StorageError::transport("cut", std::io::Error::other("x"))));
+            items.push(Ok(Bytes::from_static(b"cd")));
+            assert!(collect(pieces(items), 0).await.is_err(), "error after {at} pieces");
+        }
+    }
 }

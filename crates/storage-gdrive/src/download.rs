@@ -11,8 +11,9 @@ use crate::client::DriveClient;
 /// The file's size and md5 come first from `files.get`; the body then streams
 /// from `alt=media`. A connection that drops, stalls past the read timeout or
 /// ends early is resumed with `Range: bytes={received}-`, and the size and md5
-/// of everything received are checked at the end.
-pub(crate) async fn open(client: DriveClient, id: &str) -> Result<ByteStream> {
+/// of everything received are checked at the end. Returns the stream and the
+/// size Drive reported.
+pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u64)> {
     let meta = client.get_file(id).await?;
     if meta.mime_type.as_deref() == Some(crate::client::FOLDER_MIME) {
         return Err(StorageError::not_found(id));
@@ -26,8 +27,10 @@ pub(crate) async fn open(client: DriveClient, id: &str) -> Result<ByteStream> {
         read_timeout: client.options.read_timeout,
     };
     let id = id.to_owned();
-    Ok(verified(body, expected, move |offset| {
+    let size = expected.size;
+    let stream = verified(body, expected, move |offset| {
         let (client, id) = (client.clone(), id.clone());
         async move { client.download(&id, offset).await }
-    }))
+    });
+    Ok((stream, size))
 }

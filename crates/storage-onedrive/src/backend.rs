@@ -189,12 +189,12 @@ impl StorageBackend for OneDriveBackend {
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
-        let stream = self.get_stream(key).await?;
-        storage_core::stream::collect(stream, 0).await
+        let (stream, size) = crate::download::open(self.api.clone(), key.as_str()).await?;
+        storage_core::stream::collect(stream, usize::try_from(size).unwrap_or(usize::MAX)).await
     }
 
     async fn get_stream(&self, key: &ObjectKey) -> Result<ByteStream> {
-        crate::download::open(self.api.clone(), key.as_str()).await
+        Ok(crate::download::open(self.api.clone(), key.as_str()).await?.0)
     }
 
     async fn delete_object(&self, key: &ObjectKey) -> Result<()> {

@@ -18,8 +18,9 @@ use crate::client::{DriveItem, GraphApi};
 use crate::error::{answer_error, transport};
 
 /// Opens item `id` for reading: metadata first (size, quickXorHash, URL), then
-/// the body, resumed with `Range` after a cut and verified at the end.
-pub(crate) async fn open(api: GraphApi, id: &str) -> Result<ByteStream> {
+/// the body, resumed with `Range` after a cut and verified at the end. Returns
+/// the stream and the size OneDrive reported.
+pub(crate) async fn open(api: GraphApi, id: &str) -> Result<(ByteStream, u64)> {
     let item = api.get_item(id).await?;
     if item.folder.is_some() {
         return Err(StorageError::not_found(id));
@@ -35,7 +36,8 @@ pub(crate) async fn open(api: GraphApi, id: &str) -> Result<ByteStream> {
     };
     let current = Arc::new(Mutex::new(url));
     let id = id.to_owned();
-    Ok(verified(first, expected, move |offset| {
+    let size = expected.size;
+    let stream = verified(first, expected, move |offset| {
         let (api, id, current) = (api.clone(), id.clone(), current.clone());
         async move {
             let url = current.lock().await.clone();
@@ -53,7 +55,8 @@ pub(crate) async fn open(api: GraphApi, id: &str) -> Result<ByteStream> {
                 other => other,
             }
         }
-    }))
+    });
+    Ok((stream, size))
 }
 
 pub(crate) fn download_url(item: &DriveItem) -> Result<String> {
