@@ -147,7 +147,10 @@ impl Floor {
 
     /// Drive `files.get` for the size and md5, then the `alt=media` download;
     /// returns the byte count.
-    pub async fn drive_get(&self, id: &str) -> R<u64> {
+    ///
+    /// `whole` gathers the body into one buffer, as `get_object` must;
+    /// otherwise it is only counted, as a reader of `get_stream` would.
+    pub async fn drive_get(&self, id: &str, whole: bool) -> R<u64> {
         self.http
             .get(format!("{}drive/v3/files/{id}?fields={FILE_FIELDS}", self.google_root))
             .bearer_auth(&self.google_token)
@@ -164,7 +167,7 @@ impl Floor {
             .send()
             .await
             .map_err(err)?;
-        drain(resp).await
+        drain(resp, whole).await
     }
 
     /// OneDrive upload session in `fragment`-byte fragments; returns the item id.
@@ -209,7 +212,8 @@ impl Floor {
     }
 
     /// OneDrive download through the item's download URL; returns the byte count.
-    pub async fn onedrive_get(&self, id: &str) -> R<u64> {
+    /// `whole` as for [`Floor::drive_get`].
+    pub async fn onedrive_get(&self, id: &str, whole: bool) -> R<u64> {
         let meta: serde_json::Value = self
             .http
             .get(format!(
@@ -224,13 +228,16 @@ impl Floor {
             .await
             .map_err(err)?;
         let url = meta["@microsoft.graph.downloadUrl"].as_str().ok_or("no downloadUrl")?;
-        drain(self.http.get(url).send().await.map_err(err)?).await
+        drain(self.http.get(url).send().await.map_err(err)?, whole).await
     }
 }
 
-async fn drain(resp: reqwest::Response) -> R<u64> {
+async fn drain(resp: reqwest::Response, whole: bool) -> R<u64> {
     if !resp.status().is_success() {
         return Err(format!("download answered {}", resp.status()));
+    }
+    if whole {
+        return Ok(resp.bytes().await.map_err(err)?.len() as u64);
     }
     let mut n = 0u64;
     let mut s = resp.bytes_stream();

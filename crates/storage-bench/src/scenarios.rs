@@ -260,9 +260,9 @@ async fn scenario1(
             };
             let put_done = t.elapsed();
             let n = if provider == "gdrive" {
-                fl.drive_get(&id).await?
+                fl.drive_get(&id, false).await?
             } else {
-                fl.onedrive_get(&id).await?
+                fl.onedrive_get(&id, false).await?
             };
             floor_rates.push(mibps(body.len() + n as usize, t.elapsed()));
             floor_put.push(mibps(body.len(), put_done));
@@ -351,9 +351,9 @@ async fn scenario2(
                 let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
                     .map(|id| async move {
                         if provider == "gdrive" {
-                            fl.drive_get(id).await
+                            fl.drive_get(id, true).await
                         } else {
-                            fl.onedrive_get(id).await
+                            fl.onedrive_get(id, true).await
                         }
                     })
                     .buffer_unordered(32)
