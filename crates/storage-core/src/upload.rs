@@ -175,6 +175,25 @@ impl UploadWindow {
         if self.pending.len() >= target || self.read == self.size && self.exhausted() {
             return Ok(());
         }
+        if let UploadSource::Bytes(all) = &self.source {
+            // The window over a body in memory is always one slice of it: widen
+            // the slice instead of copying.
+            if all.len() as u64 != self.size {
+                return Err(StorageError::invalid_input(format!(
+                    "body holds {} bytes, {} were declared",
+                    all.len(),
+                    self.size
+                )));
+            }
+            let held_from = self.taken - self.pending.len();
+            let end = (held_from + target).min(all.len());
+            let piece = all.slice(self.taken..end);
+            self.read += piece.len() as u64;
+            self.taken = end;
+            self.pending = all.slice(held_from..end);
+            self.hasher.update(&piece).await;
+            return Ok(());
+        }
         let mut buf = BytesMut::with_capacity(target.max(self.pending.len()));
         buf.extend_from_slice(&self.pending);
         while buf.len() < target {
@@ -271,6 +290,26 @@ impl UploadWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_in_memory_is_sent_from_its_own_buffer_and_hashed_once() {
+        let data = Bytes::from((0..5000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+        let mut w = UploadWindow::new(UploadSource::Bytes(data.clone()), data.len() as u64, HashKind::Md5);
+        w.fill(2000).await.unwrap();
+        let piece = w.next_piece(1000).unwrap();
+        assert_eq!(piece.as_ptr(), data.as_ptr(), "no copy of the body");
+        w.acknowledge(1500).unwrap();
+        w.fill(2000).await.unwrap();
+        let piece = w.next_piece(1).unwrap();
+        assert_eq!((piece.as_ptr(), piece.len()), (data[1500..].as_ptr(), 2000));
+        w.acknowledge(3500).unwrap();
+        w.fill(2000).await.unwrap();
+        assert_eq!(w.next_piece(1000).unwrap(), data.slice(3500..));
+        w.acknowledge(5000).unwrap();
+        assert_eq!(w.checksum(), Checksum::md5_of(&data));
+        let mut short = UploadWindow::new(UploadSource::Bytes(data.clone()), 6000, HashKind::Md5);
+        assert!(matches!(short.fill(10).await, Err(StorageError::InvalidInput { .. })));
+    }
 
     #[tokio::test]
     async fn acknowledges_and_refuses_impossible_ranges() {
