@@ -20,7 +20,8 @@ commands:
                       doctests, rustdoc, cargo-deny, the quickstart and the demo
   test                the quick loop: nextest over the workspace
   bench [--quick]     the benchmark suite against the emulator (release build);
-                      writes target/bench/results.json
+                      writes target/bench/results.json; then the criterion
+                      hash micro-benchmarks (target/criterion/)
 ";
 
 fn main() -> std::process::ExitCode {
@@ -48,7 +49,11 @@ fn run() -> Result<()> {
                 .filter(|a| *a == "--quick")
                 .map(String::as_str)
                 .collect();
-            Ok(cmd!(sh, "cargo run --release -p storage-bench -- {quick...}").run()?)
+            let quick_hash = quick.clone();
+            let suite = cmd!(sh, "cargo run --release -p storage-bench -- {quick...}").run();
+            // The hash micro-benchmarks run even when a target above was missed.
+            cmd!(sh, "cargo bench -p storage-core --bench hash -- {quick_hash...}").run()?;
+            Ok(suite?)
         }
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
