@@ -50,6 +50,9 @@ fn run() -> Result<()> {
                 .map(String::as_str)
                 .collect();
             let quick_hash = quick.clone();
+            // The fleet benchmark measures the refresh through PostgreSQL too.
+            let _postgres = start_throwaway_postgres(&sh, true)
+                .context("failed to start a throwaway postgresql for the fleet benchmark")?;
             let suite = cmd!(sh, "cargo run --release -p storage-bench -- {quick...}").run();
             // The hash micro-benchmarks run even when a target above was missed.
             cmd!(sh, "cargo bench -p storage-core --bench hash -- {quick_hash...}").run()?;
@@ -164,7 +167,8 @@ const FACTORY_FEATURE_SETS: &[&str] = &[
 
 fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
     let started = Instant::now();
-    let _postgres = start_throwaway_postgres(sh).context("failed to start a throwaway postgresql for the tests")?;
+    let _postgres =
+        start_throwaway_postgres(sh, false).context("failed to start a throwaway postgresql for the tests")?;
     let mut failed = Vec::new();
     for step in STEPS {
         eprintln!("\n==> xtask ci: {}", step.name);
@@ -241,8 +245,9 @@ struct ThrowawayPostgres {
 
 /// Starts a throwaway cluster and points `STORAGE_TEST_DATABASE_URL` at it for
 /// every later command, installing Debian's `postgresql` when `initdb` is
-/// missing. A URL the user already set is used instead (`None`).
-fn start_throwaway_postgres(sh: &Shell) -> Result<Option<ThrowawayPostgres>> {
+/// missing. A URL the user already set is used instead (`None`). `durable`
+/// keeps fsync on (for benchmarks); tests run without it.
+fn start_throwaway_postgres(sh: &Shell, durable: bool) -> Result<Option<ThrowawayPostgres>> {
     if std::env::var_os("STORAGE_TEST_DATABASE_URL").is_some_and(|u| !u.is_empty()) {
         eprintln!("==> postgresql: using STORAGE_TEST_DATABASE_URL");
         return Ok(None);
@@ -282,7 +287,8 @@ fn start_throwaway_postgres(sh: &Shell) -> Result<Option<ThrowawayPostgres>> {
     let sockets = pg.dir.to_str().context("a non-utf-8 temporary folder")?;
     let log = pg.dir.join("server.log");
     let log = log.to_str().context("a non-utf-8 temporary folder")?;
-    let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off");
+    let fsync = if durable { "on" } else { "off" };
+    let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync={fsync}");
     // The postgres user may not be able to enter the workspace.
     let _cwd = sh.push_dir(&pg.dir);
     pg.run(
