@@ -18,7 +18,8 @@ usage: cargo xtask <command>
 commands:
   ci [--keep-going]   every check CI runs: fmt, clippy (all feature sets), nextest,
                       doctests, rustdoc, cargo-deny, the quickstart and the demo
-  test                the quick loop: nextest over the workspace
+  test [ARGS]         the quick loop: nextest over the workspace (ARGS go to
+                      nextest), with a throwaway postgresql
   bench [--quick]     the benchmark suite against the emulator (release build);
                       writes target/bench/results.json; then the criterion
                       hash micro-benchmarks (target/criterion/)
@@ -41,7 +42,12 @@ fn run() -> Result<()> {
     sh.change_dir(&root);
     match args.first().map(String::as_str) {
         Some("ci") => ci(&sh, &root, args.iter().any(|a| a == "--keep-going")),
-        Some("test") => Ok(cmd!(sh, "cargo nextest run --workspace --all-features").run()?),
+        Some("test") => {
+            let _postgres =
+                start_throwaway_postgres(&sh, false).context("failed to start a throwaway postgresql for the tests")?;
+            let filters = &args[1..];
+            Ok(cmd!(sh, "cargo nextest run --workspace --all-features {filters...}").run()?)
+        }
         Some("bench") => {
             let quick: Vec<&str> = args
                 .iter()
@@ -274,9 +280,10 @@ fn start_throwaway_postgres(sh: &Shell, durable: bool) -> Result<Option<Throwawa
     let dir = std::env::temp_dir().join(format!("storage-xtask-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let pg = ThrowawayPostgres { bin, dir, as_postgres };
+    let tls = server_certificate(sh, &pg.dir).context("failed to make a tls certificate for postgresql (openssl)")?;
     if as_postgres {
         let dir = &pg.dir;
-        cmd!(sh, "chown postgres: {dir}").run()?;
+        cmd!(sh, "chown -R postgres: {dir}").run()?;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -288,7 +295,11 @@ fn start_throwaway_postgres(sh: &Shell, durable: bool) -> Result<Option<Throwawa
     let log = pg.dir.join("server.log");
     let log = log.to_str().context("a non-utf-8 temporary folder")?;
     let fsync = if durable { "on" } else { "off" };
-    let options = format!("-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync={fsync}");
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync={fsync} -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        tls.cert.display(),
+        tls.key.display()
+    );
     // The postgres user may not be able to enter the workspace.
     let _cwd = sh.push_dir(&pg.dir);
     pg.run(
@@ -305,7 +316,58 @@ fn start_throwaway_postgres(sh: &Shell, durable: bool) -> Result<Option<Throwawa
     let url = format!("postgres://postgres@127.0.0.1:{port}/storage_test?sslmode=disable");
     eprintln!("==> postgresql: {url} ({:.0?})", t.elapsed());
     sh.set_var("STORAGE_TEST_DATABASE_URL", url);
+    // The server also speaks TLS, with a certificate from this throwaway CA.
+    sh.set_var("STORAGE_TEST_DATABASE_CA", &tls.ca);
     Ok(Some(pg))
+}
+
+/// A throwaway CA and a server certificate for `127.0.0.1` it signed.
+struct ServerCertificate {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Makes a P-256 CA and a server certificate for the IP address `127.0.0.1`
+/// in `dir` with the `openssl` program (Debian's `postgresql` depends on it).
+fn server_certificate(sh: &Shell, dir: &Path) -> Result<ServerCertificate> {
+    let _cwd = sh.push_dir(dir);
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    cmd!(
+        sh,
+        "openssl req -x509 {ec...} -keyout ca.key -out ca.pem -days 2 -subj /CN=storage-test-ca"
+    )
+    .quiet()
+    .ignore_stderr()
+    .run()?;
+    cmd!(
+        sh,
+        "openssl req {ec...} -keyout server.key -out server.csr -subj /CN=127.0.0.1"
+    )
+    .quiet()
+    .ignore_stderr()
+    .run()?;
+    sh.write_file(
+        "server.ext",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )?;
+    cmd!(
+        sh,
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext"
+    )
+    .quiet()
+    .ignore_stderr()
+    .run()?;
+    // PostgreSQL refuses a key that others can read.
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
+    Ok(ServerCertificate {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+    })
 }
 
 /// Debian's newest `/usr/lib/postgresql/*/bin`, else the folder of `initdb` on `PATH`.

@@ -56,8 +56,9 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 ///   by single atomic statements, so nothing is left half-written.
 ///
 /// The URL is a libpq-style `postgres://user:password@host:port/db?sslmode=…`.
-/// TLS is rustls with the Mozilla root certificates; `sslmode=prefer` (the
-/// default) uses it when the server offers it, `require` insists on it.
+/// TLS is rustls with the Mozilla root certificates, or only your CA with
+/// [`connect_with_ca`](Self::connect_with_ca); `sslmode=prefer` (the default)
+/// uses it when the server offers it, `require` insists on it.
 ///
 /// ```no_run
 /// # async fn demo() -> storage_core::Result<()> {
@@ -98,12 +99,40 @@ impl PostgresCredentialStore {
     /// [`StorageError::Transport`] when the server cannot be reached or refuses
     /// a statement.
     pub async fn connect(url: &str) -> Result<Self> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|_| StorageError::invalid_input("the postgresql url does not parse"))?;
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        Self::connect_with_roots(url, roots).await
+    }
+
+    /// Connects like [`connect`](Self::connect), but trusts only the CA
+    /// certificates in `ca_pem` (PEM, one or more) for TLS: the private CA of a
+    /// managed database (Amazon RDS, Cloud SQL, Azure) or your own. Use it with
+    /// `sslmode=require` so that the connection cannot fall back to plain text.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidInput`] when `ca_pem` holds no usable certificate;
+    /// otherwise as [`connect`](Self::connect).
+    pub async fn connect_with_ca(url: &str, ca_pem: &[u8]) -> Result<Self> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            let cert = cert.map_err(|_| StorageError::invalid_input("the ca certificates are not valid pem"))?;
+            roots
+                .add(cert)
+                .map_err(|_| StorageError::invalid_input("a ca certificate could not be used as a trust anchor"))?;
+        }
+        if roots.is_empty() {
+            return Err(StorageError::invalid_input("no ca certificate was found in the pem"));
+        }
+        Self::connect_with_roots(url, roots).await
+    }
+
+    async fn connect_with_roots(url: &str, roots: rustls::RootCertStore) -> Result<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| StorageError::invalid_input("the postgresql url does not parse"))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls_config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
