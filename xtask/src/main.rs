@@ -45,8 +45,11 @@ fn run() -> Result<()> {
         Some("test") => {
             let _postgres =
                 start_throwaway_postgres(&sh, false).context("failed to start a throwaway postgresql for the tests")?;
-            let filters = &args[1..];
-            Ok(cmd!(sh, "cargo nextest run --workspace --all-features {filters...}").run()?)
+            let mut nextest_args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+            if nextest_args.is_empty() {
+                nextest_args.push("--workspace");
+            }
+            Ok(cmd!(sh, "cargo nextest run --all-features {nextest_args...}").run()?)
         }
         Some("bench") => {
             let quick: Vec<&str> = args

@@ -19,6 +19,7 @@ pub struct Cli {
     /// one with --connection. Refreshed tokens are written back to it. With
     /// STORAGE_SEAL_KEYS=kid:base64key[,kid:base64key…] set, credentials are
     /// sealed at rest (XChaCha20-Poly1305): the first key seals, all open.
+    /// STORAGE_STORE_CA=FILE trusts only that PEM CA for PostgreSQL's TLS.
     #[arg(
         long,
         global = true,

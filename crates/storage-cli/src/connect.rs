@@ -21,6 +21,9 @@ pub const CONNECTION: &str = "cli";
 /// The environment variable with the sealing keys: `kid:base64key[,kid:base64key…]`,
 /// the first seals every write, the others only open.
 pub const SEAL_KEYS: &str = "STORAGE_SEAL_KEYS";
+/// The variable naming a PEM file of CA certificates to trust, alone, for a
+/// PostgreSQL store's TLS (a managed database's private CA).
+pub const STORE_CA: &str = "STORAGE_STORE_CA";
 
 /// Where the connection's credentials live.
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +164,16 @@ pub async fn open_store(spec: &str) -> Result<Opened, Failure> {
     let keys = seal_keys()?;
     let (raw, kind): (Arc<dyn CredentialStore>, Kind) =
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            let pg = Arc::new(PostgresCredentialStore::connect(spec).await?);
+            let pg = match std::env::var_os(STORE_CA).filter(|v| !v.is_empty()) {
+                Some(path) => {
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        Failure::Usage(format!("cannot read {STORE_CA} ({}): {e}", Path::new(&path).display()))
+                    })?;
+                    PostgresCredentialStore::connect_with_ca(spec, &pem).await?
+                }
+                None => PostgresCredentialStore::connect(spec).await?,
+            };
+            let pg = Arc::new(pg);
             (pg.clone(), Kind::Postgres(pg))
         } else {
             let dir = Path::new(spec.strip_prefix("file:").unwrap_or(spec));

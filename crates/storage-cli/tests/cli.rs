@@ -400,6 +400,7 @@ fn storage_env(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Ou
         .env_remove("STORAGE_LOG")
         .env_remove("STORAGE_STORE")
         .env_remove("STORAGE_SEAL_KEYS")
+        .env_remove("STORAGE_STORE_CA")
         .envs(envs.iter().copied())
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -753,4 +754,39 @@ fn usage_errors_of_the_store_flags() {
         &[("STORAGE_SEAL_KEYS", "no-colon")],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_postgresql_store_over_tls_trusts_only_the_given_ca() {
+    let Some(url) = database_url() else { return };
+    let ca = std::env::var("STORAGE_TEST_DATABASE_CA").unwrap_or_default();
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    if ca.is_empty() {
+        assert!(
+            !ci,
+            "STORAGE_TEST_DATABASE_CA is not set under CI: `cargo xtask ci` sets it"
+        );
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("skipped: set STORAGE_TEST_DATABASE_CA to the server's CA to run the tls test");
+        }
+        return;
+    }
+    let tls = format!(
+        "{}?sslmode=require",
+        url.split_once('?').map_or(url.as_str(), |(b, _)| b)
+    );
+    let list = ["--store", tls.as_str(), "connections", "list"];
+    let out = storage_env(&list, None, &[("STORAGE_STORE_CA", ca.as_str())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The Mozilla roots do not vouch for the test CA.
+    let out = storage_env(&list, None, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for bad in [junk.clone(), dir.path().join("missing.pem")] {
+        let out = storage_env(&list, None, &[("STORAGE_STORE_CA", bad.to_str().unwrap())]);
+        assert_eq!(out.status.code(), Some(2), "{}: {}", bad.display(), text(&out.stderr));
+    }
 }
