@@ -39,18 +39,21 @@ pub(crate) fn check_item_id(id: &str) -> Result<()> {
     }
 }
 
-/// The URL path segments of `me/drive/root:/{user_id}/{document_id}{extension}:`,
+/// The URL path segments of `me/drive/root:/{user_id}/{document_id}{extension}:`
+/// followed by `tail`,
 /// the path address of an object. graph-rs-sdk percent-encodes them one by one; the name
 /// rules of [`ObjectName`] keep `/`, `:`, `#`, `%` and `?` out of the parts, so
 /// the path cannot break out.
-fn by_path(name: &ObjectName) -> [String; 5] {
-    [
-        "me".into(),
-        "drive".into(),
-        "root:".into(),
+fn by_path(name: &ObjectName, tail: &[&str]) -> Vec<String> {
+    let mut path = vec![
+        "me".to_owned(),
+        "drive".to_owned(),
+        "root:".to_owned(),
         name.user_id().to_owned(),
         format!("{}:", name.file_name()),
-    ]
+    ];
+    path.extend(tail.iter().map(|t| (*t).to_owned()));
+    path
 }
 
 /// The item fields this crate reads.
@@ -333,7 +336,7 @@ impl GraphApi {
 
     /// The item at an object's path, with its hash.
     pub async fn get_item_by_path(&self, name: &ObjectName) -> Result<DriveItem> {
-        let path = by_path(name);
+        let path = by_path(name, &[]);
         self.options
             .retry
             .run(|| async {
@@ -382,8 +385,7 @@ impl GraphApi {
     /// Creates an upload session at the object's path, replacing an existing
     /// file of that name, and returns its `uploadUrl`.
     pub async fn create_session(&self, name: &ObjectName, size: u64) -> Result<String> {
-        let [me, drive, root, user, file] = by_path(name);
-        let path = [me, drive, root, user, file, "createUploadSession".into()];
+        let path = by_path(name, &["createUploadSession"]);
         let body = serde_json::json!({"item": {
             "@microsoft.graph.conflictBehavior": "replace",
             "name": name.file_name(),
@@ -414,8 +416,7 @@ impl GraphApi {
     /// A simple `PUT …:/content`: only for empty files, which an upload session
     /// cannot carry (a fragment needs at least one byte).
     pub async fn put_small(&self, name: &ObjectName, body: Bytes) -> Result<DriveItem> {
-        let [me, drive, root, user, file] = by_path(name);
-        let path = [me, drive, root, user, file, "content".into()];
+        let path = by_path(name, &["content"]);
         self.options
             .retry
             .run(|| async {
@@ -456,6 +457,10 @@ mod tests {
     #[test]
     fn paths_address_the_user_folder() {
         let n = ObjectName::new("u-1", "doc", ".pdf").unwrap();
-        assert_eq!(by_path(&n).join("/"), "me/drive/root:/u-1/doc.pdf:");
+        assert_eq!(by_path(&n, &[]).join("/"), "me/drive/root:/u-1/doc.pdf:");
+        assert_eq!(
+            by_path(&n, &["content"]).join("/"),
+            "me/drive/root:/u-1/doc.pdf:/content"
+        );
     }
 }
