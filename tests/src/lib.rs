@@ -1,3 +1,56 @@
-//! Cross-crate integration tests live in `tests/tests/`. This library only
-//! compiles the workspace README's example as a doctest, so it stays true.
+//! Cross-crate integration tests live in `tests/tests/`. This library compiles
+//! the workspace README's example as a doctest, so it stays true, and holds the
+//! helpers that several test crates share.
 #![doc = include_str!("../../README.md")]
+
+/// The PostgreSQL server the tests use: `cargo xtask ci` (and `cargo xtask
+/// test`) start a throwaway cluster and set `STORAGE_TEST_DATABASE_URL` and
+/// `STORAGE_TEST_DATABASE_CA`. Without them a test prints why it skips, except
+/// under CI, where it fails.
+pub mod postgres {
+    /// Whether this runs under CI: `CI` set to anything but empty, `false` or `0`.
+    pub fn under_ci() -> bool {
+        std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+    }
+
+    /// The value of `var`, or `None` with the reason printed; under CI a missing
+    /// value fails the test.
+    fn required(var: &str, what: &str) -> Option<String> {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => {
+                assert!(
+                    !under_ci(),
+                    "{var} is not set under CI: `cargo xtask ci` starts a throwaway postgresql and sets it"
+                );
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("skipped: set {var} (or run `cargo xtask ci`) to run the {what}");
+                }
+                None
+            }
+        }
+    }
+
+    /// `STORAGE_TEST_DATABASE_URL`: a `postgres://…` URL.
+    pub fn database_url() -> Option<String> {
+        required("STORAGE_TEST_DATABASE_URL", "postgresql tests")
+    }
+
+    /// `STORAGE_TEST_DATABASE_CA`: the path of the PEM CA that signed the
+    /// server's certificate.
+    pub fn database_ca() -> Option<String> {
+        required("STORAGE_TEST_DATABASE_CA", "postgresql tls tests")
+    }
+
+    /// `url` with `sslmode=require` in place of its query.
+    pub fn require_tls(url: &str) -> String {
+        let base = url.split_once('?').map_or(url, |(b, _)| b);
+        format!("{base}?sslmode=require")
+    }
+
+    /// A connection id no other run uses, so tests can share one database.
+    pub fn unique_id(prefix: &str) -> String {
+        format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+    }
+}

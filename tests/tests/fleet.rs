@@ -21,6 +21,7 @@ use storage_factory::storage_onedrive::MicrosoftApp;
 use storage_factory::{
     CredentialStore, Endpoints, FileCredentialStore, PostgresCredentialStore, StorageFactory, StoredCredentials,
 };
+use storage_tests::postgres::{database_url, unique_id};
 
 /// Set in a child process: what it does (`ops` or `hold-lock`).
 const CHILD: &str = "STORAGE_TEST_FLEET_CHILD";
@@ -34,30 +35,6 @@ const OPS: &str = "STORAGE_TEST_FLEET_OPS";
 
 const PROCESSES: usize = 4;
 const OPS_PER_PROCESS: usize = 50;
-
-/// The PostgreSQL server to test against, or `None` (with the reason printed)
-/// outside CI.
-fn database_url() -> Option<String> {
-    match std::env::var("STORAGE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-            assert!(
-                !ci,
-                "STORAGE_TEST_DATABASE_URL is not set under CI: `cargo xtask ci` starts a throwaway postgresql and sets it"
-            );
-            eprintln!(
-                "skipped: set STORAGE_TEST_DATABASE_URL=postgres://… (or run `cargo xtask ci`) to run the postgresql tests"
-            );
-            None
-        }
-    }
-}
-
-/// A connection id no other run uses, so tests can share one database.
-fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
 
 async fn open_store(spec: &str) -> Arc<dyn CredentialStore> {
     match spec.split_once(':') {

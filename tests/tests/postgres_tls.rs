@@ -1,34 +1,24 @@
 //! `PostgresCredentialStore` over TLS. `cargo xtask ci` starts its throwaway
 //! PostgreSQL with a server certificate from a throwaway CA and names that CA
-//! in `STORAGE_TEST_DATABASE_CA`. Without both variables the test prints why
-//! it skips, except under CI (`CI=true`), where it fails.
+//! in `STORAGE_TEST_DATABASE_CA` (see [`storage_tests::postgres`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use storage_core::{Secret, StorageError};
 use storage_factory::{CredentialStore, PostgresCredentialStore};
+use storage_tests::postgres::{database_ca, database_url, require_tls, unique_id};
 
 /// The database URL with `sslmode=require`, and the CA's PEM.
 fn server() -> Option<(String, Vec<u8>)> {
-    let url = std::env::var("STORAGE_TEST_DATABASE_URL").unwrap_or_default();
-    let ca = std::env::var("STORAGE_TEST_DATABASE_CA").unwrap_or_default();
-    if url.is_empty() || ca.is_empty() {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(
-            !ci,
-            "STORAGE_TEST_DATABASE_URL and STORAGE_TEST_DATABASE_CA must be set under CI: `cargo xtask ci` sets both"
-        );
-        eprintln!("skipped: set STORAGE_TEST_DATABASE_URL and STORAGE_TEST_DATABASE_CA (or run `cargo xtask ci`)");
-        return None;
-    }
-    let base = url.split_once('?').map_or(url.as_str(), |(b, _)| b);
-    Some((format!("{base}?sslmode=require"), std::fs::read(ca).unwrap()))
+    let url = database_url()?;
+    let ca = database_ca()?;
+    Some((require_tls(&url), std::fs::read(ca).unwrap()))
 }
 
 #[tokio::test]
 async fn the_store_speaks_tls_to_a_server_its_ca_vouches_for_and_refuses_others() {
     let Some((url, ca)) = server() else { return };
     let store = PostgresCredentialStore::connect_with_ca(&url, &ca).await.unwrap();
-    let id = format!("tls-{}-{:08x}", std::process::id(), fastrand::u32(..));
+    let id = unique_id("tls");
     let json = r#"{"provider":"memory"}"#;
     store.create(&id, &Secret::from(json)).await.unwrap();
     assert_eq!(store.load(&id).await.unwrap().json.expose(), json);

@@ -17,27 +17,7 @@ use storage_factory::storage_onedrive::MicrosoftApp;
 use storage_factory::{
     CredentialStore, Endpoints, PostgresCredentialStore, SealedStore, SealingKey, SealingKeys, StorageFactory,
 };
-
-fn database_url() -> Option<String> {
-    match std::env::var("STORAGE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-            assert!(
-                !ci,
-                "STORAGE_TEST_DATABASE_URL is not set under CI: `cargo xtask ci` starts a throwaway postgresql and sets it"
-            );
-            eprintln!(
-                "skipped: set STORAGE_TEST_DATABASE_URL=postgres://… (or run `cargo xtask ci`) to run the postgresql tests"
-            );
-            None
-        }
-    }
-}
-
-fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
-}
+use storage_tests::postgres::{database_url, unique_id};
 
 fn factory(emu: &EmulatorHandle) -> StorageFactory {
     let g = emu.google_app();

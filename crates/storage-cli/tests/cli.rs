@@ -8,6 +8,8 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use storage_tests::postgres::{database_ca, database_url, require_tls, unique_id};
+
 const BIN: &str = env!("CARGO_BIN_EXE_storage");
 
 /// `storage emulator` as a child process; killed on drop.
@@ -352,37 +354,6 @@ fn purge_and_disconnect_through_the_binary() {
         let usage = run(&["disconnect", "--purge", "--yes"], None);
         assert_eq!(usage.status.code(), Some(2), "--purge needs --user");
     }
-}
-
-/// The PostgreSQL server to test against, or `None` (with the reason printed)
-/// outside CI; under CI (`CI=true`) a missing one fails the test.
-fn database_url() -> Option<String> {
-    match std::env::var("STORAGE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-            assert!(
-                !ci,
-                "STORAGE_TEST_DATABASE_URL is not set under CI: `cargo xtask ci` starts a throwaway postgresql and sets it"
-            );
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!(
-                    "skipped: set STORAGE_TEST_DATABASE_URL=postgres://… (or run `cargo xtask ci`) to run the postgresql tests"
-                );
-            }
-            None
-        }
-    }
-}
-
-/// A connection id no other run uses, so runs can share one database.
-fn unique_id(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos:08x}", std::process::id())
 }
 
 /// Two sealing keys in `STORAGE_SEAL_KEYS` form: `k2` seals, `k1` opens.
@@ -759,23 +730,8 @@ fn usage_errors_of_the_store_flags() {
 #[test]
 fn a_postgresql_store_over_tls_trusts_only_the_given_ca() {
     let Some(url) = database_url() else { return };
-    let ca = std::env::var("STORAGE_TEST_DATABASE_CA").unwrap_or_default();
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    if ca.is_empty() {
-        assert!(
-            !ci,
-            "STORAGE_TEST_DATABASE_CA is not set under CI: `cargo xtask ci` sets it"
-        );
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("skipped: set STORAGE_TEST_DATABASE_CA to the server's CA to run the tls test");
-        }
-        return;
-    }
-    let tls = format!(
-        "{}?sslmode=require",
-        url.split_once('?').map_or(url.as_str(), |(b, _)| b)
-    );
+    let Some(ca) = database_ca() else { return };
+    let tls = require_tls(&url);
     let list = ["--store", tls.as_str(), "connections", "list"];
     let out = storage_env(&list, None, &[("STORAGE_STORE_CA", ca.as_str())]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
