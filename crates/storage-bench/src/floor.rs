@@ -53,26 +53,34 @@ impl Floor {
             .and_then(|v| v.to_str().ok())
             .ok_or("no location")?
             .to_owned();
+        let file = self.put_pieces(&session, data, chunk, 308).await?;
+        self.drive_list_name(name).await?;
+        Ok(file["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Sends `data` to an upload session URL in `piece`-byte pieces with
+    /// `Content-Range`; `more` is the status that asks for the next piece.
+    /// Returns the JSON of the final answer.
+    async fn put_pieces(&self, url: &str, data: &Bytes, piece: usize, more: u16) -> R<serde_json::Value> {
         let total = data.len();
         let mut offset = 0;
         loop {
-            let end = (offset + chunk).min(total);
+            let end = (offset + piece).min(total);
             let resp = self
                 .http
-                .put(&session)
+                .put(url)
                 .header("Content-Range", format!("bytes {offset}-{}/{total}", end - 1))
                 .body(data.slice(offset..end))
                 .send()
                 .await
                 .map_err(err)?;
             match resp.status().as_u16() {
-                308 => offset = end,
-                200 | 201 => {
-                    let v: serde_json::Value = resp.json().await.map_err(err)?;
-                    self.drive_list_name(name).await?;
-                    return Ok(v["id"].as_str().unwrap_or_default().to_owned());
+                s if s == more => {
+                    resp.bytes().await.map_err(err)?;
+                    offset = end;
                 }
-                s => return Err(format!("chunk answered {s}")),
+                200 | 201 => return resp.json().await.map_err(err),
+                s => return Err(format!("upload piece answered {s}")),
             }
         }
     }
@@ -185,30 +193,8 @@ impl Floor {
             .map_err(err)?;
         let v: serde_json::Value = start.json().await.map_err(err)?;
         let url = v["uploadUrl"].as_str().ok_or("no uploadUrl")?.to_owned();
-        let total = data.len();
-        let mut offset = 0;
-        loop {
-            let end = (offset + fragment).min(total);
-            let resp = self
-                .http
-                .put(&url)
-                .header("Content-Range", format!("bytes {offset}-{}/{total}", end - 1))
-                .body(data.slice(offset..end))
-                .send()
-                .await
-                .map_err(err)?;
-            match resp.status().as_u16() {
-                202 => {
-                    let _ = resp.bytes().await;
-                    offset = end;
-                }
-                200 | 201 => {
-                    let v: serde_json::Value = resp.json().await.map_err(err)?;
-                    return Ok(v["id"].as_str().unwrap_or_default().to_owned());
-                }
-                s => return Err(format!("fragment answered {s}")),
-            }
-        }
+        let item = self.put_pieces(&url, data, fragment, 202).await?;
+        Ok(item["id"].as_str().unwrap_or_default().to_owned())
     }
 
     /// OneDrive download through the item's download URL; returns the byte count.
