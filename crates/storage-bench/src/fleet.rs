@@ -26,8 +26,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
 use crate::report::{Figure, median};
-
-type R<T> = Result<T, String>;
+use crate::{R, s};
 
 const PROCESSES: usize = 4;
 const OPS_PER_PROCESS: usize = 50;
@@ -44,10 +43,6 @@ const ENV_APP_SECRET: &str = "STORAGE_BENCH_FLEET_APP_SECRET";
 
 const READY: &str = "fleet: ready";
 const RESULT: &str = "fleet: result ";
-
-fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 /// The benchmark as a part of the suite: the file store, and PostgreSQL when
 /// `STORAGE_TEST_DATABASE_URL` is set (a figure says why it was skipped otherwise).
@@ -162,27 +157,19 @@ fn push(figs: &mut Vec<Figure>, provider: &'static str, all: &[Round]) {
         rounds.len()
     );
     let med = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
-    figs.push(Figure::info(
-        "fleet",
-        provider,
-        format!("refresh latency p50, {what}"),
-        med(|r| r.p50_ms),
-        "ms",
-    ));
-    figs.push(Figure::info(
-        "fleet",
-        provider,
-        format!("refresh latency p99, {what}"),
-        med(|r| r.p99_ms),
-        "ms",
-    ));
-    figs.push(Figure::info(
-        "fleet",
-        provider,
-        format!("refresh latency max, {what}"),
-        med(|r| r.max_ms),
-        "ms",
-    ));
+    for (stat, value) in [
+        ("p50", med(|r| r.p50_ms)),
+        ("p99", med(|r| r.p99_ms)),
+        ("max", med(|r| r.max_ms)),
+    ] {
+        figs.push(Figure::info(
+            "fleet",
+            provider,
+            format!("refresh latency {stat}, {what}"),
+            value,
+            "ms",
+        ));
+    }
     // Exactly one per round: none would mean no refresh was measured.
     let tokens = rounds.iter().map(|r| r.tokens).max().unwrap_or(0);
     let mut f = Figure::info(

@@ -11,6 +11,8 @@
 use bytes::Bytes;
 use futures::StreamExt as _;
 
+use crate::{R, s};
+
 /// Where the floor talks, and with which token.
 #[derive(Clone)]
 pub struct Floor {
@@ -26,12 +28,6 @@ pub struct Floor {
 /// The fields the library asks for on every Drive file.
 const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,parents,createdTime";
 
-type R<T> = Result<T, String>;
-
-fn err<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
-
 impl Floor {
     /// Drive resumable upload in `chunk`-byte chunks; returns the file id.
     pub async fn drive_put(&self, name: &str, data: &Bytes, chunk: usize) -> R<String> {
@@ -46,7 +42,7 @@ impl Floor {
             .json(&serde_json::json!({"name": name, "parents": [self.drive_folder]}))
             .send()
             .await
-            .map_err(err)?;
+            .map_err(s)?;
         let session = start
             .headers()
             .get("location")
@@ -73,14 +69,14 @@ impl Floor {
                 .body(data.slice(offset..end))
                 .send()
                 .await
-                .map_err(err)?;
+                .map_err(s)?;
             match resp.status().as_u16() {
-                s if s == more => {
-                    resp.bytes().await.map_err(err)?;
+                status if status == more => {
+                    resp.bytes().await.map_err(s)?;
                     offset = end;
                 }
-                200 | 201 => return resp.json().await.map_err(err),
-                s => return Err(format!("upload piece answered {s}")),
+                200 | 201 => return resp.json().await.map_err(s),
+                status => return Err(format!("upload piece answered {status}")),
             }
         }
     }
@@ -105,8 +101,8 @@ impl Floor {
             .body(body)
             .send()
             .await
-            .map_err(err)?;
-        let v: serde_json::Value = resp.json().await.map_err(err)?;
+            .map_err(s)?;
+        let v: serde_json::Value = resp.json().await.map_err(s)?;
         self.drive_list_name(name).await?;
         Ok(v["id"].as_str().unwrap_or_default().to_owned())
     }
@@ -120,10 +116,10 @@ impl Floor {
             .json(&serde_json::json!({"name": "floor", "mimeType": "application/vnd.google-apps.folder", "parents": ["root"]}))
             .send()
             .await
-            .map_err(err)?
+            .map_err(s)?
             .json()
             .await
-            .map_err(err)?;
+            .map_err(s)?;
         self.drive_folder = v["id"].as_str().ok_or("no folder id")?.to_owned();
         Ok(())
     }
@@ -148,8 +144,8 @@ impl Floor {
             .bearer_auth(&self.google_token)
             .send()
             .await
-            .map_err(err)?;
-        resp.bytes().await.map_err(err)?;
+            .map_err(s)?;
+        resp.bytes().await.map_err(s)?;
         Ok(())
     }
 
@@ -164,17 +160,17 @@ impl Floor {
             .bearer_auth(&self.google_token)
             .send()
             .await
-            .map_err(err)?
+            .map_err(s)?
             .bytes()
             .await
-            .map_err(err)?;
+            .map_err(s)?;
         let resp = self
             .http
             .get(format!("{}drive/v3/files/{id}?alt=media", self.google_root))
             .bearer_auth(&self.google_token)
             .send()
             .await
-            .map_err(err)?;
+            .map_err(s)?;
         drain(resp, whole).await
     }
 
@@ -190,8 +186,8 @@ impl Floor {
             .json(&serde_json::json!({"item": {"@microsoft.graph.conflictBehavior": "replace"}}))
             .send()
             .await
-            .map_err(err)?;
-        let v: serde_json::Value = start.json().await.map_err(err)?;
+            .map_err(s)?;
+        let v: serde_json::Value = start.json().await.map_err(s)?;
         let url = v["uploadUrl"].as_str().ok_or("no uploadUrl")?.to_owned();
         let item = self.put_pieces(&url, data, fragment, 202).await?;
         Ok(item["id"].as_str().unwrap_or_default().to_owned())
@@ -209,12 +205,12 @@ impl Floor {
             .bearer_auth(&self.microsoft_token)
             .send()
             .await
-            .map_err(err)?
+            .map_err(s)?
             .json()
             .await
-            .map_err(err)?;
+            .map_err(s)?;
         let url = meta["@microsoft.graph.downloadUrl"].as_str().ok_or("no downloadUrl")?;
-        drain(self.http.get(url).send().await.map_err(err)?, whole).await
+        drain(self.http.get(url).send().await.map_err(s)?, whole).await
     }
 }
 
@@ -223,12 +219,12 @@ async fn drain(resp: reqwest::Response, whole: bool) -> R<u64> {
         return Err(format!("download answered {}", resp.status()));
     }
     if whole {
-        return Ok(resp.bytes().await.map_err(err)?.len() as u64);
+        return Ok(resp.bytes().await.map_err(s)?.len() as u64);
     }
     let mut n = 0u64;
-    let mut s = resp.bytes_stream();
-    while let Some(piece) = s.next().await {
-        n += piece.map_err(err)?.len() as u64;
+    let mut body = resp.bytes_stream();
+    while let Some(piece) = body.next().await {
+        n += piece.map_err(s)?.len() as u64;
     }
     Ok(n)
 }

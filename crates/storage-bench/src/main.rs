@@ -13,6 +13,14 @@ mod sink;
 
 use std::process::ExitCode;
 
+/// What every step of the suite returns: a failure is a message.
+type R<T> = Result<T, String>;
+
+/// An error as the message of [`R`].
+fn s<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -13,17 +13,12 @@ use storage_factory::{Endpoints, MemoryCredentialStore, StorageFactory};
 
 use crate::floor::Floor;
 use crate::report::{Figure, median};
+use crate::{R, s};
 
 const MIB: usize = 1024 * 1024;
 /// The library's default chunk sizes.
 const DRIVE_CHUNK: usize = 8 * MIB;
 const GRAPH_FRAGMENT: usize = 10 * MIB;
-
-type R<T> = Result<T, String>;
-
-fn s<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 struct Sizes {
     runs: usize,
@@ -144,11 +139,10 @@ fn stream(body: &Bytes) -> ByteStream {
     storage_core::stream::from_bytes(body.clone(), 256 * 1024)
 }
 
-async fn drain(s: ByteStream) -> R<u64> {
-    let mut s = s;
+async fn drain(mut body: ByteStream) -> R<u64> {
     let mut n = 0;
-    while let Some(p) = s.next().await {
-        n += p.map_err(|e| e.to_string())?.len() as u64;
+    while let Some(p) = body.next().await {
+        n += p.map_err(s)?.len() as u64;
     }
     Ok(n)
 }
