@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use storage_core::{Result as StorageResult, Secret, StorageBackend, StorageError};
+use storage_core::{StorageBackend, StorageError};
 use storage_factory::storage_gdrive::GoogleApp;
 use storage_factory::storage_onedrive::MicrosoftApp;
 use storage_factory::{
-    ConnectionStatus, CredentialStore, Endpoints, FileCredentialStore, PostgresCredentialStore, RefreshLock,
-    SealedStore, SealingKey, SealingKeys, StorageFactory, StoredCredentials, async_trait,
+    CredentialStore, Endpoints, FileCredentialStore, PostgresCredentialStore, SealedStore, SealingKey, SealingKeys,
+    StorageFactory,
 };
 
 use crate::cli::{Apps, Cli};
@@ -120,19 +120,13 @@ pub async fn backend(cli: &Cli) -> Result<Arc<dyn StorageBackend>, Failure> {
         Ok(b) => Ok(b),
         // A sealed blob read without keys does not parse as credentials: say why.
         Err(e @ StorageError::InvalidInput { .. }) => match store.load(&id).await {
-            Ok(stored) if is_sealed(&stored.json) => Err(Failure::Usage(format!(
+            Ok(stored) if storage_factory::is_sealed(&stored.json) => Err(Failure::Usage(format!(
                 "the credentials of connection {id} are sealed: set {SEAL_KEYS}"
             ))),
             _ => Err(e.into()),
         },
         Err(e) => Err(e.into()),
     }
-}
-
-/// A sealed envelope: a JSON object with a `sealed` format key.
-pub fn is_sealed(stored: &Secret) -> bool {
-    serde_json::from_str::<serde_json::Value>(stored.expose())
-        .is_ok_and(|v| v.get("sealed").is_some_and(serde_json::Value::is_string))
 }
 
 /// Which kind of store `--store` names.
@@ -152,7 +146,7 @@ pub struct Opened {
     /// The store itself: sealed blobs when sealing is on.
     pub raw: Arc<dyn CredentialStore>,
     /// The sealing wrapper, when [`SEAL_KEYS`] is set.
-    pub sealed: Option<Arc<SealedStore<Shared>>>,
+    pub sealed: Option<Arc<SealedStore<Arc<dyn CredentialStore>>>>,
     /// What kind of store it is.
     pub kind: Kind,
 }
@@ -184,7 +178,7 @@ pub async fn open_store(spec: &str) -> Result<Opened, Failure> {
             }
             (Arc::new(FileCredentialStore::in_dir(dir)), Kind::Dir(dir.to_owned()))
         };
-    let sealed = keys.map(|k| Arc::new(SealedStore::new(Shared(raw.clone()), k)));
+    let sealed = keys.map(|k| Arc::new(SealedStore::new(raw.clone(), k)));
     let store: Arc<dyn CredentialStore> = match &sealed {
         Some(s) => s.clone(),
         None => raw.clone(),
@@ -220,33 +214,6 @@ pub fn seal_keys() -> Result<Option<SealingKeys>, Failure> {
         });
     }
     Ok(keys)
-}
-
-/// A shared store handed to [`SealedStore`], which owns its inner store.
-#[derive(Debug)]
-pub struct Shared(Arc<dyn CredentialStore>);
-
-#[async_trait]
-impl CredentialStore for Shared {
-    async fn load(&self, id: &str) -> StorageResult<StoredCredentials> {
-        self.0.load(id).await
-    }
-
-    async fn save_credentials(&self, id: &str, json: &Secret) -> StorageResult<()> {
-        self.0.save_credentials(id, json).await
-    }
-
-    async fn set_status(&self, id: &str, status: ConnectionStatus) -> StorageResult<()> {
-        self.0.set_status(id, status).await
-    }
-
-    async fn lock_refresh(&self, id: &str) -> StorageResult<RefreshLock> {
-        self.0.lock_refresh(id).await
-    }
-
-    async fn delete(&self, id: &str) -> StorageResult<()> {
-        self.0.delete(id).await
-    }
 }
 
 /// Whether `e` says the connection does not exist.

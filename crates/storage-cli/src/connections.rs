@@ -77,7 +77,7 @@ fn row(opened: &Opened, id: String, stored: Secret, status: ConnectionStatus) ->
         expires_at: None,
         note: Some(note),
     };
-    if opened.sealed.is_none() && connect::is_sealed(&stored) {
+    if opened.sealed.is_none() && storage_factory::is_sealed(&stored) {
         return failed(id, format!("sealed: set {} to read it", connect::SEAL_KEYS));
     }
     let plain = match &opened.sealed {

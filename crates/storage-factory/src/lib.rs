@@ -20,7 +20,7 @@ pub use file_store::FileCredentialStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresCredentialStore, TABLE as POSTGRES_TABLE};
 #[cfg(feature = "sealed")]
-pub use sealed::{SealedStore, SealingKey, SealingKeys};
+pub use sealed::{SealedStore, SealingKey, SealingKeys, is_sealed};
 pub use store::{ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StoredCredentials};
 
 pub use async_trait::async_trait;

@@ -408,6 +408,20 @@ impl<S: CredentialStore> SealedStore<S> {
     }
 }
 
+/// Whether `blob` is a sealed envelope of any format version (a JSON object
+/// whose `sealed` key is a string), as opposed to plain credential JSON: what a
+/// tool reading a store without keys can tell its user.
+///
+/// ```
+/// use storage_factory::is_sealed;
+/// assert!(is_sealed(&r#"{"sealed":"v1","kid":"k1","nonce":"","ct":""}"#.into()));
+/// assert!(!is_sealed(&r#"{"provider":"memory"}"#.into()));
+/// ```
+pub fn is_sealed(blob: &Secret) -> bool {
+    serde_json::from_str::<serde_json::Value>(blob.expose())
+        .is_ok_and(|v| v.get("sealed").is_some_and(serde_json::Value::is_string))
+}
+
 fn parse_envelope(connection_id: &str, blob: &Secret) -> Result<Envelope> {
     // serde's messages can quote the input, which may be plaintext: say nothing of it.
     let not_sealed = || {

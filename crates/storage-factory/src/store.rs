@@ -156,6 +156,31 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A shared store is a store: `SealedStore<Arc<dyn CredentialStore>>` wraps a
+/// store that other code also holds.
+#[async_trait]
+impl<S: CredentialStore + ?Sized> CredentialStore for std::sync::Arc<S> {
+    async fn load(&self, connection_id: &str) -> Result<StoredCredentials> {
+        (**self).load(connection_id).await
+    }
+
+    async fn save_credentials(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        (**self).save_credentials(connection_id, json).await
+    }
+
+    async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()> {
+        (**self).set_status(connection_id, status).await
+    }
+
+    async fn lock_refresh(&self, connection_id: &str) -> Result<RefreshLock> {
+        (**self).lock_refresh(connection_id).await
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<()> {
+        (**self).delete(connection_id).await
+    }
+}
+
 /// Connections kept in this process, for tests and single-process tools.
 #[derive(Debug, Default)]
 pub struct MemoryCredentialStore {
