@@ -54,3 +54,45 @@ pub mod postgres {
         format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
     }
 }
+
+/// A factory wired to an emulator, as most cross-crate tests need it.
+pub mod emulator {
+    use std::time::Duration;
+
+    use storage_core::RetryPolicy;
+    use storage_emulator::EmulatorHandle;
+    use storage_factory::storage_gdrive::GoogleApp;
+    use storage_factory::storage_onedrive::MicrosoftApp;
+    use storage_factory::{Endpoints, StorageFactory, StorageFactoryBuilder};
+
+    /// A factory builder with `emu`'s endpoints and both providers' apps.
+    ///
+    /// # Panics
+    /// When the emulator's endpoints do not parse as [`Endpoints`].
+    pub fn factory_builder(emu: &EmulatorHandle) -> StorageFactoryBuilder {
+        let g = emu.google_app();
+        let m = emu.microsoft_app();
+        #[allow(clippy::unwrap_used)]
+        let endpoints = Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap();
+        StorageFactory::builder()
+            .endpoints(endpoints)
+            .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
+            .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
+    }
+
+    /// Retries 10 ms apart at first and at most 50 ms, so that tests stay fast.
+    pub fn quick_retry() -> RetryPolicy {
+        RetryPolicy::new()
+            .with_initial_backoff(Duration::from_millis(10))
+            .with_max_backoff(Duration::from_millis(50))
+    }
+
+    /// The emulator's credential JSON for `provider` (`gdrive` or `onedrive`).
+    pub fn grant(emu: &EmulatorHandle, provider: &str) -> serde_json::Value {
+        if provider == "gdrive" {
+            emu.google_grant()
+        } else {
+            emu.microsoft_grant()
+        }
+    }
+}

@@ -4,31 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use storage_core::testkit::{PurgeFixture, seed_two_users, verify_after_purge};
-use storage_core::{ConnectionReason, ObjectName, RetryPolicy, StorageError};
+use storage_core::{ConnectionReason, ObjectName, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule};
-use storage_factory::storage_gdrive::GoogleApp;
-use storage_factory::storage_onedrive::MicrosoftApp;
-use storage_factory::{
-    CredentialStore, Endpoints, FileCredentialStore, MemoryCredentialStore, Purge, Revocation, StorageFactory,
-};
+use storage_factory::{CredentialStore, FileCredentialStore, MemoryCredentialStore, Purge, Revocation, StorageFactory};
+use storage_tests::emulator::{factory_builder, quick_retry};
 
 fn factory(emu: &EmulatorHandle) -> StorageFactory {
-    let g = emu.google_app();
-    let m = emu.microsoft_app();
-    StorageFactory::builder()
-        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap())
-        .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
-        .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
-        .retry(
-            RetryPolicy::new()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(10))
-                .with_max_backoff(Duration::from_millis(50)),
-        )
+    factory_builder(emu)
+        .retry(quick_retry().with_max_attempts(2))
         .build()
         .unwrap()
 }

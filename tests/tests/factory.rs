@@ -9,43 +9,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use storage_core::testkit::run_conformance;
-use storage_core::{ConnectionReason, ObjectName, RetryPolicy, Secret, StorageError};
+use storage_core::{ConnectionReason, ObjectName, Secret, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle};
-use storage_factory::storage_gdrive::GoogleApp;
-use storage_factory::storage_onedrive::MicrosoftApp;
 use storage_factory::{
-    ConnectionStatus, CredentialStore, Endpoints, FileCredentialStore, MemoryCredentialStore, RefreshLock,
-    StorageFactory, StoredCredentials, async_trait,
+    ConnectionStatus, CredentialStore, FileCredentialStore, MemoryCredentialStore, RefreshLock, StorageFactory,
+    StoredCredentials, async_trait,
 };
+use storage_tests::emulator::{factory_builder, grant, quick_retry};
 
 fn factory(emu: &EmulatorHandle) -> StorageFactory {
-    let g = emu.google_app();
-    let m = emu.microsoft_app();
-    StorageFactory::builder()
-        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap())
-        .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
-        .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
-        .retry(
-            RetryPolicy::new()
-                .with_initial_backoff(Duration::from_millis(10))
-                .with_max_backoff(Duration::from_millis(50)),
-        )
-        .build()
-        .unwrap()
-}
-
-fn grant(emu: &EmulatorHandle, provider: &str) -> serde_json::Value {
-    if provider == "gdrive" {
-        emu.google_grant()
-    } else {
-        emu.microsoft_grant()
-    }
+    factory_builder(emu).retry(quick_retry()).build().unwrap()
 }
 
 fn token_requests(emu: &EmulatorHandle) -> usize {
-    emu.journal()
-        .filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
-        .len()
+    emu.journal().token_requests().len()
 }
 
 fn name(doc: &str) -> ObjectName {

@@ -62,9 +62,7 @@ fn factory(emu: &EmulatorHandle) -> StorageFactory {
 }
 
 fn token_requests(emu: &EmulatorHandle) -> usize {
-    emu.journal()
-        .filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
-        .len()
+    emu.journal().token_requests().len()
 }
 
 fn refresh_token(stored: &StoredCredentials) -> String {

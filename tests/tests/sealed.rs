@@ -6,31 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use storage_core::{RetryPolicy, Secret, StorageError};
+use storage_core::{Secret, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle};
-use storage_factory::storage_gdrive::GoogleApp;
-use storage_factory::storage_onedrive::MicrosoftApp;
 use storage_factory::{
-    CredentialStore, Endpoints, FileCredentialStore, MemoryCredentialStore, SealedStore, SealingKey, SealingKeys,
-    StorageFactory,
+    CredentialStore, FileCredentialStore, MemoryCredentialStore, SealedStore, SealingKey, SealingKeys, StorageFactory,
 };
+use storage_tests::emulator::{factory_builder, quick_retry};
 
 fn factory(emu: &EmulatorHandle) -> StorageFactory {
-    let g = emu.google_app();
-    let m = emu.microsoft_app();
-    StorageFactory::builder()
-        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap())
-        .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
-        .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
-        .retry(
-            RetryPolicy::new()
-                .with_initial_backoff(Duration::from_millis(10))
-                .with_max_backoff(Duration::from_millis(50)),
-        )
-        .build()
-        .unwrap()
+    factory_builder(emu).retry(quick_retry()).build().unwrap()
 }
 
 fn key(byte: u8) -> SealingKey {
@@ -46,9 +31,7 @@ fn sealed_memory(keys: SealingKeys) -> Arc<SealedStore<MemoryCredentialStore>> {
 }
 
 fn token_requests(emu: &EmulatorHandle) -> usize {
-    emu.journal()
-        .filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
-        .len()
+    emu.journal().token_requests().len()
 }
 
 /// The secret strings of a grant: tokens and the client secret, when present.

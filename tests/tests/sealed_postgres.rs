@@ -12,22 +12,12 @@ use std::sync::Arc;
 
 use storage_core::{Secret, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle};
-use storage_factory::storage_gdrive::GoogleApp;
-use storage_factory::storage_onedrive::MicrosoftApp;
-use storage_factory::{
-    CredentialStore, Endpoints, PostgresCredentialStore, SealedStore, SealingKey, SealingKeys, StorageFactory,
-};
+use storage_factory::{CredentialStore, PostgresCredentialStore, SealedStore, SealingKey, SealingKeys, StorageFactory};
+use storage_tests::emulator::factory_builder;
 use storage_tests::postgres::{database_url, unique_id};
 
 fn factory(emu: &EmulatorHandle) -> StorageFactory {
-    let g = emu.google_app();
-    let m = emu.microsoft_app();
-    StorageFactory::builder()
-        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap())
-        .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
-        .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
-        .build()
-        .unwrap()
+    factory_builder(emu).build().unwrap()
 }
 
 fn keys(primary: (&str, u8), old: Option<(&str, u8)>) -> SealingKeys {

@@ -11,18 +11,14 @@ use bytes::Bytes;
 use storage_core::testkit::run_conformance;
 use storage_core::{ObjectName, RetryPolicy};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
-use storage_factory::storage_gdrive::{GoogleApp, GoogleEndpoints};
-use storage_factory::storage_onedrive::{GraphEndpoints, MicrosoftApp};
+use storage_factory::storage_gdrive::GoogleEndpoints;
+use storage_factory::storage_onedrive::GraphEndpoints;
 use storage_factory::{Endpoints, StorageFactory};
+use storage_tests::emulator::{factory_builder, grant};
 use url::Url;
 
 fn factory(emu: &EmulatorHandle) -> StorageFactory {
-    let g = emu.google_app();
-    let m = emu.microsoft_app();
-    StorageFactory::builder()
-        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap())
-        .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
-        .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
+    factory_builder(emu)
         .retry(
             RetryPolicy::new()
                 .with_max_attempts(3)
@@ -32,14 +28,6 @@ fn factory(emu: &EmulatorHandle) -> StorageFactory {
         .timeouts(Duration::from_secs(2), Duration::from_secs(5))
         .build()
         .unwrap()
-}
-
-fn grant(emu: &EmulatorHandle, provider: &str) -> serde_json::Value {
-    if provider == "gdrive" {
-        emu.google_grant()
-    } else {
-        emu.microsoft_grant()
-    }
 }
 
 #[test]

@@ -334,9 +334,7 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 }
 
 fn token_requests(emu: &EmulatorHandle) -> usize {
-    emu.journal()
-        .filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
-        .len()
+    emu.journal().token_requests().len()
 }
 
 /// A child: `fleet child ID KEY OPS`, the store and the app in its

@@ -550,10 +550,7 @@ async fn scenario4(emu: &EmulatorHandle, factory: &StorageFactory, figs: &mut Ve
         let results = futures::future::join_all((0..200).map(|_| lib.stat_object(&key))).await;
         let wall = t.elapsed();
         let failed = results.iter().filter(|r| r.is_err()).count();
-        let tokens = emu
-            .journal()
-            .filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
-            .len();
+        let tokens = emu.journal().token_requests().len();
         figs.push(
             Figure::info(
                 "4",

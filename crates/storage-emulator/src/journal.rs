@@ -122,6 +122,12 @@ impl Journal {
         self.filter(|e| e.header("authorization").is_some())
     }
 
+    /// The token requests of both providers: Google's `POST /token` and
+    /// Microsoft's `POST /{tenant}/oauth2/v2.0/token`.
+    pub fn token_requests(&self) -> Vec<&JournalEntry> {
+        self.filter(|e| e.method == "POST" && (e.path == "/token" || e.path.ends_with("/oauth2/v2.0/token")))
+    }
+
     /// How many distinct TCP connections the recorded requests came on.
     pub fn connection_count(&self) -> usize {
         self.entries.iter().map(|e| e.connection).collect::<BTreeSet<_>>().len()
