@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
+use storage_core::testkit::payload as data;
 use storage_core::{
     ByteStream, ConnectionReason, ObjectKey, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell,
 };
@@ -244,13 +245,6 @@ fn policy() -> RetryPolicy {
         .with_initial_backoff(Duration::from_millis(5))
         .with_max_backoff(Duration::from_millis(20))
         .with_max_retry_after(Duration::from_secs(3))
-}
-
-fn data(len: usize, seed: u64) -> Bytes {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = vec![0u8; len];
-    rng.fill(&mut v);
-    Bytes::from(v)
 }
 
 fn name(doc: &str) -> ObjectName {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
+use storage_core::testkit::payload as data;
 use storage_core::{ByteStream, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin};
 use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints};
@@ -29,13 +30,6 @@ fn policy() -> RetryPolicy {
         .with_max_attempts(2)
         .with_initial_backoff(Duration::from_millis(5))
         .with_max_backoff(Duration::from_millis(10))
-}
-
-fn data(len: usize, seed: u64) -> Bytes {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = vec![0u8; len];
-    rng.fill(&mut v);
-    Bytes::from(v)
 }
 
 fn name(doc: &str) -> ObjectName {

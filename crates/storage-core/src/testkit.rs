@@ -137,8 +137,9 @@ impl Run<'_> {
     }
 }
 
-/// Deterministic bytes for a size, so failures are reproducible.
-fn payload(size: usize, seed: u64) -> Bytes {
+/// Deterministic pseudo-random bytes for a size and a seed, so failures are
+/// reproducible; every test that needs a body can use it.
+pub fn payload(size: usize, seed: u64) -> Bytes {
     let mut rng = fastrand::Rng::with_seed(seed ^ size as u64);
     let mut v = vec![0u8; size];
     rng.fill(&mut v);

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use storage_core::testkit::payload as data;
 use storage_core::{ByteStream, ConnectionReason, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
 use storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints, oauth};
@@ -46,13 +47,6 @@ async fn fixture_with(opts: DriveOptions) -> Fixture {
 
 async fn fixture() -> Fixture {
     fixture_with(options(CHUNK)).await
-}
-
-fn data(len: usize, seed: u64) -> Bytes {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = vec![0u8; len];
-    rng.fill(&mut v);
-    Bytes::from(v)
 }
 
 fn name(doc: &str) -> ObjectName {

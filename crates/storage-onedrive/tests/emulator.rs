@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use storage_core::testkit::payload as data;
 use storage_core::{
     ByteStream, ConnectionReason, ObjectKey, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell,
 };
@@ -48,13 +49,6 @@ async fn fixture_with(opts: OneDriveOptions) -> Fixture {
 
 async fn fixture() -> Fixture {
     fixture_with(options(FRAGMENT)).await
-}
-
-fn data(len: usize, seed: u64) -> Bytes {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = vec![0u8; len];
-    rng.fill(&mut v);
-    Bytes::from(v)
 }
 
 fn name(doc: &str) -> ObjectName {
