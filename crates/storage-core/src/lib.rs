@@ -16,6 +16,7 @@ pub mod oauth;
 mod purge;
 pub mod retry;
 mod secret;
+pub mod stored_name;
 pub mod stream;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -27,7 +28,9 @@ pub use error::{BoxError, ConnectionReason, Result, StorageError};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use meta::ObjectMeta;
-pub use name::{MAX_EXTENSION_LEN, MAX_PART_LEN, ObjectKey, ObjectName, validate_part};
+pub use name::{
+    MAX_EXTENSION_LEN, MAX_PART_LEN, MAX_STORED_COMPONENT, MAX_STORED_PATH, ObjectKey, ObjectName, validate_part,
+};
 pub use purge::PurgeReport;
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TokenCell};

@@ -13,12 +13,23 @@ pub const MAX_EXTENSION_LEN: usize = 16;
 ///
 /// They close path injection in OneDrive's `root:/{path}:` addressing, quote
 /// injection in Drive queries, and the characters that Windows-backed drives refuse.
-const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|', '#', '%', '\''];
+/// `^` is the escape of the stored spelling ([`crate::stored_name`]).
+const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|', '#', '%', '\'', '^'];
+
+/// The longest stored name component OneDrive takes, in characters.
+pub const MAX_STORED_COMPONENT: usize = 255;
+/// The longest stored path, `{user}/{file}` with its leading `/`, that OneDrive
+/// takes, in characters ("the entire decoded file path must be fewer than 400
+/// characters", Restrictions and limitations in OneDrive and SharePoint).
+pub const MAX_STORED_PATH: usize = 399;
 
 /// The validated parts of a provider-side name.
 ///
 /// The provider file name is `{document_id}{extension}`, stored under a folder
-/// named by `user_id`; it is never a human file name.
+/// named by `user_id`; it is never a human file name. Providers store the
+/// spelling of [`crate::stored_name`] ([`ObjectName::stored_user`],
+/// [`ObjectName::stored_file_name`]), so that two names that differ in any
+/// byte, case included, never share an object or a folder.
 ///
 /// ```
 /// use storage_core::ObjectName;
@@ -26,6 +37,9 @@ const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|', '#', 
 /// let name = ObjectName::new("user-7", "doc-42", ".pdf")?;
 /// assert_eq!(name.file_name(), "doc-42.pdf");
 /// assert_eq!(name.path(), "user-7/doc-42.pdf");
+/// assert_eq!(name.stored_path(), "user-7/doc-42.pdf");
+/// let upper = ObjectName::new("User-7", "Doc-42", ".pdf")?;
+/// assert_eq!(upper.stored_path(), "^user-7/^doc-42.pdf");
 /// assert!(ObjectName::new("user-7", "../etc", ".pdf").is_err());
 /// # Ok::<(), storage_core::StorageError>(())
 /// ```
@@ -43,7 +57,9 @@ impl ObjectName {
     /// A part that is empty, longer than [`MAX_PART_LEN`] bytes, `.` or `..`, or
     /// that holds a control character or one of `/ \ : * ? " < > | # % '`; an
     /// extension that is not empty or `.` followed by 1 to 16 ASCII alphanumerics;
-    /// a part or file name that OneDrive reserves (see [`validate_part`]).
+    /// a part or file name that OneDrive reserves (see [`validate_part`]); a stored
+    /// spelling longer than OneDrive takes ([`MAX_STORED_COMPONENT`] per part,
+    /// [`MAX_STORED_PATH`] in all), which only names heavy with escaped letters reach.
     pub fn new(user_id: &str, document_id: &str, extension: &str) -> Result<Self> {
         validate_part("user_id", user_id)?;
         validate_part("document_id", document_id)?;
@@ -51,6 +67,15 @@ impl ObjectName {
         // The stored name as a whole, e.g. `desktop` + `.ini`.
         if let Some(p) = reserved_problem(&format!("{document_id}{extension}")) {
             return Err(StorageError::invalid_input(format!("file name {p}")));
+        }
+        let user = crate::stored_name::encode_part(user_id).chars().count();
+        let file = crate::stored_name::encode_file_name(document_id, extension)
+            .chars()
+            .count();
+        if user > MAX_STORED_COMPONENT || file > MAX_STORED_COMPONENT || user + file + 2 > MAX_STORED_PATH {
+            return Err(StorageError::invalid_input(
+                "name is too long once its capital letters are escaped for the provider; onedrive takes 255 characters a part and 399 a path",
+            ));
         }
         Ok(Self {
             user_id: user_id.to_owned(),
@@ -83,6 +108,21 @@ impl ObjectName {
     pub fn path(&self) -> String {
         format!("{}/{}{}", self.user_id, self.document_id, self.extension)
     }
+
+    /// The user folder's name at the provider ([`crate::stored_name`]).
+    pub fn stored_user(&self) -> String {
+        crate::stored_name::encode_part(&self.user_id)
+    }
+
+    /// The file's name at the provider ([`crate::stored_name`]).
+    pub fn stored_file_name(&self) -> String {
+        crate::stored_name::encode_file_name(&self.document_id, &self.extension)
+    }
+
+    /// `{stored_user}/{stored_file_name}`.
+    pub fn stored_path(&self) -> String {
+        format!("{}/{}", self.stored_user(), self.stored_file_name())
+    }
 }
 
 impl fmt::Display for ObjectName {
@@ -107,7 +147,7 @@ pub fn validate_part(what: &str, value: &str) -> Result<()> {
     } else if value.chars().any(char::is_control) {
         Some("holds a control character")
     } else if value.contains(FORBIDDEN) {
-        Some("holds one of / \\ : * ? \" < > | # % '")
+        Some("holds one of / \\ : * ? \" < > | # % ' ^")
     } else {
         reserved_problem(value)
     };
@@ -118,7 +158,7 @@ pub fn validate_part(what: &str, value: &str) -> Result<()> {
 }
 
 /// Names OneDrive refuses although their characters are fine: leading or
-/// trailing whitespace, a trailing `.`, a `~$` prefix, `_vti_`, the Windows
+/// trailing whitespace, a trailing `.`, a leading `~` (OneDrive for Business), `_vti_`, the Windows
 /// device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9`, with
 /// any extension), `.lock` and `desktop.ini`. Sources: OneDrive "Addressing
 /// items" and "Restrictions and limitations in OneDrive and SharePoint". They are
@@ -133,8 +173,8 @@ fn reserved_problem(name: &str) -> Option<&'static str> {
         return Some("ends with `.`");
     }
     let lower = name.to_ascii_lowercase();
-    if lower.starts_with("~$") || lower.contains("_vti_") {
-        return Some("holds a pattern onedrive reserves (`~$`, `_vti_`)");
+    if lower.starts_with('~') || lower.contains("_vti_") {
+        return Some("holds a pattern onedrive reserves (a leading `~`, `_vti_`)");
     }
     let stem = lower.split('.').next().unwrap_or_default();
     let device = matches!(stem, "con" | "prn" | "aux" | "nul")
@@ -280,6 +320,8 @@ mod tests {
             ("...", "d", ""),
             ("u", "d.", ""),
             ("u", "~$d", ""),
+            ("u", "~d", ""),
+            ("~u", "d", ""),
             ("u", "a_vti_b", ""),
             ("CON", "d", ""),
             ("u", "com1", ".txt"),
@@ -297,6 +339,17 @@ mod tests {
         ] {
             assert!(!invalid(user, doc, ext), "{user:?} {doc:?} {ext:?}");
         }
+    }
+
+    #[test]
+    fn stored_names_that_would_be_too_long_are_refused() {
+        // 128 bytes of capitals double when escaped.
+        assert!(ObjectName::new(&"A".repeat(127), "d", "").is_ok());
+        assert!(invalid(&"A".repeat(128), "d", ""));
+        assert!(invalid("u", &"ß".repeat(64), ""));
+        // Each part fits, the path does not.
+        assert!(invalid(&"A".repeat(120), &"B".repeat(120), ""));
+        assert!(ObjectName::new(&"a".repeat(128), &"b".repeat(128), ".abcdefghij123456").is_ok());
     }
 
     #[test]

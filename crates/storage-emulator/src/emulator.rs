@@ -416,6 +416,9 @@ pub struct DriveFileInfo {
     pub is_folder: bool,
     /// Whether the file is in the trash.
     pub trashed: bool,
+    /// Whether the app made it (and so can see it under `drive.file`); false for files
+    /// added with [`EmulatorHandle::drive_add_user_file`].
+    pub created_by_app: bool,
 }
 
 /// A Graph driveItem as the emulator stores it.
@@ -560,6 +563,15 @@ impl EmulatorHandle {
     /// The content of a Drive file.
     pub fn drive_file_content(&self, id: &str) -> Option<Bytes> {
         self.shared.drive.lock().content(id)
+    }
+
+    /// Adds a file "created by the user outside the app" to the folder `parent`, as if
+    /// dropped there through Drive's web page. Under the `drive.file` scope the app cannot
+    /// see it: it is absent from `files.list`, and `files.get`, `files.update` and
+    /// `files.delete` of its id answer 404; but a `files.delete` of the folder destroys
+    /// it, and trashing the folder trashes it. `None` when `parent` is not a folder.
+    pub fn drive_add_user_file(&self, parent: &str, name: &str, content: impl Into<Bytes>) -> Option<String> {
+        self.shared.drive.lock().add_user_file(parent, name, content.into())
     }
 
     /// Number of Drive resumable sessions not yet completed.

@@ -65,7 +65,7 @@ pub(crate) async fn get(State(shared): State<Arc<Shared>>, Extension(ctx): Exten
     if let Err(resp) = super::authorize(&shared, &ctx) {
         return resp;
     }
-    let Some(file) = shared.drive.lock().get(&id).cloned() else {
+    let Some(file) = shared.drive.lock().visible(&id).cloned() else {
         return file_not_found(&id);
     };
     match ctx.param("alt").unwrap_or("json") {
@@ -166,12 +166,12 @@ pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension
         .into_iter()
         .map(|p| drive.resolve(&p))
         .collect();
-    if let Some(missing) = add.iter().find(|p| drive.get(p).is_none_or(|f| !f.is_folder())) {
+    if let Some(missing) = add.iter().find(|p| drive.visible(p).is_none_or(|f| !f.is_folder())) {
         let missing = missing.clone();
         drop(drive);
         return file_not_found(&missing);
     }
-    let Some(file) = drive.get_mut(&id) else {
+    let Some(file) = drive.visible_mut(&id) else {
         drop(drive);
         return file_not_found(&id);
     };
@@ -179,6 +179,7 @@ pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension
         drop(drive);
         return google_error(400, "badRequest", &e.0);
     }
+    let trashed = meta.get("trashed").and_then(Value::as_bool);
     file.parents.retain(|p| !remove.contains(p));
     for p in add {
         if !file.parents.contains(&p) {
@@ -188,6 +189,9 @@ pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension
     file.modified = chrono::Utc::now();
     file.version += 1;
     let resource = file.resource();
+    if let Some(t) = trashed {
+        drive.cascade_trash(&id, t);
+    }
     drop(drive);
     respond_masked(&ctx, &resource, DEFAULT_FILE_FIELDS, 200)
 }
@@ -256,7 +260,7 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, Extension(ctx): Exte
     let drive = shared.drive.lock();
     let root = drive.root_id().to_owned();
     let hits: Vec<Value> = drive
-        .listing()
+        .visible_listing()
         .into_iter()
         .filter(|f| query.as_ref().is_none_or(|q| q.matches(f, &root)))
         .map(DriveFile::resource)

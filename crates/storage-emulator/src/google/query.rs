@@ -232,7 +232,7 @@ impl Query {
                 file.parents.iter().any(|p| p == id)
             }
             Self::Compare { field, op, value } => match (field.as_str(), value) {
-                ("name", Literal::Str(s)) => text_op(&file.name, op, s),
+                ("name", Literal::Str(s)) => name_op(&file.name, op, s),
                 ("mimeType", Literal::Str(s)) => text_op(&file.mime_type, op, s),
                 ("trashed", Literal::Bool(b)) => bool_op(file.trashed, op, *b),
                 ("starred", Literal::Bool(b)) => bool_op(false, op, *b),
@@ -241,6 +241,20 @@ impl Query {
                 _ => false,
             },
         }
+    }
+}
+
+/// `name =` and `name !=` compare without regard to case, although Drive keeps each
+/// name's case and lets `Report.pdf` and `report.pdf` live side by side in one folder: "the
+/// files API's `name=` is case-insensitive by default" (github.com/Achrou/goindex-theme-acrou
+/// PR 86, where folders `haha` and `Haha` both answer a lookup of `haha`). Whether the folding
+/// is Unicode-wide is UNCONFIRMED; the emulator folds every character (`char::to_lowercase`),
+/// the reading that matches more files, so a client must filter the results by exact name.
+fn name_op(actual: &str, op: &str, expected: &str) -> bool {
+    match op {
+        "=" => actual.to_lowercase() == expected.to_lowercase(),
+        "!=" => actual.to_lowercase() != expected.to_lowercase(),
+        _ => text_op(actual, op, expected),
     }
 }
 
@@ -313,6 +327,22 @@ mod tests {
             }
         );
         assert!(Query::parse("not (trashed = true or name != 'a')").is_some());
+    }
+
+    #[test]
+    fn name_equality_ignores_case_and_other_fields_do_not() {
+        let mut file = super::super::store::DriveStore::new()
+            .create(&serde_json::Map::new(), bytes::Bytes::new(), Some("text/plain"))
+            .unwrap();
+        file.name = "Report.PDF".into();
+        let hit = |q: &str| Query::parse(q).unwrap().matches(&file, "root");
+        assert!(hit("name = 'report.pdf'"));
+        assert!(hit("name = 'REPORT.pdf'"));
+        assert!(!hit("name != 'report.pdf'"));
+        assert!(hit("name != 'report.pd'"));
+        assert!(!hit("mimeType = 'TEXT/PLAIN'"));
+        file.name = "Ärger".into();
+        assert!(hit("name = 'ärger'"));
     }
 
     #[test]

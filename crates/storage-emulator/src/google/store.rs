@@ -26,6 +26,15 @@ pub(crate) struct DriveFile {
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
     pub trashed: bool,
+    /// Trashed by a request naming this file, not by trashing a folder above it.
+    pub explicitly_trashed: bool,
+    /// Whether the app can see the file. With the `drive.file` scope an app sees only
+    /// the files it created or was given; a file the user put into the app's folder
+    /// through Drive's own interface is absent from `files.list` and answers 404 to
+    /// `files.get` (<https://developers.google.com/workspace/drive/api/guides/api-specific-auth>).
+    /// The emulator models an app holding `drive.file`: files made through the API are
+    /// visible, files made by [`DriveStore::add_user_file`] are not.
+    pub app_visible: bool,
     pub description: Option<String>,
     pub app_properties: BTreeMap<String, String>,
     pub properties: BTreeMap<String, String>,
@@ -56,7 +65,7 @@ impl DriveFile {
             "createdTime": rfc3339_millis(self.created),
             "modifiedTime": rfc3339_millis(self.modified),
             "trashed": self.trashed,
-            "explicitlyTrashed": self.trashed,
+            "explicitlyTrashed": self.explicitly_trashed,
             "version": self.version.to_string(),
             "spaces": ["drive"],
             "ownedByMe": true,
@@ -89,6 +98,7 @@ impl DriveFile {
             md5_checksum: self.md5.clone(),
             is_folder: self.is_folder(),
             trashed: self.trashed,
+            created_by_app: self.app_visible,
         }
     }
 }
@@ -116,6 +126,7 @@ pub(crate) fn apply_metadata(file: &mut DriveFile, meta: &Map<String, Value>) ->
     }
     if let Some(t) = meta.get("trashed").and_then(Value::as_bool) {
         file.trashed = t;
+        file.explicitly_trashed = t;
     }
     for (key, target) in [
         ("appProperties", &mut file.app_properties),
@@ -189,6 +200,8 @@ impl DriveStore {
             created: now,
             modified: now,
             trashed: false,
+            explicitly_trashed: false,
+            app_visible: true,
             description: None,
             app_properties: BTreeMap::new(),
             properties: BTreeMap::new(),
@@ -229,6 +242,65 @@ impl DriveStore {
         self.files.get_mut(&id)
     }
 
+    /// A file the app may see (`drive.file`, see [`DriveFile::app_visible`]); the API
+    /// answers 404 for the others.
+    pub(crate) fn visible(&self, id: &str) -> Option<&DriveFile> {
+        self.get(id).filter(|f| f.app_visible)
+    }
+
+    /// [`DriveStore::visible`], mutable.
+    pub(crate) fn visible_mut(&mut self, id: &str) -> Option<&mut DriveFile> {
+        self.get_mut(id).filter(|f| f.app_visible)
+    }
+
+    /// Ids of every descendant of `id`, visible to the app or not.
+    fn descendants(&self, id: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![id.to_owned()];
+        while let Some(next) = todo.pop() {
+            for f in self.files.values().filter(|f| f.parents.contains(&next)) {
+                out.push(f.id.clone());
+                todo.push(f.id.clone());
+            }
+        }
+        out
+    }
+
+    /// `files.update` with `{"trashed": …}`: a trashed folder takes its descendants,
+    /// invisible ones included, into the trash for 30 days; they are trashed, not
+    /// explicitly (<https://developers.google.com/workspace/drive/api/guides/delete>:
+    /// "trashing a folder also trashes its descendants"). Restoring the folder restores
+    /// the descendants that were not trashed on their own.
+    pub(crate) fn cascade_trash(&mut self, id: &str, trashed: bool) {
+        let id = self.resolve(id);
+        for d in self.descendants(&id) {
+            if let Some(f) = self.files.get_mut(&d) {
+                if trashed {
+                    f.trashed = true;
+                } else if !f.explicitly_trashed {
+                    f.trashed = false;
+                }
+            }
+        }
+    }
+
+    /// Adds a file "created by the user outside the app", e.g. dropped into the app's
+    /// folder through Drive's web page: the app cannot see it (`drive.file`), but a
+    /// delete of its folder destroys it.
+    pub(crate) fn add_user_file(&mut self, parent: &str, name: &str, content: Bytes) -> Option<String> {
+        let parent = self.resolve(parent);
+        if !self.files.get(&parent).is_some_and(DriveFile::is_folder) {
+            return None;
+        }
+        let mut meta = Map::new();
+        meta.insert("name".into(), json!(name));
+        meta.insert("parents".into(), json!([parent]));
+        let file = self.create(&meta, content, Some("image/jpeg")).ok()?;
+        let stored = self.files.get_mut(&file.id)?;
+        stored.app_visible = false;
+        Some(file.id)
+    }
+
     /// Creates a file from metadata and content; parents default to the root.
     pub(crate) fn create(
         &mut self,
@@ -246,7 +318,7 @@ impl DriveStore {
                         .ok_or_else(|| MetadataError("parents must be strings".into()))?;
                     let id = self.resolve(p);
                     match self.files.get(&id) {
-                        Some(f) if f.is_folder() => out.push(id),
+                        Some(f) if f.is_folder() && f.app_visible => out.push(id),
                         _ => return Err(MetadataError(format!("File not found: {p}."))),
                     }
                 }
@@ -277,6 +349,8 @@ impl DriveStore {
             created: now,
             modified: now,
             trashed: false,
+            explicitly_trashed: false,
+            app_visible: true,
             description: None,
             app_properties: BTreeMap::new(),
             properties: BTreeMap::new(),
@@ -300,7 +374,7 @@ impl DriveStore {
         content: Bytes,
         media_type: Option<&str>,
     ) -> Result<Option<DriveFile>, MetadataError> {
-        let Some(file) = self.get_mut(id) else {
+        let Some(file) = self.visible_mut(id) else {
             return Ok(None);
         };
         apply_metadata(file, meta)?;
@@ -314,11 +388,15 @@ impl DriveStore {
         Ok(Some(file.clone()))
     }
 
-    /// Deletes a file and, for a folder, every descendant
-    /// (<https://developers.google.com/drive/api/reference/rest/v3/files/delete>).
+    /// Deletes a file the app can see and, for a folder, every descendant, including
+    /// the ones the app cannot see: "permanently deletes a file owned by the user without
+    /// moving it to the trash. If the target is a folder, all descendants owned by the user
+    /// are also deleted" (<https://developers.google.com/drive/api/reference/rest/v3/files/delete>).
+    /// Whether that takes descendants invisible under `drive.file` is UNCONFIRMED; the
+    /// emulator takes them, the reading under which a client can lose the user's files.
     pub(crate) fn delete(&mut self, id: &str) -> bool {
         let id = self.resolve(id);
-        if id == self.root_id || !self.files.contains_key(&id) {
+        if id == self.root_id || self.visible(&id).is_none() {
             return false;
         }
         let mut doomed = vec![id];
@@ -334,11 +412,16 @@ impl DriveStore {
         true
     }
 
-    /// Every file except the root, in creation order.
+    /// Every file except the root, in creation order, visible to the app or not.
     pub(crate) fn listing(&self) -> Vec<&DriveFile> {
         let mut all: Vec<&DriveFile> = self.files.values().filter(|f| f.id != self.root_id).collect();
         all.sort_by_key(|f| f.seq);
         all
+    }
+
+    /// What `files.list` may show the app: [`DriveStore::listing`] less the files it cannot see.
+    pub(crate) fn visible_listing(&self) -> Vec<&DriveFile> {
+        self.listing().into_iter().filter(|f| f.app_visible).collect()
     }
 
     /// Bytes used by file contents.

@@ -44,7 +44,7 @@ fn start(shared: &Shared, ctx: &Ctx, update: Option<String>) -> Response {
         return resp;
     }
     if let Some(id) = &update
-        && shared.drive.lock().get(id).is_none()
+        && shared.drive.lock().visible(id).is_none()
     {
         return file_not_found(id);
     }

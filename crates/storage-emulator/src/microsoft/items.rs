@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::names::invalid_reason;
 use super::path::{Address, AddressError, Base, Rel, parse};
-use super::store::{Conflict, DownloadError, GraphStore, PutOutcome};
+use super::store::{Conflict, DownloadError, GraphStore, PutOutcome, RenameError};
 use crate::errors::{GRAPH_JSON, graph_error, graph_error_inner, json_response};
 use crate::pipeline::Ctx;
 use crate::state::Shared;
@@ -80,7 +80,8 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, Extension(ctx): 
             };
             match (ctx.method.clone(), rel) {
                 (Method::GET, Rel::None) => get_item(&shared, &ctx, &base_id, &path),
-                (Method::DELETE, Rel::None) => delete_item(&shared, &base_id, &path),
+                (Method::DELETE, Rel::None) => delete_item(&shared, &ctx, &base_id, &path),
+                (Method::PATCH, Rel::None) => update_item(&shared, &ctx, &base_id, &path),
                 (Method::GET, Rel::Children) => list_children(&shared, &ctx, &base_id, &path),
                 (Method::POST, Rel::Children) => create_folder(&shared, &ctx, &base_id, &path),
                 (Method::GET, Rel::Content) => content_redirect(&shared, &base_id, &path),
@@ -113,8 +114,18 @@ fn get_item(shared: &Shared, ctx: &Ctx, base: &str, path: &[String]) -> Response
     json_response(200, &select(value, ctx), GRAPH_JSON)
 }
 
+/// `if-match`: 412 `resourceModified` when the header names another eTag than the item's
+/// (<https://learn.microsoft.com/graph/api/driveitem-delete>, optional request headers;
+/// the error code is from <https://learn.microsoft.com/graph/errors>).
+fn precondition(ctx: &Ctx, item: &super::store::GraphItem) -> Option<Response> {
+    let wanted = ctx.header("if-match")?;
+    let etag = GraphStore::etag(item);
+    (wanted.trim() != "*" && wanted.trim() != etag)
+        .then(|| graph_error(412, "resourceModified", "ETag does not match current item's value"))
+}
+
 /// `DELETE`: 204 No Content (<https://learn.microsoft.com/graph/api/driveitem-delete>).
-fn delete_item(shared: &Shared, base: &str, path: &[String]) -> Response {
+fn delete_item(shared: &Shared, ctx: &Ctx, base: &str, path: &[String]) -> Response {
     let mut graph = shared.graph.lock();
     let Some(id) = graph.resolve(base, path) else {
         return item_not_found();
@@ -122,8 +133,53 @@ fn delete_item(shared: &Shared, base: &str, path: &[String]) -> Response {
     if id == graph.root_id() {
         return graph_error(403, "accessDenied", "The root cannot be deleted.");
     }
+    if let Some(resp) = graph.get(&id).and_then(|item| precondition(ctx, item)) {
+        return resp;
+    }
     graph.delete(&id);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PATCH`: renames an item, or moves it with `parentReference.id`; 200 with the item
+/// (<https://learn.microsoft.com/graph/api/driveitem-update>,
+/// <https://learn.microsoft.com/graph/api/driveitem-move>). A clash is 409
+/// `nameAlreadyExists` (see `GraphStore::rename`).
+fn update_item(shared: &Shared, ctx: &Ctx, base: &str, path: &[String]) -> Response {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&ctx.body) else {
+        return graph_error(400, "invalidRequest", "A JSON object body is required.");
+    };
+    let mut graph = shared.graph.lock();
+    let Some(id) = graph.resolve(base, path) else {
+        return item_not_found();
+    };
+    let Some(item) = graph.get(&id).cloned() else {
+        return item_not_found();
+    };
+    if let Some(resp) = precondition(ctx, &item) {
+        return resp;
+    }
+    let name = match body.get("name") {
+        None => item.name.clone(),
+        Some(Value::String(n)) => n.clone(),
+        Some(_) => return graph_error(400, "invalidRequest", "The name property must be a string."),
+    };
+    if let Some(resp) = invalid_name_response(&name) {
+        return resp;
+    }
+    let parent = body
+        .get("parentReference")
+        .and_then(|p| p.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match graph.rename(&id, &name, parent.as_deref()) {
+        Ok(item) => {
+            let value = graph.item_json(&item, shared.content_base.as_str());
+            json_response(200, &value, GRAPH_JSON)
+        }
+        Err(RenameError::Conflict) => graph_error(409, "nameAlreadyExists", "The specified item name already exists."),
+        Err(RenameError::Root) => graph_error(403, "accessDenied", "The root cannot be renamed."),
+        Err(RenameError::NotFound) => item_not_found(),
+    }
 }
 
 fn encode_skip(offset: usize) -> String {

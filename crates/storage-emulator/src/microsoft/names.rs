@@ -29,6 +29,11 @@ pub(crate) fn invalid_reason(name: &str) -> Option<&'static str> {
     if name.starts_with("~$") || name.contains("_vti_") {
         return Some("Name contains a reserved pattern.");
     }
+    // A leading `~` is refused on OneDrive for Business (addressing-driveitems.md above); the
+    // emulated drive is a Business one (`store::DRIVE_TYPE`).
+    if name.starts_with('~') {
+        return Some("Name cannot begin with a tilde.");
+    }
     let lower = name.to_ascii_lowercase();
     let stem = lower.split('.').next().unwrap_or_default();
     let reserved_device = matches!(stem, "con" | "prn" | "aux" | "nul")
@@ -60,6 +65,7 @@ mod tests {
             "trail ",
             "dot.",
             "~$tmp",
+            "~tmp",
             "CON",
             "com1.txt",
             "desktop.ini",
