@@ -53,6 +53,9 @@ pub const CHECKS: &[&str] = &[
     "stream_error",
     "concurrency",
     "contested_name",
+    "case_names",
+    "case_users",
+    "folder_keys",
     "presign",
 ];
 
@@ -63,6 +66,9 @@ pub struct ConformanceReport {
     pub passed: Vec<&'static str>,
     /// The checks that failed, with why.
     pub failures: Vec<CheckFailure>,
+    /// The checks that could not run here, with why (a failure of the harness,
+    /// not of the backend: see [`FolderKeys`]).
+    pub skipped: Vec<CheckFailure>,
 }
 
 impl ConformanceReport {
@@ -83,9 +89,18 @@ impl ConformanceReport {
 
 impl fmt::Display for ConformanceReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} passed, {} failed", self.passed.len(), self.failures.len())?;
+        writeln!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed.len(),
+            self.failures.len(),
+            self.skipped.len()
+        )?;
         for fail in &self.failures {
             writeln!(f, "  {}: {}", fail.check, fail.message)?;
+        }
+        for skip in &self.skipped {
+            writeln!(f, "  skipped {}: {}", skip.check, skip.message)?;
         }
         Ok(())
     }
@@ -101,11 +116,38 @@ macro_rules! ensure {
     };
 }
 
+/// Finds the keys of the folders that hold a user's documents, which the trait
+/// never hands out, so that the `folder_keys` check can pass them where a
+/// document key belongs.
+///
+/// [`KeyPrefixFolders`] serves backends whose keys are paths (memory, local); a
+/// provider test finds folder ids through its emulator.
+#[async_trait::async_trait]
+pub trait FolderKeys: Send + Sync {
+    /// Keys of the folders holding `user`'s documents, of which `document` is one,
+    /// and of any folder above them. Empty when the backend has no folders.
+    async fn folder_keys(&self, user: &str, document: &ObjectKey) -> Vec<ObjectKey>;
+}
+
+/// [`FolderKeys`] for path-shaped keys: every prefix of the document's key that
+/// ends before a `/` (`u1/d1.pdf` gives `u1`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyPrefixFolders;
+
+#[async_trait::async_trait]
+impl FolderKeys for KeyPrefixFolders {
+    async fn folder_keys(&self, _user: &str, document: &ObjectKey) -> Vec<ObjectKey> {
+        let key = document.as_str();
+        key.match_indices('/').map(|(i, _)| ObjectKey::new(&key[..i])).collect()
+    }
+}
+
 /// Context shared by the checks of one run: a random user id, so that runs
 /// never collide, and the backend.
 struct Run<'a> {
     backend: &'a dyn StorageBackend,
     user: String,
+    folders: &'a dyn FolderKeys,
 }
 
 impl Run<'_> {
@@ -479,6 +521,198 @@ async fn contested_name(r: &Run<'_>) -> CheckResult {
     }
 }
 
+/// Document ids that differ only in case are different documents: each keeps its
+/// own bytes through put, get, stat, a second put and delete. (OneDrive paths and
+/// Drive's name queries ignore case; stored raw, one would replace the other.)
+async fn case_names(r: &Run<'_>) -> CheckResult {
+    let names = [
+        ("report", ".pdf"),
+        ("Report", ".pdf"),
+        ("REPORT", ".pdf"),
+        ("report", ".PDF"),
+    ];
+    let mut stored = Vec::new();
+    for (i, (doc, ext)) in names.iter().enumerate() {
+        let name = r.name(doc, ext)?;
+        let body = payload(100 + i, 40 + i as u64);
+        let key = r
+            .backend
+            .put_object(&name, body.clone(), "application/pdf")
+            .await
+            .map_err(|e| format!("put_object({name}) failed: {e}"))?;
+        stored.push((name, key, body));
+    }
+    let outcome = async {
+        let check_all = |stage: &'static str, stored: Vec<(ObjectName, ObjectKey, Bytes)>| async move {
+            for (name, key, body) in &stored {
+                compare(&format!("get_object of {name} {stage}"), &r.get(key).await?, body)?;
+                let meta = r
+                    .backend
+                    .stat_object(key)
+                    .await
+                    .map_err(|e| format!("stat_object of {name} {stage} failed: {e}"))?;
+                ensure!(
+                    meta.size == body.len() as u64,
+                    "stat_object of {name} {stage} says {} bytes, {} were stored",
+                    meta.size,
+                    body.len()
+                );
+            }
+            Ok::<(), String>(())
+        };
+        let keys: Vec<&ObjectKey> = stored.iter().map(|(_, k, _)| k).collect();
+        for (i, k) in keys.iter().enumerate() {
+            ensure!(
+                !keys[i + 1..].contains(k),
+                "two names that differ only in case got one key, {k}"
+            );
+        }
+        check_all("after the puts", stored.clone()).await?;
+        // A second put of one of them replaces that one only.
+        let again = payload(333, 49);
+        let key = r
+            .backend
+            .put_object(&stored[0].0, again.clone(), "application/pdf")
+            .await
+            .map_err(|e| format!("second put_object of {} failed: {e}", stored[0].0))?;
+        stored[0].1 = key;
+        stored[0].2 = again;
+        check_all("after a second put of one of them", stored.clone()).await?;
+        // Deleting one leaves the others.
+        r.delete(&stored[1].1).await?;
+        let (gone_name, gone_key, _) = stored.remove(1);
+        match r.backend.get_object(&gone_key).await {
+            Err(StorageError::NotFound { .. }) => {}
+            other => return Err(format!("get_object of deleted {gone_name} answered {other:?}")),
+        }
+        check_all("after deleting another of them", stored.clone()).await?;
+        Ok(())
+    }
+    .await;
+    for (_, key, _) in &stored {
+        let _ = r.backend.delete_object(key).await;
+    }
+    outcome
+}
+
+/// Users whose ids differ only in case never see, replace or purge each other's
+/// documents.
+async fn case_users(r: &Run<'_>) -> CheckResult {
+    let users = [
+        format!("{}-case", r.user),
+        format!("{}-Case", r.user),
+        format!("{}-CASE", r.user),
+    ];
+    let mut stored = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let name = ObjectName::new(user, "doc", ".pdf").map_err(|e| format!("building a valid name failed: {e}"))?;
+        let body = payload(200 + i, 50 + i as u64);
+        let key = r
+            .backend
+            .put_object(&name, body.clone(), "application/pdf")
+            .await
+            .map_err(|e| format!("put_object({name}) failed: {e}"))?;
+        stored.push((name, key, body));
+    }
+    let outcome = async {
+        // A second put for one user replaces that user's document only.
+        let again = payload(444, 59);
+        stored[1].1 = r
+            .backend
+            .put_object(&stored[1].0, again.clone(), "application/pdf")
+            .await
+            .map_err(|e| format!("second put_object({}) failed: {e}", stored[1].0))?;
+        stored[1].2 = again;
+        for (name, key, body) in &stored {
+            compare(&format!("get_object of {name}"), &r.get(key).await?, body)?;
+        }
+        // Purging one user leaves the others.
+        r.backend
+            .purge_user(&users[0])
+            .await
+            .map_err(|e| format!("purge_user({}) failed: {e}", users[0]))?;
+        match r.backend.get_object(&stored[0].1).await {
+            Err(StorageError::NotFound { .. }) => {}
+            other => return Err(format!("{}'s document survived its purge: {other:?}", users[0])),
+        }
+        for (name, key, body) in &stored[1..] {
+            compare(
+                &format!("get_object of {name} after purging {}", users[0]),
+                &r.get(key).await?,
+                body,
+            )?;
+        }
+        Ok(())
+    }
+    .await;
+    for user in &users {
+        let _ = r.backend.purge_user(user).await;
+    }
+    outcome
+}
+
+/// A folder's key where a document key belongs: every operation fails with
+/// `InvalidInput` or `NotFound` (a delete may also be `Ok`, as for a key that is
+/// gone), and nothing is deleted.
+async fn folder_keys(r: &Run<'_>) -> Result<bool, String> {
+    let body = payload(77, 61);
+    let key = r.put("in-a-folder", body.clone()).await?;
+    let folders = r.folders.folder_keys(&r.user, &key).await;
+    if folders.is_empty() {
+        r.delete(&key).await?;
+        return Ok(false);
+    }
+    let refused = |res: &Result<(), StorageError>, also_ok: bool| {
+        matches!(
+            res,
+            Err(StorageError::InvalidInput { .. } | StorageError::NotFound { .. })
+        ) || (also_ok && res.is_ok())
+    };
+    let outcome = async {
+        for folder in &folders {
+            ensure!(folder != &key, "the folder probe returned the document's own key");
+            let got = r.backend.get_object(folder).await.map(drop);
+            ensure!(
+                refused(&got, false),
+                "get_object of folder key {folder} answered {got:?}"
+            );
+            let stream = r.backend.get_stream(folder).await.map(drop);
+            ensure!(
+                refused(&stream, false),
+                "get_stream of folder key {folder} answered {stream:?}"
+            );
+            let meta = r.backend.stat_object(folder).await.map(drop);
+            ensure!(
+                refused(&meta, false),
+                "stat_object of folder key {folder} answered {meta:?}"
+            );
+            let url = r
+                .backend
+                .presigned_get_url(folder, Duration::from_secs(60))
+                .await
+                .map(drop);
+            ensure!(
+                refused(&url, false) || matches!(url, Err(StorageError::Unsupported { .. })),
+                "presigned_get_url of folder key {folder} answered {url:?}"
+            );
+            let deleted = r.backend.delete_object(folder).await;
+            ensure!(
+                refused(&deleted, true),
+                "delete_object of folder key {folder} answered {deleted:?}"
+            );
+            compare(
+                &format!("get_object of a document after delete_object({folder})"),
+                &r.get(&key).await?,
+                &body,
+            )?;
+        }
+        Ok(true)
+    }
+    .await;
+    let _ = r.backend.delete_object(&key).await;
+    outcome
+}
+
 async fn presign(r: &Run<'_>) -> CheckResult {
     let caps = r.backend.capabilities();
     let key = r.put("presign", payload(10, 11)).await?;
@@ -527,11 +761,19 @@ where
 ///
 /// Objects go under a random user id and are deleted afterwards, so the suite
 /// can run against a shared account. Checks that depend on optional features
-/// follow [`StorageBackend::capabilities`].
+/// follow [`StorageBackend::capabilities`]. Folder keys are found with
+/// [`KeyPrefixFolders`]; where keys are opaque ids the `folder_keys` check is
+/// skipped, and [`run_conformance_with`] gives it a probe.
 pub async fn run_conformance(backend: &dyn StorageBackend) -> ConformanceReport {
+    run_conformance_with(backend, &KeyPrefixFolders).await
+}
+
+/// [`run_conformance`], finding folder keys with `folders`.
+pub async fn run_conformance_with(backend: &dyn StorageBackend, folders: &dyn FolderKeys) -> ConformanceReport {
     let r = Run {
         backend,
         user: format!("conformance-{:016x}", fastrand::u64(..)),
+        folders,
     };
     let r = &r;
     let mut report = ConformanceReport::default();
@@ -548,6 +790,19 @@ pub async fn run_conformance(backend: &dyn StorageBackend) -> ConformanceReport 
     check(&mut report, "stream_error", || stream_error(r)).await;
     check(&mut report, "concurrency", || concurrency(r)).await;
     check(&mut report, "contested_name", || contested_name(r)).await;
+    check(&mut report, "case_names", || case_names(r)).await;
+    check(&mut report, "case_users", || case_users(r)).await;
+    match folder_keys(r).await {
+        Ok(true) => report.passed.push("folder_keys"),
+        Ok(false) => report.skipped.push(CheckFailure {
+            check: "folder_keys",
+            message: "no folder keys were found; give run_conformance_with a FolderKeys probe".into(),
+        }),
+        Err(message) => report.failures.push(CheckFailure {
+            check: "folder_keys",
+            message,
+        }),
+    }
     check(&mut report, "presign", || presign(r)).await;
     report
 }
@@ -629,6 +884,9 @@ mod tests {
         }
         async fn health_check(&self) -> Result<()> {
             Ok(())
+        }
+        async fn purge_user(&self, user_id: &str) -> Result<crate::PurgeReport> {
+            self.inner.purge_user(user_id).await
         }
         fn capabilities(&self) -> crate::Capabilities {
             match self.flaw {

@@ -560,6 +560,22 @@ impl EmulatorHandle {
         self.shared.drive.lock().infos()
     }
 
+    /// The ids of the folders above a Drive file, nearest first, the root's id last;
+    /// empty for an unknown id.
+    pub fn drive_ancestors(&self, id: &str) -> Vec<String> {
+        let drive = self.shared.drive.lock();
+        let mut out = Vec::new();
+        let mut current = drive.get(id).and_then(|f| f.parents.first().cloned());
+        while let Some(parent) = current {
+            if out.contains(&parent) {
+                break;
+            }
+            current = drive.get(&parent).and_then(|f| f.parents.first().cloned());
+            out.push(parent);
+        }
+        out
+    }
+
     /// The content of a Drive file.
     pub fn drive_file_content(&self, id: &str) -> Option<Bytes> {
         self.shared.drive.lock().content(id)
@@ -587,6 +603,22 @@ impl EmulatorHandle {
     /// The Graph item at a path such as `/dir/file.txt` (case-insensitive).
     pub fn graph_item_by_path(&self, path: &str) -> Option<GraphItemInfo> {
         self.shared.graph.lock().info_by_path(path)
+    }
+
+    /// The ids of the folders above a Graph item, nearest first, the root's id last;
+    /// empty for an unknown id.
+    pub fn graph_ancestors(&self, id: &str) -> Vec<String> {
+        let graph = self.shared.graph.lock();
+        let mut out = Vec::new();
+        let mut current = graph.get(id).and_then(|i| i.parent.clone());
+        while let Some(parent) = current {
+            if out.contains(&parent) {
+                break;
+            }
+            current = graph.get(&parent).and_then(|i| i.parent.clone());
+            out.push(parent);
+        }
+        out
     }
 
     /// The content of a Graph item.
