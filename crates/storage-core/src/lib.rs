@@ -31,7 +31,7 @@ pub use meta::ObjectMeta;
 pub use name::{
     MAX_EXTENSION_LEN, MAX_PART_LEN, MAX_STORED_COMPONENT, MAX_STORED_PATH, ObjectKey, ObjectName, validate_part,
 };
-pub use purge::PurgeReport;
+pub use purge::{FolderOutcome, PurgeReport};
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TokenCell};
 

@@ -64,6 +64,14 @@ pub enum FaultAction {
     },
     /// Expire the upload session the request addresses, then answer as for an expired session.
     ExpireUploadSession,
+    /// Serve the request with the byte at `offset` of its body inverted, as a link or
+    /// proxy that damages data in transit would: the server stores and hashes what it
+    /// received, which is not what the client sent. Past the body's end, the request is
+    /// served unchanged.
+    CorruptRequestBody {
+        /// Offset of the damaged byte within the request body.
+        offset: u64,
+    },
     /// Wait this long before serving the request.
     Delay {
         /// Delay in milliseconds.

@@ -115,7 +115,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     let (mut parts, body) = req.into_parts();
     let origin = conn.as_ref().map_or(Origin::Api, |c| c.origin);
     let path = parts.uri.path().to_owned();
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+    let Ok(mut body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return errors::default_error(provider_of(origin, &path), 413);
     };
     let raw_query = parts.uri.query().map(str::to_owned);
@@ -171,6 +171,15 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
         Some(FaultAction::TruncateBody { after_bytes }) => cut = Some((after_bytes, false)),
         Some(FaultAction::Delay { millis }) => {
             tokio::time::sleep(Duration::from_millis(millis)).await;
+        }
+        Some(FaultAction::CorruptRequestBody { offset }) => {
+            if let Ok(at) = usize::try_from(offset)
+                && at < body.len()
+            {
+                let mut damaged = body.to_vec();
+                damaged[at] ^= 0xFF;
+                body = axum::body::Bytes::from(damaged);
+            }
         }
         Some(FaultAction::RateLimitPerGrant { retry_after_secs, .. }) => return throttled(provider, retry_after_secs),
         Some(other @ (FaultAction::AcceptPartialChunk { .. } | FaultAction::ExpireUploadSession)) => {

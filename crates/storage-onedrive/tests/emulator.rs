@@ -473,3 +473,55 @@ async fn backends_sharing_one_graph_pool_each_send_their_own_token() {
     db.health_check().await.unwrap();
     emu.shutdown().await;
 }
+
+/// A replacing put whose bytes arrive damaged (the last fragment is corrupted in
+/// transit, so OneDrive's quickXorHash differs from what was sent) is `Integrity`,
+/// and the previous version, which the caller was told is stored, still reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verification_of_a_replacing_put_keeps_the_previous_version() {
+    let f = fixture().await;
+    let first = data(3 * FRAGMENT, 21);
+    let key = f
+        .drive
+        .put_object(&name("precious"), first.clone(), "x/y")
+        .await
+        .unwrap();
+    f.emu.faults().add(
+        fragment_rule(FaultAction::CorruptRequestBody { offset: 17 })
+            .skip(2)
+            .times(1),
+    );
+    let second = data(3 * FRAGMENT, 22);
+    let err = f.drive.put_object(&name("precious"), second, "x/y").await.unwrap_err();
+    assert!(matches!(err, StorageError::Integrity { .. }), "{err:?}");
+    assert_eq!(
+        f.drive.get_object(&key).await.unwrap(),
+        first,
+        "the previous version was destroyed"
+    );
+    // No damaged copy is left behind under any name.
+    let files: Vec<_> = f.emu.graph_items().into_iter().filter(|i| !i.is_folder).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    f.emu.shutdown().await;
+}
+
+/// Users whose ids differ only in case, through the backend's own paths: each keeps
+/// its own folder, and a purge of one leaves the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_differing_in_case_get_their_own_folders() {
+    let f = fixture().await;
+    let a = ObjectName::new("Alice", "d1", ".pdf").unwrap();
+    let b = ObjectName::new("alice", "d1", ".pdf").unwrap();
+    let ka = f.drive.put_object(&a, data(10, 1), "x/y").await.unwrap();
+    let kb = f.drive.put_object(&b, data(20, 2), "x/y").await.unwrap();
+    assert_ne!(ka, kb);
+    assert_eq!(f.drive.get_object(&ka).await.unwrap(), data(10, 1));
+    assert_eq!(f.drive.get_object(&kb).await.unwrap(), data(20, 2));
+    f.drive.purge_user("alice").await.unwrap();
+    assert_eq!(f.drive.get_object(&ka).await.unwrap(), data(10, 1));
+    assert!(matches!(
+        f.drive.get_object(&kb).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    f.emu.shutdown().await;
+}
