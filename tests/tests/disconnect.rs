@@ -61,7 +61,11 @@ async fn disconnect_purges_revokes_forgets_and_stops_managed_handles() {
             .await
             .unwrap();
         assert_eq!(report.provider, Some(provider));
-        assert_eq!(report.purged, Some(fixture.expected), "{provider}");
+        assert_eq!(
+            report.purged.map(|p| p.counts()),
+            Some(fixture.expected.counts()),
+            "{provider}"
+        );
         assert!(report.credentials_deleted);
         assert_purged_in_emulator(&emu, provider, &fixture);
         assert!(
@@ -187,7 +191,7 @@ async fn an_interrupted_purge_inside_disconnect_is_finished_by_the_next_call() {
         .disconnect("c1", store.clone(), Purge::objects("alice"))
         .await
         .unwrap();
-    assert_eq!(report.purged, Some(fixture.expected));
+    assert_eq!(report.purged.map(|p| p.counts()), Some(fixture.expected.counts()));
     assert_purged_in_emulator(&emu, "onedrive", &fixture);
     emu.shutdown().await;
 }
@@ -213,7 +217,11 @@ async fn local_and_memory_connections_disconnect_with_a_purge() {
             .disconnect(id, store.clone(), Purge::objects("alice"))
             .await
             .unwrap();
-        assert_eq!(report.purged, Some(fixture.expected), "{id}");
+        assert_eq!(
+            report.purged.map(|p| p.counts()),
+            Some(fixture.expected.counts()),
+            "{id}"
+        );
         assert_eq!(report.revocation, Revocation::NotOffered);
         verify_after_purge(backend.as_ref(), &fixture).await.unwrap();
         assert!(!creds.path().join(format!("{id}.json")).exists(), "{id}: file left");
@@ -260,7 +268,7 @@ async fn a_managed_purge_refreshes_a_refused_token_and_retries_once() {
         let fixture = seed_two_users(managed.as_ref(), "alice", "bob").await.unwrap();
         emu.expire_access_tokens();
         let report = managed.purge_user("alice").await.unwrap();
-        assert_eq!(report, fixture.expected, "{provider}");
+        assert_eq!(report.counts(), fixture.expected.counts(), "{provider}");
         let saved: serde_json::Value = serde_json::from_str(store.get("c1").unwrap().json.expose()).unwrap();
         assert_ne!(
             saved["access_token"], grant["access_token"],

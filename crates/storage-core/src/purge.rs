@@ -96,6 +96,12 @@ impl PurgeReport {
         self
     }
 
+    /// `(objects, bytes)`, what two purges of the same data agree on whatever
+    /// each did with the folder.
+    pub const fn counts(&self) -> (u64, u64) {
+        (self.objects, self.bytes)
+    }
+
     /// Whether nothing was removed.
     pub const fn is_empty(&self) -> bool {
         self.objects == 0 && self.bytes == 0

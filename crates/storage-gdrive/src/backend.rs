@@ -9,7 +9,7 @@ use storage_core::{
     ByteStream, Checksum, ObjectKey, ObjectMeta, ObjectName, Result, StorageBackend, StorageError, TokenCell, Url,
 };
 
-use crate::client::{DriveClient, DriveFile, DrivePool, default_http, quote};
+use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_http};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
 use storage_core::upload::{BufferGauge, UploadSource};
@@ -17,7 +17,10 @@ use storage_core::upload::{BufferGauge, UploadSource};
 /// Google Drive v3 behind [`StorageBackend`].
 ///
 /// Objects are files named `{document_id}{extension}` in a folder named by the
-/// user id, under [`DriveOptions::parent_folder`]. Keys are Drive file ids.
+/// user id, under [`DriveOptions::parent_folder`], both in the case-safe spelling
+/// of [`storage_core::stored_name`] (`Report` is stored as `^report`), because
+/// Drive's name lookups ignore case. Keys are Drive file ids, and only a stored
+/// document's id is a key: a folder's id is `InvalidInput` everywhere.
 /// Clones share one `DriveHub`, one HTTP pool and the token cell. The backend
 /// never refreshes: a refused token is
 /// [`CloudConnection`](StorageError::CloudConnection) `TokenExpired`.
@@ -124,14 +127,14 @@ impl GoogleDriveBackend {
     /// Uploads into the user's folder, retrying once with a fresh folder lookup
     /// when the cached folder has gone.
     async fn store(&self, name: &ObjectName, content_type: &str, body: Body) -> Result<ObjectKey> {
-        let user = name.user_id();
-        let file_name = name.file_name();
-        let folder = self.folders.folder_for(&self.client, user).await?;
+        let user = name.stored_user();
+        let file_name = name.stored_file_name();
+        let folder = self.folders.folder_for(&self.client, &user).await?;
         let result = self.store_in(&folder, &file_name, content_type, body).await;
         let (file, body) = match result {
             Err((StorageError::NotFound { .. }, Some(body))) => {
-                self.folders.forget(user).await;
-                let folder = self.folders.folder_for(&self.client, user).await?;
+                self.folders.forget(&user).await;
+                let folder = self.folders.folder_for(&self.client, &user).await?;
                 let (file, _) = self
                     .store_in(&folder, &file_name, content_type, body)
                     .await
@@ -221,12 +224,7 @@ impl GoogleDriveBackend {
     /// win in every process. Best effort: a failure here leaves an older copy,
     /// never loses the new one.
     async fn remove_older_copies(&self, folder: &str, file_name: &str, new: &DriveFile) {
-        let q = format!(
-            "name = {} and {} in parents and trashed = false",
-            quote(file_name),
-            quote(folder)
-        );
-        if let Ok(files) = self.client.list(&q).await {
+        if let Ok(files) = self.client.find_named(&[folder], file_name, Kind::File).await {
             // The listing's own entry for the new file is the authority on its time.
             let new = files.iter().find(|f| f.id == new.id).unwrap_or(new);
             for f in files.iter().filter(|f| f.id != new.id && f.created_before(new)) {
@@ -301,15 +299,19 @@ impl StorageBackend for GoogleDriveBackend {
         Ok(crate::download::open(self.client.clone(), key.as_str()).await?.0)
     }
 
+    /// Deletes a stored document permanently. The key is read first: Drive deletes
+    /// a folder with every descendant the user owns, including files the app cannot
+    /// see, so a folder's id is refused rather than deleted.
     async fn delete_object(&self, key: &ObjectKey) -> Result<()> {
-        self.client.delete(key.as_str()).await
+        match self.client.document(key.as_str()).await {
+            Ok(_) => self.client.delete(key.as_str()).await,
+            Err(StorageError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
-        let f = self.client.get_file(key.as_str()).await?;
-        if f.mime_type.as_deref() == Some(crate::client::FOLDER_MIME) {
-            return Err(StorageError::not_found(key.as_str()));
-        }
+        let f = self.client.document(key.as_str()).await?;
         let mut meta = ObjectMeta::new(f.size.unwrap_or(0));
         if let Some(ct) = f.mime_type {
             meta = meta.with_content_type(ct);
@@ -338,10 +340,12 @@ impl StorageBackend for GoogleDriveBackend {
         self.client.about().await
     }
 
-    /// Deletes the user's folder (every folder of that name, should a race have
-    /// made several) under [`DriveOptions::parent_folder`]; Drive deletes the files
-    /// in it permanently, skipping the trash. A listing afterwards must show
-    /// nothing of the user, or the call fails and can be repeated.
+    /// Deletes the user's documents one by one, permanently, then moves the user's
+    /// folder (every folder of that name, should a race have made several) to the
+    /// trash, where anything the app could not see in it stays recoverable for 30
+    /// days ([`FolderOutcome::Trashed`](storage_core::FolderOutcome::Trashed)). A
+    /// listing afterwards must show nothing of the app's, or the call fails and
+    /// can be repeated.
     async fn purge_user(&self, user_id: &str) -> Result<storage_core::PurgeReport> {
         crate::purge::purge_user(&self.client, &self.folders, user_id).await
     }

@@ -24,6 +24,18 @@ use crate::error::{Answer, classify, retry_after, transport};
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// The fields every file read asks for.
 pub(crate) const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,parents,createdTime";
+/// The fields every listing asks for.
+const LIST_FIELDS: &str = "nextPageToken,files(id,name,mimeType,size,md5Checksum,createdTime)";
+/// Media types Drive gives its own documents, folders and shortcuts; none is a
+/// stored blob.
+const GOOGLE_APPS_PREFIX: &str = "application/vnd.google-apps.";
+
+/// What a name lookup is after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Folder,
+    File,
+}
 
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 type Hub = DriveHub<Connector>;
@@ -87,6 +99,20 @@ impl DriveFile {
             (Some(a), Some(b)) => (a, &self.id) < (b, &other.id),
             _ => false,
         }
+    }
+
+    /// Whether the file is a folder.
+    pub fn is_folder(&self) -> bool {
+        self.mime_type.as_deref() == Some(FOLDER_MIME)
+    }
+
+    /// Whether the file is a stored blob, the only thing a key may name: not a
+    /// folder, and none of Drive's own types (Docs, shortcuts, forms).
+    pub fn is_document(&self) -> bool {
+        !self
+            .mime_type
+            .as_deref()
+            .is_some_and(|m| m.starts_with(GOOGLE_APPS_PREFIX))
     }
 }
 
@@ -352,10 +378,13 @@ impl DriveClient {
                 .retry
                 .run(|| async {
                     hub_call!(self, None, |cap| {
-                        let call = self.hub.files().list().q(q).page_size(1000).param(
-                            "fields",
-                            "nextPageToken,files(id,name,mimeType,size,md5Checksum,createdTime)",
-                        );
+                        let call = self
+                            .hub
+                            .files()
+                            .list()
+                            .q(q)
+                            .page_size(1000)
+                            .param("fields", LIST_FIELDS);
                         match token {
                             Some(t) => call.page_token(t),
                             None => call,
@@ -371,6 +400,94 @@ impl DriveClient {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// The files named exactly `name` in any of `parents`, not trashed: the one
+    /// place this crate looks files up by name.
+    ///
+    /// Drive's `name = '…'` ignores case although Drive keeps `Report.pdf` and
+    /// `report.pdf` apart (<https://github.com/Achrou/goindex-theme-acrou/pull/86>),
+    /// so the answer is filtered again by exact name: a lookup of `report.pdf` must
+    /// never act on `Report.pdf`.
+    pub async fn find_named(&self, parents: &[&str], name: &str, kind: Kind) -> Result<Vec<DriveFile>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let within = parents
+            .iter()
+            .map(|p| format!("{} in parents", quote(p)))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let kind_term = match kind {
+            Kind::Folder => "=",
+            Kind::File => "!=",
+        };
+        let q = format!(
+            "name = {} and ({within}) and mimeType {kind_term} {} and trashed = false",
+            quote(name),
+            quote(FOLDER_MIME)
+        );
+        Ok(self
+            .list(&q)
+            .await?
+            .into_iter()
+            .filter(|f| f.name.as_deref() == Some(name) && f.is_folder() == (kind == Kind::Folder))
+            .collect())
+    }
+
+    /// The files the app can see in `folder`, not trashed.
+    pub async fn children(&self, folder: &str) -> Result<Vec<DriveFile>> {
+        self.list(&format!("{} in parents and trashed = false", quote(folder)))
+            .await
+    }
+
+    /// `files.get` of a key, which must name a stored document: a folder or one of
+    /// Drive's own types is `InvalidInput`, before anything is read or deleted.
+    pub async fn document(&self, id: &str) -> Result<DriveFile> {
+        let f = self.get_file(id).await?;
+        if f.is_folder() {
+            return Err(StorageError::invalid_input(
+                "the key names a drive folder, not a stored document",
+            ));
+        }
+        if !f.is_document() {
+            return Err(StorageError::invalid_input(
+                "the key names a google docs file or shortcut, not a stored document",
+            ));
+        }
+        Ok(f)
+    }
+
+    /// `files.update` of metadata only: moves to the trash (`trashed`), or from
+    /// one folder to another (`add`, `remove`).
+    async fn update(&self, id: &str, trashed: Option<bool>, moved: Option<(&str, &str)>) -> Result<()> {
+        check_file_id(id)?;
+        self.options
+            .retry
+            .run(|| async {
+                let file = google_drive3::api::File {
+                    trashed,
+                    ..Default::default()
+                };
+                let mut call = self.hub.files().update(file, id).param("fields", "id");
+                if let Some((to, from)) = moved {
+                    call = call.add_parents(to).remove_parents(from);
+                }
+                hub_call!(self, Some(id), |cap| call.delegate(cap).doit_without_upload()).map(drop)
+            })
+            .await
+    }
+
+    /// Moves a file, or a folder with everything in it, to the trash, where the
+    /// user can restore it for 30 days
+    /// (<https://developers.google.com/workspace/drive/api/guides/delete>).
+    pub async fn trash(&self, id: &str) -> Result<()> {
+        self.update(id, Some(true), None).await
+    }
+
+    /// Moves a file from folder `from` into folder `to`.
+    pub async fn move_file(&self, id: &str, from: &str, to: &str) -> Result<()> {
+        self.update(id, None, Some((to, from))).await
     }
 
     /// `files.delete`; a missing file is `Ok`.

@@ -2,7 +2,7 @@
 
 use storage_core::download::{Expected, verified};
 use storage_core::upload::HashKind;
-use storage_core::{ByteStream, Checksum, Result, StorageError};
+use storage_core::{ByteStream, Checksum, Result};
 
 use crate::client::DriveClient;
 
@@ -14,10 +14,7 @@ use crate::client::DriveClient;
 /// of everything received are checked at the end. Returns the stream and the
 /// size Drive reported.
 pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u64)> {
-    let meta = client.get_file(id).await?;
-    if meta.mime_type.as_deref() == Some(crate::client::FOLDER_MIME) {
-        return Err(StorageError::not_found(id));
-    }
+    let meta = client.document(id).await?;
     let body = client.options.retry.run(|| client.download(id, 0)).await?;
     let expected = Expected {
         size: meta.size.unwrap_or(0),

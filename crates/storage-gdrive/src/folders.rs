@@ -1,66 +1,104 @@
-//! The per-user folder: found by name, created once, cached.
+//! The per-user folder: found by exact name, created once, cached, never deleted.
+//!
+//! Drive lets several folders share a name, and processes (or backends with
+//! their own caches) that find no folder for a new user each create one. All of
+//! them then agree on the *earliest created* folder of that name (ties broken by
+//! id), which a folder created later can never displace, and none deletes the
+//! folders that lost: another process may have listed before the winner
+//! existed, cached a loser, and stored an acknowledged document in it. A later
+//! lookup moves what the app can see in a losing folder into the winner and
+//! leaves the empty loser; [`crate::purge`] takes every folder of the name.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use storage_core::Result;
 use tokio::sync::Mutex;
 
-use crate::client::{DriveClient, FOLDER_MIME, quote};
+use crate::client::{DriveClient, DriveFile, Kind};
 
-/// Folder ids by user id, for one backend and its clones.
+/// One user's cached folder id; its lock is held across the lookup-or-create,
+/// so that the puts of one backend for a new user make one folder, and one
+/// user's slow lookup never stalls another user's.
+type Slot = Arc<Mutex<Option<String>>>;
+
+/// Folder ids by stored user name, for one backend and its clones.
 #[derive(Debug, Default)]
 pub(crate) struct Folders {
-    /// Held across the lookup-or-create so that concurrent puts for a new user
-    /// make one folder, not several.
-    ids: Mutex<HashMap<String, String>>,
+    slots: parking_lot::Mutex<HashMap<String, Slot>>,
 }
 
 impl Folders {
-    /// The id of `user`'s folder under the configured parent, creating it when missing.
-    ///
-    /// Drive allows several folders of one name. When two processes race to
-    /// create one, each then lists again and keeps the folder with the smallest
-    /// id, deleting its own if that is not the one; both end up on the same folder.
+    fn slot(&self, user: &str) -> Slot {
+        Arc::clone(self.slots.lock().entry(user.to_owned()).or_default())
+    }
+
+    /// The id of the folder named `user` (a stored name) under the configured
+    /// parent, creating one when none exists.
     pub async fn folder_for(&self, client: &DriveClient, user: &str) -> Result<String> {
-        let mut ids = self.ids.lock().await;
-        if let Some(id) = ids.get(user) {
+        let slot = self.slot(user);
+        let mut cached = slot.lock().await;
+        if let Some(id) = cached.as_ref() {
             return Ok(id.clone());
         }
-        let id = match lookup(client, user).await? {
-            Some(id) => id,
-            None => {
-                let mine = client.create_folder(&client.options.parent_folder, user).await?.id;
-                match lookup(client, user).await? {
-                    Some(winner) if winner != mine => {
-                        // Best effort: an empty duplicate left behind holds no data.
-                        let _ = client.delete(&mine).await;
-                        winner
-                    }
-                    _ => mine,
-                }
-            }
+        let mut found = named(client, user).await?;
+        if found.is_empty() {
+            client.create_folder(&client.options.parent_folder, user).await?;
+            // Every folder of the name, ours included: another process may have
+            // made one first, and then the earliest wins.
+            found = named(client, user).await?;
+        }
+        let Some((winner, losers)) = split_winner(found) else {
+            return Err(storage_core::StorageError::Provider {
+                status: 200,
+                code: Some("folderNotListed".into()),
+                message: "drive created the user's folder but does not list it yet; try again".into(),
+            });
         };
-        ids.insert(user.to_owned(), id.clone());
-        Ok(id)
+        tidy(client, &winner, &losers).await;
+        *cached = Some(winner.id.clone());
+        Ok(winner.id)
     }
 
     /// Forgets a cached folder that turned out to be gone.
     pub async fn forget(&self, user: &str) {
-        self.ids.lock().await.remove(user);
+        *self.slot(user).lock().await = None;
     }
 }
 
-/// The user's folder with the smallest id, if any exists.
-async fn lookup(client: &DriveClient, user: &str) -> Result<Option<String>> {
-    let q = format!(
-        "name = {} and {} in parents and trashed = false",
-        quote(user),
-        quote(&client.options.parent_folder)
-    );
-    let found = client.list(&q).await?;
-    Ok(found
-        .into_iter()
-        .filter(|f| f.mime_type.as_deref() == Some(FOLDER_MIME))
-        .map(|f| f.id)
-        .min())
+/// Every folder named exactly `user` under the configured parent, not trashed.
+pub(crate) async fn named(client: &DriveClient, user: &str) -> Result<Vec<DriveFile>> {
+    client
+        .find_named(&[client.options.parent_folder.as_str()], user, Kind::Folder)
+        .await
+}
+
+/// The earliest created folder, and the others.
+fn split_winner(mut found: Vec<DriveFile>) -> Option<(DriveFile, Vec<DriveFile>)> {
+    found.sort_by(|a, b| {
+        if a.created_before(b) {
+            std::cmp::Ordering::Less
+        } else if b.created_before(a) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.id.cmp(&b.id)
+        }
+    });
+    let mut all = found.into_iter();
+    let winner = all.next()?;
+    Some((winner, all.collect()))
+}
+
+/// Moves the documents the app can see out of losing folders into the winner.
+/// Best effort: a document left behind is still readable by its key, and the
+/// next lookup tries again. The losing folders stay, empty of the app's files.
+async fn tidy(client: &DriveClient, winner: &DriveFile, losers: &[DriveFile]) {
+    for loser in losers {
+        let Ok(children) = client.children(&loser.id).await else {
+            continue;
+        };
+        for f in children.iter().filter(|f| !f.is_folder()) {
+            let _ = client.move_file(&f.id, &loser.id, &winner.id).await;
+        }
+    }
 }

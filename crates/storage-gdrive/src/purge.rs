@@ -1,68 +1,64 @@
-//! Removing everything stored for one user: the per-user folder and its files.
+//! Removing everything stored for one user, and nothing the app did not make.
 //!
-//! `files.delete` of a folder the user owns deletes it permanently, without the
-//! trash, together with every descendant the user owns
-//! (<https://developers.google.com/workspace/drive/api/reference/rest/v3/files/delete>).
-//! With the `drive.file` scope every file this crate made is owned by the user, so
-//! one delete per folder is the whole purge; a listing afterwards proves it.
+//! With the `drive.file` scope the app sees only the files it created; a file
+//! the user dropped into the app's folder through Drive's web page is invisible
+//! to it (<https://developers.google.com/workspace/drive/api/guides/api-specific-auth>).
+//! But `files.delete` of a folder "permanently deletes … all descendants owned by
+//! the user" (<https://developers.google.com/workspace/drive/api/reference/rest/v3/files/delete>),
+//! the invisible ones too. So the app's documents are deleted one by one, and the
+//! folder, which the app can never prove empty, goes to the trash with whatever
+//! it still holds: gone from the user's Drive, restorable for 30 days.
 
-use storage_core::{PurgeReport, Result, StorageError, validate_part};
+use storage_core::stored_name::encode_part;
+use storage_core::{FolderOutcome, PurgeReport, Result, StorageError, validate_part};
 
-use crate::client::{DriveClient, DriveFile, FOLDER_MIME, quote};
-use crate::folders::Folders;
+use crate::client::DriveClient;
+use crate::folders::{Folders, named};
 
-/// Every folder named `user` under the configured parent, trashed ones included:
-/// Drive allows several of one name (two processes racing to create it).
+/// Every folder of `user` under the parent: the stored spelling, and the raw id
+/// that versions before the case-safe spelling used (`Alice`, now `^alice`).
 async fn user_folders(client: &DriveClient, user: &str) -> Result<Vec<String>> {
-    let q = format!(
-        "name = {} and {} in parents and mimeType = {}",
-        quote(user),
-        quote(&client.options.parent_folder),
-        quote(FOLDER_MIME)
-    );
-    Ok(client
-        .list(&q)
-        .await?
-        .into_iter()
-        // Exact names only, should the service match names loosely: a purge of
-        // `Alice` must never take `alice`'s folder.
-        .filter(|f| f.mime_type.as_deref() == Some(FOLDER_MIME) && f.name.as_deref() == Some(user))
-        .map(|f| f.id)
-        .collect())
-}
-
-/// Files in `folder`, trashed ones included; a folder that is gone has none.
-async fn children(client: &DriveClient, folder: &str) -> Result<Vec<DriveFile>> {
-    match client.list(&format!("{} in parents", quote(folder))).await {
-        Err(StorageError::NotFound { .. }) => Ok(Vec::new()),
-        other => other,
+    let stored = encode_part(user);
+    let mut ids: Vec<String> = named(client, &stored).await?.into_iter().map(|f| f.id).collect();
+    if stored != user {
+        ids.extend(named(client, user).await?.into_iter().map(|f| f.id));
     }
+    Ok(ids)
 }
 
-/// Deletes every folder of `user` under the parent and reports the files they held.
+/// Deletes the app's documents in every folder of `user`, trashes the folders,
+/// and reports what went.
 pub(crate) async fn purge_user(client: &DriveClient, folders: &Folders, user: &str) -> Result<PurgeReport> {
     validate_part("user_id", user)?;
     let mut report = PurgeReport::default();
     let found = user_folders(client, user).await?;
     for folder in &found {
-        for f in children(client, folder).await? {
-            if f.mime_type.as_deref() != Some(FOLDER_MIME) {
-                report += PurgeReport::new(1, f.size.unwrap_or(0));
+        for f in client.children(folder).await? {
+            // The backend makes no subfolders; a folder in there is not the app's to remove.
+            if f.is_folder() {
+                continue;
             }
+            client.delete(&f.id).await?;
+            report += PurgeReport::new(1, f.size.unwrap_or(0));
         }
-        client.delete(folder).await?;
+        client.trash(folder).await?;
+        report.folder = report.folder.or_more_cautious(FolderOutcome::Trashed);
     }
-    folders.forget(user).await;
-    // Proof by listing: no folder of that name, and nothing left in the deleted ones.
+    folders.forget(&encode_part(user)).await;
+    // Proof by listing: no folder of the user's outside the trash, and none of
+    // the app's documents left in the ones just trashed.
     let mut left = user_folders(client, user).await?.len();
     for folder in &found {
-        left += children(client, folder).await?.len();
+        left += client
+            .list(&format!("{} in parents", crate::client::quote(folder)))
+            .await
+            .map_or(0, |files| files.iter().filter(|f| !f.is_folder()).count());
     }
     if left > 0 {
         return Err(StorageError::Provider {
             status: 200,
             code: Some("purgeIncomplete".to_owned()),
-            message: format!("{left} files of the user are still listed after the purge; call it again"),
+            message: format!("{left} of the user's files are still listed after the purge; call it again"),
         });
     }
     Ok(report)

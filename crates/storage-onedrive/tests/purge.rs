@@ -96,7 +96,7 @@ async fn an_interrupted_purge_is_finished_by_the_next_call() {
         assert!(matches!(first, StorageError::Transport { .. }), "{action:?}: {first:?}");
         let second = drive.purge_user("alice").await.unwrap();
         if second_reports_all {
-            assert_eq!(second, fixture.expected, "{action:?}");
+            assert_eq!(second.counts(), fixture.expected.counts(), "{action:?}");
         } else {
             assert!(second.is_empty(), "{action:?}: {second}");
         }
