@@ -11,8 +11,9 @@ use storage_core::{
     TokenCell, Url,
 };
 
-use crate::client::{DriveItem, GraphApi, GraphPool, default_http};
+use crate::client::{DriveItem, GraphApi, GraphPool, Slot, default_http};
 use crate::config::{GraphEndpoints, OneDriveOptions};
+use crate::folders::Folders;
 
 /// How long a pre-authenticated download URL may be promised for: Graph
 /// documents them as valid for about an hour at most.
@@ -20,9 +21,18 @@ const MAX_PRESIGN: Duration = Duration::from_secs(3600);
 
 /// OneDrive, through Microsoft Graph, behind [`StorageBackend`].
 ///
-/// Objects live at `/{user_id}/{document_id}{extension}` in the user's drive;
-/// keys are item ids. Every non-empty upload goes through an upload session
-/// (replacing a file of the same name); empty files take one simple `PUT`.
+/// Objects live at `/{user_id}/{document_id}{extension}` in the user's drive,
+/// in the case-safe spelling of [`storage_core::stored_name`] (`Report` is
+/// stored as `^report`), because OneDrive paths ignore case. Keys are item ids,
+/// and only a file's id is a key: a folder's id is `InvalidInput` everywhere.
+///
+/// A put never overwrites bytes in place. Every upload (a session; one simple
+/// `PUT` for an empty file) goes to a new file under a temporary name in the
+/// user's folder, is verified against OneDrive's quickXorHash, and only then
+/// takes the object's name; the version it replaces goes to the recycle bin at
+/// that moment. A failed verification deletes the new file and leaves the
+/// previous version as it was.
+///
 /// Clones share one `GraphClient`, one HTTP pool and the token cell. The
 /// backend never refreshes a token.
 ///
@@ -37,6 +47,7 @@ const MAX_PRESIGN: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct OneDriveBackend {
     api: GraphApi,
+    folders: Arc<Folders>,
     gauge: Arc<BufferGauge>,
 }
 
@@ -101,6 +112,7 @@ impl OneDriveBuilder {
         };
         Ok(OneDriveBackend {
             api: GraphApi::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
+            folders: Arc::default(),
             gauge: Arc::default(),
         })
     }
@@ -125,40 +137,145 @@ impl OneDriveBackend {
     }
 
     async fn store(&self, name: &ObjectName, source: UploadSource, size: u64) -> Result<ObjectKey> {
+        let user = name.stored_user();
+        let folder = self.folders.folder_for(&self.api, &user).await?;
+        let replay = match &source {
+            UploadSource::Bytes(b) => Some(b.clone()),
+            UploadSource::Stream(_) => None,
+        };
+        let placed = match self.upload_new(&folder, source, size).await {
+            // The cached folder is gone (purged elsewhere): look it up again, and
+            // send the body again when it is still at hand.
+            Err(StorageError::NotFound { .. }) => {
+                self.folders.forget(&user).await;
+                let Some(body) = replay else {
+                    return Err(StorageError::not_found(format!("{user} (the user's folder)")));
+                };
+                let folder = self.folders.folder_for(&self.api, &user).await?;
+                self.upload_new(&folder, UploadSource::Bytes(body), size).await?
+            }
+            other => other?,
+        };
+        self.publish(placed, &name.stored_file_name()).await
+    }
+
+    /// Uploads to a new file under a temporary name in `folder` and verifies it;
+    /// returns the folder and the new file.
+    async fn upload_new(&self, folder: &str, source: UploadSource, size: u64) -> Result<(String, DriveItem)> {
+        let slot = Slot {
+            folder: folder.to_owned(),
+            name: temporary_name(),
+        };
         let (item, sent) = if size == 0 {
             (
-                self.api.put_small(name, Bytes::new()).await?,
+                self.api.put_small(&slot, Bytes::new()).await?,
                 Checksum::quick_xor_of(&[]),
             )
         } else {
-            crate::upload::upload(&self.api, &self.gauge, name, source, size).await?
+            crate::upload::upload(&self.api, &self.gauge, &slot, source, size).await?
         };
-        self.verify(item, sent, size).await
+        match self.verify(item, sent, size).await {
+            Ok(item) => Ok((folder.to_owned(), item)),
+            Err((e, item)) => {
+                // Only the new file goes: it carries the temporary name, so it
+                // can never be a version a caller was told is stored.
+                if let Some(id) = item {
+                    let _ = self.api.delete(&id).await;
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// Compares OneDrive's size and quickXorHash with what was sent; on a
-    /// difference the item is deleted so no damaged object stays visible.
-    async fn verify(&self, item: DriveItem, sent: Checksum, size: u64) -> Result<ObjectKey> {
+    /// Compares OneDrive's size and quickXorHash with what was sent. OneDrive
+    /// reports no hash for an empty file (github.com/OneDrive/onedrive-api-docs
+    /// issue 1704), whose size alone is then the whole check. On a difference the
+    /// error comes with the new item's id, for the caller to delete.
+    async fn verify(
+        &self,
+        item: DriveItem,
+        sent: Checksum,
+        size: u64,
+    ) -> std::result::Result<DriveItem, (StorageError, Option<String>)> {
         let item = if item.quick_xor().is_none() || item.size.is_none() {
-            self.api.get_item(&item.id).await?
+            let id = item.id.clone();
+            self.api.get_item(&item.id).await.map_err(|e| (e, Some(id)))?
         } else {
             item
         };
         let stored = item.quick_xor().and_then(Checksum::from_quick_xor_base64);
         let problem = match (stored, item.size) {
-            (Some(h), Some(s)) if h == sent && s == size => None,
-            (None, _) | (_, None) => Some("onedrive reported no quickXorHash or size for the upload".to_owned()),
             (_, Some(s)) if s != size => Some(format!("onedrive stored {s} bytes, {size} were sent")),
+            (Some(h), Some(_)) if h == sent => None,
+            (None, Some(0)) => None,
+            (None, _) | (_, None) => Some("onedrive reported no quickXorHash or size for the upload".to_owned()),
             _ => Some("onedrive's quickXorHash differs from the hash of the bytes sent".to_owned()),
         };
         match problem {
-            None => Ok(ObjectKey::new(item.id)),
-            Some(message) => {
+            None => Ok(item),
+            Some(message) => Err((StorageError::integrity(message), Some(item.id))),
+        }
+    }
+
+    /// Gives the verified new file its name. The file that held the name before
+    /// goes to the recycle bin first, and only the version that was read (its
+    /// eTag): a rename never replaces, so that nothing is overwritten unseen.
+    /// Another put of the same name may win the name in between; the loop goes
+    /// on until this one holds it, the last writer winning.
+    async fn publish(&self, (folder, item): (String, DriveItem), name: &str) -> Result<ObjectKey> {
+        let slot = Slot {
+            folder,
+            name: name.to_owned(),
+        };
+        let mut replaced = false;
+        let outcome = async {
+            for _ in 0..PUBLISH_ATTEMPTS {
+                if let Some(done) = self.api.rename(&item.id, name).await? {
+                    return Ok(ObjectKey::new(done.id));
+                }
+                match self.api.item_in(&slot).await? {
+                    None => {}
+                    Some(old) if old.id == item.id => return Ok(ObjectKey::new(old.id)),
+                    Some(old) if old.named(name) && old.file.is_some() => {
+                        replaced |= self.api.delete_version(&old.id, old.e_tag.as_deref()).await?;
+                    }
+                    Some(_) => {
+                        return Err(StorageError::Provider {
+                            status: 409,
+                            code: Some("nameCaseConflict".into()),
+                            message: "the object's name is taken by an item whose name differs only in case (made outside this library, or before names were stored case-safe); it was left alone".into(),
+                        });
+                    }
+                }
+            }
+            Err(StorageError::Provider {
+                status: 409,
+                code: Some("nameContested".into()),
+                message: "other puts of the same name kept taking it; try again".into(),
+            })
+        }
+        .await;
+        match outcome {
+            Ok(key) => Ok(key),
+            // The version this put replaces is already in the recycle bin: the new
+            // bytes, verified, stay readable by their key under the temporary name.
+            Err(_) if replaced => Ok(ObjectKey::new(item.id)),
+            Err(e) => {
                 let _ = self.api.delete(&item.id).await;
-                Err(StorageError::integrity(message))
+                Err(e)
             }
         }
     }
+}
+
+/// How many times a put tries to take its name from other puts of that name.
+const PUBLISH_ATTEMPTS: usize = 16;
+
+/// A name no object ever has: stored names never hold `^^`
+/// ([`storage_core::stored_name`]). It is not `~`-prefixed, which OneDrive for
+/// Business refuses.
+fn temporary_name() -> String {
+    format!("^^upload-{:016x}", fastrand::u64(..))
 }
 
 #[async_trait]
@@ -197,15 +314,29 @@ impl StorageBackend for OneDriveBackend {
         Ok(crate::download::open(self.api.clone(), key.as_str()).await?.0)
     }
 
+    /// Deletes a stored file (OneDrive keeps it in the recycle bin). The key is
+    /// read first, and the delete names the version read (`if-match`): a
+    /// folder's id is refused, not deleted with everything in it.
     async fn delete_object(&self, key: &ObjectKey) -> Result<()> {
-        self.api.delete(key.as_str()).await
+        for _ in 0..3 {
+            let item = match self.api.document(key.as_str()).await {
+                Ok(item) => item,
+                Err(StorageError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if self.api.delete_version(&item.id, item.e_tag.as_deref()).await? {
+                return Ok(());
+            }
+        }
+        Err(StorageError::Provider {
+            status: 412,
+            code: Some("resourceModified".into()),
+            message: "the file kept changing while it was being deleted; try again".into(),
+        })
     }
 
     async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
-        let item = self.api.get_item(key.as_str()).await?;
-        if item.folder.is_some() {
-            return Err(StorageError::not_found(key.as_str()));
-        }
+        let item = self.api.document(key.as_str()).await?;
         let mut meta = ObjectMeta::new(item.size.unwrap_or(0));
         if let Some(ct) = item.file.as_ref().and_then(|f| f.mime_type.clone()) {
             meta = meta.with_content_type(ct);
@@ -224,7 +355,7 @@ impl StorageBackend for OneDriveBackend {
                 "onedrive download urls live at most one hour; ask for an expiry of one hour or less",
             ));
         }
-        let item = self.api.get_item(key.as_str()).await?;
+        let item = self.api.document(key.as_str()).await?;
         let url = crate::download::download_url(&item)?;
         Url::parse(&url).map_err(|_| StorageError::Provider {
             status: 200,
@@ -244,10 +375,11 @@ impl StorageBackend for OneDriveBackend {
         self.api.drive().await
     }
 
-    /// Deletes the `root:/{user_id}` folder; Graph deletes the files in it.
-    /// A user with no folder is an empty report.
+    /// Moves the user's folder, with the files in it, to the recycle bin
+    /// ([`FolderOutcome::Trashed`](storage_core::FolderOutcome::Trashed)). A user
+    /// with no folder is an empty report.
     async fn purge_user(&self, user_id: &str) -> Result<storage_core::PurgeReport> {
-        crate::purge::purge_user(&self.api, user_id).await
+        crate::purge::purge_user(&self.api, &self.folders, user_id).await
     }
 
     fn capabilities(&self) -> Capabilities {

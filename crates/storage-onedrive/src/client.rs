@@ -13,13 +13,18 @@ use graph_rs_sdk::identity::ClientApplication;
 use graph_rs_sdk::{GraphClient, GraphClientConfiguration, GraphFailure, GraphResult};
 use reqwest::Method;
 use serde::Deserialize;
-use storage_core::{ConnectionReason, ObjectName, Result, StorageError, TokenCell};
+use storage_core::{ConnectionReason, Result, StorageError, TokenCell};
 
 use crate::config::{GRAPH_HOSTS, GraphEndpoints, OneDriveOptions, is_loopback};
 use crate::error::{answer_error, read_json, transport};
 
 /// The fields every item read asks for.
-const SELECT: (&str, &str) = ("$select", "id,name,size,file,folder,@microsoft.graph.downloadUrl");
+const SELECT: (&str, &str) = (
+    "$select",
+    "id,name,size,file,folder,eTag,@microsoft.graph.downloadUrl",
+);
+/// Fail, never replace, on a name clash: a write never overwrites bytes in place.
+const FAIL_ON_CONFLICT: (&str, &str) = ("@microsoft.graph.conflictBehavior", "fail");
 
 /// A OneDrive item id as it may enter a URL path: ids look like
 /// `01NKDM7HMOJTVYMDOSXFDK2QJDXCDI3WUK` (Business) or `12319191!11919` (Personal).
@@ -39,18 +44,25 @@ pub(crate) fn check_item_id(id: &str) -> Result<()> {
     }
 }
 
-/// The URL path segments of `me/drive/root:/{user_id}/{document_id}{extension}:`
-/// followed by `tail`,
-/// the path address of an object. graph-rs-sdk percent-encodes them one by one; the name
-/// rules of [`ObjectName`] keep `/`, `:`, `#`, `%` and `?` out of the parts, so
-/// the path cannot break out.
-fn by_path(name: &ObjectName, tail: &[&str]) -> Vec<String> {
+/// Where a write lands: a file name inside a folder item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slot {
+    /// The folder's item id.
+    pub folder: String,
+    /// The file's stored name.
+    pub name: String,
+}
+
+/// The URL path segments of `me/drive/items/{folder}:/{name}:` followed by `tail`.
+/// graph-rs-sdk percent-encodes them one by one; stored names hold no `/`, `:`,
+/// `#`, `%` or `?` (the rules of [`storage_core::ObjectName`]), so the path cannot break out.
+fn in_folder(slot: &Slot, tail: &[&str]) -> Vec<String> {
     let mut path = vec![
         "me".to_owned(),
         "drive".to_owned(),
-        "root:".to_owned(),
-        name.user_id().to_owned(),
-        format!("{}:", name.file_name()),
+        "items".to_owned(),
+        format!("{}:", slot.folder),
+        format!("{}:", slot.name),
     ];
     path.extend(tail.iter().map(|t| (*t).to_owned()));
     path
@@ -70,6 +82,12 @@ pub(crate) struct DriveItem {
     pub folder: Option<serde_json::Value>,
     #[serde(default, rename = "@microsoft.graph.downloadUrl")]
     pub download_url: Option<String>,
+    /// The stored name, exactly as OneDrive keeps it (its lookups ignore case).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The version tag a conditional delete names.
+    #[serde(default, rename = "eTag")]
+    pub e_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,6 +109,28 @@ pub(crate) struct Hashes {
 impl DriveItem {
     pub fn quick_xor(&self) -> Option<&str> {
         self.file.as_ref()?.hashes.as_ref()?.quick_xor_hash.as_deref()
+    }
+
+    /// Whether the item is named exactly `name`, case included.
+    pub fn named(&self, name: &str) -> bool {
+        self.name.as_deref() == Some(name)
+    }
+
+    /// The item as a stored document, the only thing a key may name: a folder,
+    /// or an item with no file facet (a OneNote notebook, a package), is
+    /// `InvalidInput`.
+    pub fn into_document(self) -> Result<Self> {
+        if self.folder.is_some() {
+            return Err(StorageError::invalid_input(
+                "the key names a onedrive folder, not a stored document",
+            ));
+        }
+        if self.file.is_none() {
+            return Err(StorageError::invalid_input(
+                "the key names a onedrive item that is not a file",
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -334,39 +374,131 @@ impl GraphApi {
             .await
     }
 
-    /// The item at an object's path, with its hash.
-    pub async fn get_item_by_path(&self, name: &ObjectName) -> Result<DriveItem> {
-        let path = by_path(name, &[]);
-        self.options
+    /// A stored document by key: [`GraphApi::get_item`] and
+    /// [`DriveItem::into_document`].
+    pub async fn document(&self, id: &str) -> Result<DriveItem> {
+        self.get_item(id).await?.into_document()
+    }
+
+    /// The item at a path of segments below `me/drive/`, or `None` when there is none.
+    async fn item_at<S: AsRef<str> + Sync>(&self, path: &[S]) -> Result<Option<DriveItem>> {
+        let found = self
+            .options
             .retry
             .run(|| async {
-                let resp = self.send(self.request(Method::GET, &path, Some(SELECT), None)).await?;
-                read_json(resp, None).await
+                let resp = self.send(self.request(Method::GET, path, Some(SELECT), None)).await?;
+                read_json::<DriveItem>(resp, None).await
             })
+            .await;
+        match found {
+            Ok(item) => Ok(Some(item)),
+            Err(StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The item at `root:/{name}:`. OneDrive matches the name without regard to
+    /// case; the caller checks [`DriveItem::named`].
+    pub async fn top_level(&self, name: &str) -> Result<Option<DriveItem>> {
+        self.item_at(&["me".to_owned(), "drive".to_owned(), "root:".to_owned(), format!("{name}:")])
             .await
     }
 
-    /// Deletes an item; one already gone is `Ok`.
-    pub async fn delete(&self, id: &str) -> Result<()> {
+    /// The item at a slot (a name in a folder), matched without regard to case.
+    pub async fn item_in(&self, slot: &Slot) -> Result<Option<DriveItem>> {
+        self.item_at(&in_folder(slot, &[])).await
+    }
+
+    /// Creates a folder at the top of the drive; `None` when an item of that
+    /// name (in any case) exists already.
+    pub async fn create_top_folder(&self, name: &str) -> Result<Option<DriveItem>> {
+        let body = serde_json::json!({
+            "name": name,
+            "folder": {},
+            "@microsoft.graph.conflictBehavior": "fail",
+        });
+        let created = self
+            .options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(self.request(
+                        Method::POST,
+                        &["me", "drive", "root", "children"],
+                        None,
+                        Some(BodyRead::from_serialize(&body).map_err(|e| self.failure(e))?),
+                    ))
+                    .await?;
+                read_json::<DriveItem>(resp, None).await
+            })
+            .await;
+        match created {
+            Ok(item) => Ok(Some(item)),
+            Err(StorageError::Provider { status: 409, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Renames an item; `None` when another item of that name (in any case) is
+    /// in the way. A rename never replaces: whether Graph honours
+    /// `conflictBehavior=replace` on an update is undocumented.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<Option<DriveItem>> {
+        check_item_id(id)?;
+        let body = serde_json::json!({ "name": name });
+        let renamed = self
+            .options
+            .retry
+            .run(|| async {
+                let resp = self
+                    .send(self.request(
+                        Method::PATCH,
+                        &["me", "drive", "items", id],
+                        None,
+                        Some(BodyRead::from_serialize(&body).map_err(|e| self.failure(e))?),
+                    ))
+                    .await?;
+                read_json::<DriveItem>(resp, Some(id)).await
+            })
+            .await;
+        match renamed {
+            Ok(item) => Ok(Some(item)),
+            Err(StorageError::Provider { status: 409, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes an item (to the recycle bin); one already gone is `Ok`. With an
+    /// `etag`, only that version of the item is deleted: `Ok(false)` when it has
+    /// changed since (412).
+    pub async fn delete_version(&self, id: &str, etag: Option<&str>) -> Result<bool> {
         check_item_id(id)?;
         let res = self
             .options
             .retry
             .run(|| async {
-                let resp = self
-                    .send(self.request(Method::DELETE, &["me", "drive", "items", id], None, None))
-                    .await?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(answer_error(resp, Some(id)).await)
+                let mut req = self.graph.custom(Method::DELETE, None).extend_path(&["me", "drive", "items", id]);
+                if let Some(tag) = etag {
+                    let value = reqwest::header::HeaderValue::from_str(tag)
+                        .map_err(|_| StorageError::invalid_input("onedrive sent an etag that is not a header value"))?;
+                    req = req.header(reqwest::header::IF_MATCH, value);
+                }
+                let resp = self.send(req.send()).await?;
+                match resp.status().as_u16() {
+                    200..=299 => Ok(true),
+                    412 => Ok(false),
+                    _ => Err(answer_error(resp, Some(id)).await),
                 }
             })
             .await;
         match res {
-            Err(StorageError::NotFound { .. }) => Ok(()),
+            Err(StorageError::NotFound { .. }) => Ok(true),
             other => other,
         }
+    }
+
+    /// Deletes an item (to the recycle bin); one already gone is `Ok`.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        self.delete_version(id, None).await.map(drop)
     }
 
     /// `GET /me/drive`: a cheap authenticated call.
@@ -382,13 +514,13 @@ impl GraphApi {
             .await
     }
 
-    /// Creates an upload session at the object's path, replacing an existing
-    /// file of that name, and returns its `uploadUrl`.
-    pub async fn create_session(&self, name: &ObjectName, size: u64) -> Result<String> {
-        let path = by_path(name, &["createUploadSession"]);
+    /// Creates an upload session for a new file at `slot` and returns its
+    /// `uploadUrl`. The session fails rather than replace a file of that name.
+    pub async fn create_session(&self, slot: &Slot, size: u64) -> Result<String> {
+        let path = in_folder(slot, &["createUploadSession"]);
         let body = serde_json::json!({"item": {
-            "@microsoft.graph.conflictBehavior": "replace",
-            "name": name.file_name(),
+            "@microsoft.graph.conflictBehavior": "fail",
+            "name": slot.name,
             "fileSize": size,
         }});
         #[derive(Deserialize)]
@@ -413,15 +545,20 @@ impl GraphApi {
             .await
     }
 
-    /// A simple `PUT …:/content`: only for empty files, which an upload session
-    /// cannot carry (a fragment needs at least one byte).
-    pub async fn put_small(&self, name: &ObjectName, body: Bytes) -> Result<DriveItem> {
-        let path = by_path(name, &["content"]);
+    /// A simple `PUT …:/content` of a new file at `slot`: only for empty files,
+    /// which an upload session cannot carry (a fragment needs at least one byte).
+    pub async fn put_small(&self, slot: &Slot, body: Bytes) -> Result<DriveItem> {
+        let path = in_folder(slot, &["content"]);
         self.options
             .retry
             .run(|| async {
                 let resp = self
-                    .send(self.request(Method::PUT, &path, None, Some(BodyRead::from(body.to_vec()))))
+                    .send(self.request(
+                        Method::PUT,
+                        &path,
+                        Some(FAIL_ON_CONFLICT),
+                        Some(BodyRead::from(body.to_vec())),
+                    ))
                     .await?;
                 read_json(resp, None).await
             })
@@ -455,12 +592,15 @@ mod tests {
     }
 
     #[test]
-    fn paths_address_the_user_folder() {
-        let n = ObjectName::new("u-1", "doc", ".pdf").unwrap();
-        assert_eq!(by_path(&n, &[]).join("/"), "me/drive/root:/u-1/doc.pdf:");
+    fn slots_address_a_name_in_a_folder() {
+        let slot = Slot {
+            folder: "01ABC".into(),
+            name: "doc.pdf".into(),
+        };
+        assert_eq!(in_folder(&slot, &[]).join("/"), "me/drive/items/01ABC:/doc.pdf:");
         assert_eq!(
-            by_path(&n, &["content"]).join("/"),
-            "me/drive/root:/u-1/doc.pdf:/content"
+            in_folder(&slot, &["content"]).join("/"),
+            "me/drive/items/01ABC:/doc.pdf:/content"
         );
     }
 }

@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod download;
 mod error;
+mod folders;
 pub mod oauth;
 mod purge;
 mod upload;

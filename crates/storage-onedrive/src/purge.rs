@@ -1,26 +1,18 @@
-//! Removing everything stored for one user: the `root:/{user_id}` folder.
+//! Removing everything stored for one user: the `root:/{user}` folder.
 //!
-//! Deleting a folder item deletes its children with it
-//! (<https://learn.microsoft.com/graph/api/driveitem-delete>). The children are
-//! listed first, only to report what goes.
+//! Deleting a folder item moves it, with its children, to the recycle bin
+//! (<https://learn.microsoft.com/graph/api/driveitem-delete>), where the user can
+//! restore it; nothing is destroyed permanently. The children are listed first,
+//! only to report what goes.
 
 use serde::Deserialize;
-use storage_core::{PurgeReport, Result, StorageError, validate_part};
+use storage_core::stored_name::encode_part;
+use storage_core::{FolderOutcome, PurgeReport, Result, StorageError, validate_part};
 use url::Url;
 
 use crate::client::{DriveItem, GraphApi};
 use crate::error::{read_json, transport};
-
-/// The user's folder item.
-#[derive(Debug, Deserialize)]
-struct Folder {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    folder: Option<serde_json::Value>,
-}
+use crate::folders::{Folders, own_folder};
 
 /// One page of `…/children`.
 #[derive(Debug, Deserialize)]
@@ -40,16 +32,6 @@ fn bearer(api: &GraphApi) -> Result<String> {
         })
 }
 
-/// `{graph}me/drive/root:/{user}:`, the user segment percent-encoded.
-fn folder_url(api: &GraphApi, user: &str) -> Result<Url> {
-    let mut url = api.endpoints.graph.clone();
-    url.path_segments_mut()
-        .map_err(|()| StorageError::invalid_input("the graph endpoint cannot hold a path"))?
-        .pop_if_empty()
-        .extend(["me", "drive", "root:", &format!("{user}:")]);
-    Ok(url)
-}
-
 async fn get_json<T: serde::de::DeserializeOwned>(api: &GraphApi, url: &str) -> Result<T> {
     api.options
         .retry
@@ -67,14 +49,12 @@ async fn get_json<T: serde::de::DeserializeOwned>(api: &GraphApi, url: &str) -> 
         .await
 }
 
-/// The user's folder, or `None` when there is none.
-async fn user_folder(api: &GraphApi, user: &str) -> Result<Option<Folder>> {
-    let mut url = folder_url(api, user)?;
-    url.query_pairs_mut().append_pair("$select", "id,name,folder");
-    match get_json::<Folder>(api, url.as_str()).await {
-        Ok(item) => Ok(Some(item)),
-        Err(StorageError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
+/// The folder named exactly `name` at the top of the drive, if any. A path
+/// taken by an item whose name differs in case belongs to someone else: `None`.
+async fn folder_named(api: &GraphApi, name: &str) -> Result<Option<String>> {
+    match api.top_level(name).await? {
+        Some(item) if item.named(name) => own_folder(item, name).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -106,33 +86,33 @@ async fn count(api: &GraphApi, folder_id: &str) -> Result<PurgeReport> {
     Ok(report)
 }
 
-/// Deletes `root:/{user}` and reports the files it held.
-pub(crate) async fn purge_user(api: &GraphApi, user: &str) -> Result<PurgeReport> {
+/// Moves the user's folders to the recycle bin: the stored spelling, and the raw
+/// user id that versions before the case-safe spelling used (`Alice`, now
+/// `^alice`), when its name matches exactly.
+pub(crate) async fn purge_user(api: &GraphApi, folders: &Folders, user: &str) -> Result<PurgeReport> {
     validate_part("user_id", user)?;
-    let Some(folder) = user_folder(api, user).await? else {
-        return Ok(PurgeReport::default());
-    };
-    if folder.folder.is_none() {
-        return Err(StorageError::invalid_input(
-            "the user's path holds a file, not a folder; it was not made by this library",
-        ));
+    let stored = encode_part(user);
+    let mut names = vec![stored.clone()];
+    if stored != user {
+        names.push(user.to_owned());
     }
-    // OneDrive paths ignore case: `root:/Alice` finds `alice`'s folder, which this
-    // purge must never take.
-    if folder.name != user {
-        return Err(StorageError::invalid_input(
-            "onedrive matched the user id to a folder whose name differs in case; user ids that differ only in case share a folder on onedrive, so it was not purged",
-        ));
+    let mut report = PurgeReport::default();
+    for name in &names {
+        let Some(folder) = folder_named(api, name).await? else {
+            continue;
+        };
+        report += count(api, &folder).await?;
+        // Already gone (404) is `Ok`.
+        api.delete(&folder).await?;
+        report.folder = report.folder.or_more_cautious(FolderOutcome::Trashed);
+        if folder_named(api, name).await?.is_some() {
+            return Err(StorageError::Provider {
+                status: 200,
+                code: Some("purgeIncomplete".to_owned()),
+                message: "the user's folder is still listed after the purge; call it again".to_owned(),
+            });
+        }
     }
-    let report = count(api, &folder.id).await?;
-    // Already gone (404) is `Ok`.
-    api.delete(&folder.id).await?;
-    if user_folder(api, user).await?.is_some() {
-        return Err(StorageError::Provider {
-            status: 200,
-            code: Some("purgeIncomplete".to_owned()),
-            message: "the user's folder is still listed after the purge; call it again".to_owned(),
-        });
-    }
+    folders.forget(&stored).await;
     Ok(report)
 }

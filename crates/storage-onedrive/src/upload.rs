@@ -16,9 +16,9 @@
 
 use serde::Deserialize;
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
-use storage_core::{Checksum, ObjectName, Result, StorageError};
+use storage_core::{Checksum, Result, StorageError};
 
-use crate::client::{DriveItem, GraphApi};
+use crate::client::{DriveItem, GraphApi, Slot};
 use crate::config::FRAGMENT_UNIT;
 use crate::error::{answer_error, read_json, transport};
 
@@ -128,19 +128,19 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Uploads `size` (> 0) bytes to `name` through upload sessions; returns the
-/// item and the quickXorHash of what was sent.
+/// Uploads `size` (> 0) bytes to a new file at `slot` through upload sessions;
+/// returns the item and the quickXorHash of what was sent.
 pub(crate) async fn upload(
     api: &GraphApi,
     gauge: &BufferGauge,
-    name: &ObjectName,
+    slot: &Slot,
     source: UploadSource,
     size: u64,
 ) -> Result<(DriveItem, Checksum)> {
     let mut window = UploadWindow::new(source, size, HashKind::QuickXor);
     let mut restarts = 1;
     loop {
-        let url = api.create_session(name, size).await?;
+        let url = api.create_session(slot, size).await?;
         let mut guard = CancelOnDrop::new(api, &url);
         let sent = send(api, gauge, &url, &mut window).await;
         guard.disarm();
@@ -152,7 +152,7 @@ pub(crate) async fn upload(
             // Look for that file before starting over, or before failing a stream that
             // cannot be replayed while the file it sent is in place.
             Ok(SessionEnd::Gone) if window.start() + window.held() as u64 == size => {
-                if let Some(item) = committed(api, name, window.checksum(), size).await {
+                if let Some(item) = committed(api, slot, window.checksum(), size).await {
                     return Ok((item, window.checksum()));
                 }
                 if restarts > 0 && window.can_restart() {
@@ -183,9 +183,9 @@ fn session_lost() -> StorageError {
     }
 }
 
-/// The item at `name` when it holds exactly the `size` bytes hashed to `sent`.
-async fn committed(api: &GraphApi, name: &ObjectName, sent: Checksum, size: u64) -> Option<DriveItem> {
-    let item = api.get_item_by_path(name).await.ok()?;
+/// The item at `slot` when it holds exactly the `size` bytes hashed to `sent`.
+async fn committed(api: &GraphApi, slot: &Slot, sent: Checksum, size: u64) -> Option<DriveItem> {
+    let item = api.item_in(slot).await.ok()??;
     let stored = item.quick_xor().and_then(Checksum::from_quick_xor_base64)?;
     (stored == sent && item.size == Some(size)).then_some(item)
 }

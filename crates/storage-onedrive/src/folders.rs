@@ -1,0 +1,79 @@
+//! The per-user folder: `root:/{stored user}`, found by exact name, created
+//! once, cached.
+//!
+//! OneDrive's paths ignore case, so `root:/alice:` also finds a folder named
+//! `Alice`. Versions before the case-safe spelling named folders by the raw user
+//! id; such a folder, whose name differs from the one asked for, belongs to
+//! another user and is never written into.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use storage_core::{Result, StorageError};
+use tokio::sync::Mutex;
+
+use crate::client::{DriveItem, GraphApi};
+
+/// One user's cached folder id; its lock is held across the lookup-or-create,
+/// and one user's slow lookup never stalls another user's.
+type Slot = Arc<Mutex<Option<String>>>;
+
+/// Folder ids by stored user name, for one backend and its clones.
+#[derive(Debug, Default)]
+pub(crate) struct Folders {
+    slots: parking_lot::Mutex<HashMap<String, Slot>>,
+}
+
+impl Folders {
+    fn slot(&self, user: &str) -> Slot {
+        Arc::clone(self.slots.lock().entry(user.to_owned()).or_default())
+    }
+
+    /// The id of the folder named `user` (a stored name) at the top of the
+    /// drive, creating it when missing.
+    pub async fn folder_for(&self, api: &GraphApi, user: &str) -> Result<String> {
+        let slot = self.slot(user);
+        let mut cached = slot.lock().await;
+        if let Some(id) = cached.as_ref() {
+            return Ok(id.clone());
+        }
+        // Two attempts: another process may create the folder between our
+        // lookup and our create, which then answers 409.
+        for _ in 0..2 {
+            let found = match api.top_level(user).await? {
+                Some(item) => Some(item),
+                None => api.create_top_folder(user).await?,
+            };
+            if let Some(item) = found {
+                let id = own_folder(item, user)?;
+                *cached = Some(id.clone());
+                return Ok(id);
+            }
+        }
+        Err(StorageError::Provider {
+            status: 409,
+            code: Some("folderRace".into()),
+            message: "the user's folder was created and removed while it was looked up; try again".into(),
+        })
+    }
+
+    /// Forgets a cached folder that turned out to be gone.
+    pub async fn forget(&self, user: &str) {
+        *self.slot(user).lock().await = None;
+    }
+}
+
+/// The folder's id, when `item` is a folder named exactly `user`.
+pub(crate) fn own_folder(item: DriveItem, user: &str) -> Result<String> {
+    if item.folder.is_none() {
+        return Err(StorageError::invalid_input(
+            "the user's path holds a file, not a folder; it was not made by this library",
+        ));
+    }
+    if !item.named(user) {
+        return Err(StorageError::invalid_input(
+            "the user's path is taken by a folder whose name differs only in case (made by a version before names were stored case-safe); it belongs to another user, so nothing is written into it",
+        ));
+    }
+    Ok(item.id)
+}
