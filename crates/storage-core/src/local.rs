@@ -15,6 +15,7 @@ use crate::checksum::Md5Hasher;
 use crate::error::{Result, StorageError};
 use crate::meta::ObjectMeta;
 use crate::name::{ObjectKey, ObjectName, validate_part};
+use crate::stored_name::validate_stored_part as validate_stored;
 use crate::purge::PurgeReport;
 
 /// Read buffer size for streams and hashing.
@@ -75,8 +76,8 @@ impl LocalBackend {
         let (Some(user), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(StorageError::invalid_input("a local key is `{user_id}/{file name}`"));
         };
-        validate_part("key user part", user)?;
-        validate_part("key file part", file)?;
+        validate_stored("key user part", user)?;
+        validate_stored("key file part", file)?;
         let dir = self.root.join(user);
         let path = dir.join(file);
         Ok((dir, path))
@@ -109,7 +110,7 @@ impl LocalBackend {
 
     /// Writes through a temporary file and renames it into place.
     async fn write_atomically(&self, name: &ObjectName, body: Body) -> Result<ObjectKey> {
-        let key = ObjectKey::new(name.path());
+        let key = ObjectKey::new(name.stored_path());
         let (dir, path) = self.resolve(&key)?;
         Self::refuse_symlink(&dir).await?;
         match tokio::fs::create_dir(&dir).await {
@@ -118,7 +119,7 @@ impl LocalBackend {
             Err(e) => return Err(StorageError::io("failed to create the user folder", e)),
         }
         Self::refuse_symlink(&path).await?;
-        let tmp = dir.join(format!("{}#{:016x}.part", name.file_name(), fastrand::u64(..)));
+        let tmp = dir.join(format!("{}#{:016x}.part", name.stored_file_name(), fastrand::u64(..)));
         let guard = RemoveOnDrop(Some(tmp.clone()));
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -279,15 +280,46 @@ impl StorageBackend for LocalBackend {
         ))
     }
 
-    /// Removes `{root}/{user_id}` and everything in it. Objects are counted as
-    /// the regular files in the folder, temporaries of unfinished puts excluded;
-    /// a symbolic link in the folder is removed, never followed. A user folder
-    /// that is itself a symbolic link is refused.
+    /// Removes the user's folder (`{root}/{stored user}`, and `{root}/{user_id}`
+    /// that versions before the case-safe spelling wrote) and everything in it.
+    /// Only a folder whose name matches exactly is taken, even on a file system
+    /// that ignores case. Objects are counted as the regular files in the
+    /// folder, temporaries of unfinished puts excluded; a symbolic link in the
+    /// folder is removed, never followed. A user folder that is itself a
+    /// symbolic link is refused.
     async fn purge_user(&self, user_id: &str) -> Result<PurgeReport> {
         validate_part("user_id", user_id)?;
-        let dir = self.root.join(user_id);
-        Self::refuse_symlink(&dir).await?;
-        let mut entries = match tokio::fs::read_dir(&dir).await {
+        let stored = crate::stored_name::encode_part(user_id);
+        let mut names = vec![stored.clone()];
+        if stored != user_id {
+            names.push(user_id.to_owned());
+        }
+        let mut entries = tokio::fs::read_dir(&self.root)
+            .await
+            .map_err(|e| StorageError::io("failed to list the root directory", e))?;
+        let mut report = PurgeReport::default();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| StorageError::io("failed to list the root directory", e))?
+        {
+            if names.iter().any(|n| entry.file_name() == n.as_str()) {
+                report += self.purge_dir(&entry.path()).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.health().await
+    }
+}
+
+impl LocalBackend {
+    /// Removes one user folder and what it holds.
+    async fn purge_dir(&self, dir: &Path) -> Result<PurgeReport> {
+        Self::refuse_symlink(dir).await?;
+        let mut entries = match tokio::fs::read_dir(dir).await {
             Ok(e) => e,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound) => return Ok(PurgeReport::default()),
             Err(e) if matches!(e.kind(), ErrorKind::NotADirectory) => {
@@ -323,15 +355,15 @@ impl StorageBackend for LocalBackend {
                 report += PurgeReport::new(1, meta.len());
             }
         }
-        match tokio::fs::remove_dir(&dir).await {
+        match tokio::fs::remove_dir(dir).await {
             Ok(()) => sync_dir(&self.root).await?,
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io("failed to delete the user folder", e)),
         }
-        Ok(report)
+        Ok(report.with_folder(crate::purge::FolderOutcome::Removed))
     }
 
-    async fn health_check(&self) -> Result<()> {
+    async fn health(&self) -> Result<()> {
         let meta = tokio::fs::metadata(&self.root)
             .await
             .map_err(|e| StorageError::io("the root directory is not reachable", e))?;

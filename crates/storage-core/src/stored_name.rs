@@ -173,6 +173,20 @@ pub fn decode_part(stored: &str) -> Option<String> {
     Some(out)
 }
 
+/// Checks a stored part (read from a key or a listing): it must read back
+/// ([`decode_part`]) to a part that passes [`validate_part`](crate::validate_part).
+///
+/// # Errors
+/// [`StorageError::InvalidInput`](crate::StorageError::InvalidInput) naming `what`.
+pub fn validate_stored_part(what: &str, stored: &str) -> crate::Result<()> {
+    let Some(original) = decode_part(stored) else {
+        return Err(crate::StorageError::invalid_input(format!(
+            "{what} is not a stored name (a `^` escape is malformed)"
+        )));
+    };
+    crate::validate_part(what, &original)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
