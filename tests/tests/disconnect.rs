@@ -27,11 +27,17 @@ fn is_invalid_grant(r: &Result<(), StorageError>) -> bool {
 fn assert_purged_in_emulator(emu: &EmulatorHandle, provider: &str, fixture: &PurgeFixture) {
     if provider == "gdrive" {
         let files = emu.drive_files();
-        assert!(!files.iter().any(|f| f.name == fixture.victim), "victim folder left");
+        // The victim's documents are deleted; its folder is in the trash, empty.
+        let trashed: Vec<_> = files.iter().filter(|f| f.name == fixture.victim && f.trashed).collect();
+        assert!(
+            !files.iter().any(|f| f.name == fixture.victim && !f.trashed),
+            "victim folder left"
+        );
+        assert!(!files.iter().any(|f| trashed.iter().any(|t| f.parents.contains(&t.id))));
         for (key, body) in &fixture.bystander_objects {
             assert_eq!(emu.drive_file_content(key.as_str()).unwrap(), body);
         }
-        assert_eq!(files.len(), 1 + fixture.bystander_objects.len());
+        assert_eq!(files.len(), 1 + trashed.len() + fixture.bystander_objects.len());
     } else {
         assert!(emu.graph_item_by_path(&format!("/{}", fixture.victim)).is_none());
         for (key, body) in &fixture.bystander_objects {

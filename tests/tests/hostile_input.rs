@@ -78,9 +78,9 @@ async fn drives() -> Drives {
 }
 
 /// Any string is refused with `InvalidInput`, or it becomes a Drive file named
-/// exactly `{document_id}{extension}` in a folder named exactly `{user_id}`
-/// directly under the root, and a OneDrive item at exactly
-/// `/{user_id}/{document_id}{extension}`: nothing outside the user's folder.
+/// exactly the stored `{document_id}{extension}` in a folder named exactly the
+/// stored `{user_id}` directly under the root, and a OneDrive item at exactly
+/// `/{stored user}/{stored file}`: nothing outside the user's folder.
 #[test]
 fn object_names_are_refused_or_stay_in_the_users_folder() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -99,7 +99,10 @@ fn object_names_are_refused_or_stay_in_the_users_folder() {
         accepted.set(accepted.get() + 1);
         prop_assert_eq!(name.user_id(), user.as_str());
         prop_assert_eq!(name.file_name(), format!("{doc}{ext}"));
-        let file = name.file_name();
+        let file = name.stored_file_name();
+        let folder_name = name.stored_user();
+        let decoded = storage_core::stored_name::decode_part(&folder_name);
+        prop_assert_eq!(decoded.as_deref(), Some(user.as_str()));
         rt.block_on(async {
             let body = Bytes::from_static(b"x");
             // Drive.
@@ -111,7 +114,7 @@ fn object_names_are_refused_or_stay_in_the_users_folder() {
             prop_assert_eq!(stored.parents.len(), 1);
             let folder = files.iter().find(|f| f.id == stored.parents[0]).unwrap();
             prop_assert!(folder.is_folder);
-            prop_assert_eq!(&folder.name, &user);
+            prop_assert_eq!(&folder.name, &folder_name);
             prop_assert!(
                 folder.parents.iter().all(|p| !files.iter().any(|f| &f.id == p)),
                 "the user folder is not directly under the root"
@@ -122,10 +125,8 @@ fn object_names_are_refused_or_stay_in_the_users_folder() {
             let key = key.map_err(|e| TestCaseError::fail(format!("onedrive put {user:?}/{file:?}: {e}")))?;
             let item = d.emu.graph_items().into_iter().find(|i| i.id == key.as_str()).unwrap();
             prop_assert_eq!(&item.name, &file);
-            // OneDrive paths are case-insensitive: a folder made by an earlier case
-            // keeps the case it was made with.
-            prop_assert_eq!(item.path.to_lowercase(), format!("/{user}/{file}").to_lowercase());
-            let parent = d.emu.graph_item_by_path(&format!("/{user}")).unwrap();
+            prop_assert_eq!(&item.path, &format!("/{folder_name}/{file}"));
+            let parent = d.emu.graph_item_by_path(&format!("/{folder_name}")).unwrap();
             prop_assert!(parent.is_folder);
             prop_assert_eq!(item.parent_id.as_deref(), Some(parent.id.as_str()));
             prop_assert_eq!(d.onedrive.get_object(&key).await.unwrap(), body);

@@ -546,11 +546,9 @@ async fn quick_xor_hash_matches_published_vectors() {
     for (i, (input, expected)) in vectors.iter().enumerate() {
         let data = base64::engine::general_purpose::STANDARD.decode(input).unwrap();
         let item = graph_put(&emu, &token, &format!("v{i}.bin"), &data).await;
-        assert_eq!(
-            item["file"]["hashes"]["quickXorHash"],
-            json!(expected),
-            "vector {input}"
-        );
+        // OneDrive reports no hash for an empty file (onedrive-api-docs issue 1704).
+        let shown = if data.is_empty() { json!(null) } else { json!(expected) };
+        assert_eq!(item["file"]["hashes"]["quickXorHash"], shown, "vector {input}");
         let info = emu.graph_item_by_path(&format!("/v{i}.bin")).unwrap();
         assert_eq!(info.quick_xor_hash.as_deref(), Some(*expected));
     }

@@ -19,10 +19,7 @@ use crate::config::{GRAPH_HOSTS, GraphEndpoints, OneDriveOptions, is_loopback};
 use crate::error::{answer_error, read_json, transport};
 
 /// The fields every item read asks for.
-const SELECT: (&str, &str) = (
-    "$select",
-    "id,name,size,file,folder,eTag,@microsoft.graph.downloadUrl",
-);
+const SELECT: (&str, &str) = ("$select", "id,name,size,file,folder,eTag,@microsoft.graph.downloadUrl");
 /// Fail, never replace, on a name clash: a write never overwrites bytes in place.
 const FAIL_ON_CONFLICT: (&str, &str) = ("@microsoft.graph.conflictBehavior", "fail");
 
@@ -400,8 +397,13 @@ impl GraphApi {
     /// The item at `root:/{name}:`. OneDrive matches the name without regard to
     /// case; the caller checks [`DriveItem::named`].
     pub async fn top_level(&self, name: &str) -> Result<Option<DriveItem>> {
-        self.item_at(&["me".to_owned(), "drive".to_owned(), "root:".to_owned(), format!("{name}:")])
-            .await
+        self.item_at(&[
+            "me".to_owned(),
+            "drive".to_owned(),
+            "root:".to_owned(),
+            format!("{name}:"),
+        ])
+        .await
     }
 
     /// The item at a slot (a name in a folder), matched without regard to case.
@@ -476,7 +478,10 @@ impl GraphApi {
             .options
             .retry
             .run(|| async {
-                let mut req = self.graph.custom(Method::DELETE, None).extend_path(&["me", "drive", "items", id]);
+                let mut req = self
+                    .graph
+                    .custom(Method::DELETE, None)
+                    .extend_path(&["me", "drive", "items", id]);
                 if let Some(tag) = etag {
                     let value = reqwest::header::HeaderValue::from_str(tag)
                         .map_err(|_| StorageError::invalid_input("onedrive sent an etag that is not a header value"))?;

@@ -335,14 +335,14 @@ mod tests {
             .create(&serde_json::Map::new(), bytes::Bytes::new(), Some("text/plain"))
             .unwrap();
         file.name = "Report.PDF".into();
-        let hit = |q: &str| Query::parse(q).unwrap().matches(&file, "root");
-        assert!(hit("name = 'report.pdf'"));
-        assert!(hit("name = 'REPORT.pdf'"));
-        assert!(!hit("name != 'report.pdf'"));
-        assert!(hit("name != 'report.pd'"));
-        assert!(!hit("mimeType = 'TEXT/PLAIN'"));
+        let hit = |file: &DriveFile, q: &str| Query::parse(q).unwrap().matches(file, "root");
+        assert!(hit(&file, "name = 'report.pdf'"));
+        assert!(hit(&file, "name = 'REPORT.pdf'"));
+        assert!(!hit(&file, "name != 'report.pdf'"));
+        assert!(hit(&file, "name != 'report.pd'"));
+        assert!(!hit(&file, "mimeType = 'TEXT/PLAIN'"));
         file.name = "Ärger".into();
-        assert!(hit("name = 'ärger'"));
+        assert!(hit(&file, "name = 'ärger'"));
     }
 
     #[test]
