@@ -67,10 +67,17 @@ impl Capabilities {
 /// # Contract
 /// - Names are validated [`ObjectName`]s; a backend stores the file as
 ///   `{document_id}{extension}` under a folder for `user_id`.
+/// - **Names are injective.** Two names that differ in any byte, case included,
+///   never share a stored object or a user folder, whatever the provider's case
+///   rules: providers store the case-safe spelling of [`crate::stored_name`].
+/// - **Only documents are keys.** A key that names a folder, or anything else
+///   that is not a stored object, is `InvalidInput` or `NotFound` for every
+///   method, and nothing is deleted.
 /// - `put_*` returns the provider-native [`ObjectKey`] that the other methods take.
 ///   Putting the same name again replaces the stored bytes or stores a new object;
 ///   either way the returned key reads back the new bytes.
-/// - A failed put leaves no partial object visible.
+/// - A failed put leaves no partial object visible, and never destroys the bytes
+///   an earlier put of the same name stored.
 /// - `put_stream` is told the `size` up front. A stream that yields a different
 ///   number of bytes fails with [`InvalidInput`](crate::StorageError::InvalidInput)
 ///   and stores nothing.
@@ -130,12 +137,17 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
     /// `Ok` when the backend is reachable and its credentials work; the error says why not.
     async fn health_check(&self) -> Result<()>;
 
-    /// Deletes every object stored for `user_id`, and the user's folder; nothing
-    /// else is touched.
+    /// Deletes every object stored for `user_id`, and deals with the user's
+    /// folder; nothing else is touched.
     ///
     /// # Contract
     /// - `user_id` is checked by the [`ObjectName`] rules before any request, so it
-    ///   can only name one user's folder: never a parent, the root, or another user.
+    ///   can only name one user's folder: never a parent, the root, or another user,
+    ///   not even one whose id differs only in case.
+    /// - It never permanently destroys what the application did not create. Files
+    ///   the user put in the folder (invisible to a Drive app with the
+    ///   `drive.file` scope) go to the provider's trash with the folder, or the
+    ///   folder is kept; [`PurgeReport::folder`] says which.
     /// - It is idempotent: a second call, or a call after an interrupted one, removes
     ///   what is left and reports only that; a user with nothing stored is `Ok` with
     ///   an empty report.
