@@ -221,13 +221,14 @@ pub enum Auth {
     Exchange {
         provider: Provider,
         /// The code from the redirect.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         code: String,
         /// The redirect URI used for the authorize URL.
         #[arg(long)]
         redirect_uri: String,
-        /// The PKCE verifier `auth url` printed.
-        #[arg(long)]
+        /// The PKCE verifier `auth url` printed. A verifier is base64url and may
+        /// begin with `-`; it is taken as a value all the same.
+        #[arg(long, allow_hyphen_values = true)]
         verifier: String,
         /// Where to write the credential JSON.
         #[arg(short, long)]
@@ -273,6 +274,27 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
         assert!(parse_duration("1d").is_none());
         assert!(parse_duration("m").is_none());
+    }
+
+    #[test]
+    fn a_verifier_may_begin_with_a_hyphen() {
+        use clap::Parser as _;
+        // base64url verifiers begin with `-` one time in 64 (the CLI test met one).
+        let cli = Cli::try_parse_from([
+            "storage",
+            "auth",
+            "exchange",
+            "gdrive",
+            "--code",
+            "-c1",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--verifier",
+            "-s0mething",
+            "-o",
+            "out.json",
+        ]);
+        assert!(cli.is_ok(), "{:?}", cli.err());
     }
 
     #[test]

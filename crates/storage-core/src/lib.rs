@@ -16,6 +16,7 @@ pub mod oauth;
 mod purge;
 pub mod retry;
 mod secret;
+pub mod slots;
 pub mod stored_name;
 pub mod stream;
 #[cfg(feature = "testkit")]

@@ -164,6 +164,13 @@ impl Run<'_> {
             .map_err(|e| format!("put_object of {len} bytes failed: {e}"))
     }
 
+    async fn put_name(&self, name: &ObjectName, body: Bytes) -> Result<ObjectKey, String> {
+        self.backend
+            .put_object(name, body, "application/pdf")
+            .await
+            .map_err(|e| format!("put_object({name}) failed: {e}"))
+    }
+
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, String> {
         self.backend
             .get_object(key)
@@ -535,11 +542,7 @@ async fn case_names(r: &Run<'_>) -> CheckResult {
     for (i, (doc, ext)) in names.iter().enumerate() {
         let name = r.name(doc, ext)?;
         let body = payload(100 + i, 40 + i as u64);
-        let key = r
-            .backend
-            .put_object(&name, body.clone(), "application/pdf")
-            .await
-            .map_err(|e| format!("put_object({name}) failed: {e}"))?;
+        let key = r.put_name(&name, body.clone()).await?;
         stored.push((name, key, body));
     }
     let outcome = async {
@@ -570,12 +573,7 @@ async fn case_names(r: &Run<'_>) -> CheckResult {
         check_all("after the puts", stored.clone()).await?;
         // A second put of one of them replaces that one only.
         let again = payload(333, 49);
-        let key = r
-            .backend
-            .put_object(&stored[0].0, again.clone(), "application/pdf")
-            .await
-            .map_err(|e| format!("second put_object of {} failed: {e}", stored[0].0))?;
-        stored[0].1 = key;
+        stored[0].1 = r.put_name(&stored[0].0, again.clone()).await?;
         stored[0].2 = again;
         check_all("after a second put of one of them", stored.clone()).await?;
         // Deleting one leaves the others.
@@ -607,21 +605,13 @@ async fn case_users(r: &Run<'_>) -> CheckResult {
     for (i, user) in users.iter().enumerate() {
         let name = ObjectName::new(user, "doc", ".pdf").map_err(|e| format!("building a valid name failed: {e}"))?;
         let body = payload(200 + i, 50 + i as u64);
-        let key = r
-            .backend
-            .put_object(&name, body.clone(), "application/pdf")
-            .await
-            .map_err(|e| format!("put_object({name}) failed: {e}"))?;
+        let key = r.put_name(&name, body.clone()).await?;
         stored.push((name, key, body));
     }
     let outcome = async {
         // A second put for one user replaces that user's document only.
         let again = payload(444, 59);
-        stored[1].1 = r
-            .backend
-            .put_object(&stored[1].0, again.clone(), "application/pdf")
-            .await
-            .map_err(|e| format!("second put_object({}) failed: {e}", stored[1].0))?;
+        stored[1].1 = r.put_name(&stored[1].0, again.clone()).await?;
         stored[1].2 = again;
         for (name, key, body) in &stored {
             compare(&format!("get_object of {name}"), &r.get(key).await?, body)?;

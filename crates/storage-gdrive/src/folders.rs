@@ -9,34 +9,25 @@
 //! lookup moves what the app can see in a losing folder into the winner and
 //! leaves the empty loser; [`crate::purge`] takes every folder of the name.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use storage_core::Result;
-use tokio::sync::Mutex;
+use storage_core::slots::Slots;
 
 use crate::client::{DriveClient, DriveFile, Kind};
 
-/// One user's cached folder id; its lock is held across the lookup-or-create,
-/// so that the puts of one backend for a new user make one folder, and one
-/// user's slow lookup never stalls another user's.
-type Slot = Arc<Mutex<Option<String>>>;
-
-/// Folder ids by stored user name, for one backend and its clones.
+/// Folder ids by stored user name, for one backend and its clones. A user's
+/// lock is held across the lookup-or-create, so that the puts of one backend
+/// for a new user make one folder, and one user's slow lookup never stalls
+/// another user's.
 #[derive(Debug, Default)]
 pub(crate) struct Folders {
-    slots: parking_lot::Mutex<HashMap<String, Slot>>,
+    ids: Slots<String>,
 }
 
 impl Folders {
-    fn slot(&self, user: &str) -> Slot {
-        Arc::clone(self.slots.lock().entry(user.to_owned()).or_default())
-    }
-
     /// The id of the folder named `user` (a stored name) under the configured
     /// parent, creating one when none exists.
     pub async fn folder_for(&self, client: &DriveClient, user: &str) -> Result<String> {
-        let slot = self.slot(user);
+        let slot = self.ids.slot(user);
         let mut cached = slot.lock().await;
         if let Some(id) = cached.as_ref() {
             return Ok(id.clone());
@@ -62,7 +53,7 @@ impl Folders {
 
     /// Forgets a cached folder that turned out to be gone.
     pub async fn forget(&self, user: &str) {
-        *self.slot(user).lock().await = None;
+        self.ids.forget(user).await;
     }
 }
 

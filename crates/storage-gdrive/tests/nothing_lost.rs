@@ -181,3 +181,39 @@ async fn a_folder_race_between_processes_loses_no_acknowledged_document() {
     }
     emu.shutdown().await;
 }
+
+/// One user's slow folder lookup does not hold up another user's first put: the
+/// folder cache locks per user (before, one lock for all users was held across
+/// the network calls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_first_put_for_one_user_does_not_stall_another_user() {
+    let (emu, token) = start().await;
+    let drive = backend(&emu, &token);
+    // The first folder lookup (the slow user's) waits 2 s.
+    emu.faults().add(
+        FaultRule::new(FaultAction::Delay { millis: 2000 })
+            .provider(Provider::Google)
+            .method("GET")
+            .path("/drive/v3/files")
+            .times(1),
+    );
+    let slow = {
+        let drive = drive.clone();
+        tokio::spawn(async move {
+            let name = ObjectName::new("slow", "d", ".pdf").unwrap();
+            drive.put_object(&name, payload(10, 1), "application/pdf").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let name = ObjectName::new("quick", "d", ".pdf").unwrap();
+    drive
+        .put_object(&name, payload(10, 2), "application/pdf")
+        .await
+        .unwrap();
+    assert!(
+        !slow.is_finished(),
+        "the other user's put finished only after the slow one"
+    );
+    slow.await.unwrap().unwrap();
+    emu.shutdown().await;
+}

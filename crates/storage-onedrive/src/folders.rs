@@ -6,33 +6,25 @@
 //! id; such a folder, whose name differs from the one asked for, belongs to
 //! another user and is never written into.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
+use storage_core::slots::Slots;
 use storage_core::{Result, StorageError};
-use tokio::sync::Mutex;
 
 use crate::client::{DriveItem, GraphApi};
 
-/// One user's cached folder id; its lock is held across the lookup-or-create,
-/// and one user's slow lookup never stalls another user's.
-type Slot = Arc<Mutex<Option<String>>>;
-
-/// Folder ids by stored user name, for one backend and its clones.
+/// Folder ids by stored user name, for one backend and its clones. A user's
+/// lock is held across the lookup-or-create, so that the puts of one backend
+/// for a new user make one folder, and one user's slow lookup never stalls
+/// another user's.
 #[derive(Debug, Default)]
 pub(crate) struct Folders {
-    slots: parking_lot::Mutex<HashMap<String, Slot>>,
+    ids: Slots<String>,
 }
 
 impl Folders {
-    fn slot(&self, user: &str) -> Slot {
-        Arc::clone(self.slots.lock().entry(user.to_owned()).or_default())
-    }
-
     /// The id of the folder named `user` (a stored name) at the top of the
     /// drive, creating it when missing.
     pub async fn folder_for(&self, api: &GraphApi, user: &str) -> Result<String> {
-        let slot = self.slot(user);
+        let slot = self.ids.slot(user);
         let mut cached = slot.lock().await;
         if let Some(id) = cached.as_ref() {
             return Ok(id.clone());
@@ -59,7 +51,7 @@ impl Folders {
 
     /// Forgets a cached folder that turned out to be gone.
     pub async fn forget(&self, user: &str) {
-        *self.slot(user).lock().await = None;
+        self.ids.forget(user).await;
     }
 }
 
