@@ -884,3 +884,112 @@ async fn refresh_token_of_another_client_is_unauthorized_client() {
     .await;
     assert_eq!(status, 200);
 }
+
+async fn drive_folder(emu: &storage_emulator::EmulatorHandle, token: &str, name: &str) -> String {
+    let resp = http()
+        .post(drive_url(emu, "files"))
+        .bearer_auth(token)
+        .json(&json!({"name": name, "mimeType": "application/vnd.google-apps.folder"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    json(resp).await["id"].as_str().unwrap().to_owned()
+}
+
+async fn names_matching(emu: &storage_emulator::EmulatorHandle, token: &str, q: &str) -> Vec<String> {
+    let resp = http()
+        .get(drive_url(emu, "files"))
+        .query(&[("q", q), ("fields", "files(name)")])
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut names: Vec<String> = json(resp).await["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `name =` ignores case while names keep theirs (goindex-theme-acrou PR 86).
+#[tokio::test]
+async fn name_queries_ignore_case_and_names_keep_it() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    drive_put(&emu, &token, "Report.pdf", b"upper").await;
+    drive_put(&emu, &token, "report.pdf", b"lower").await;
+    assert_eq!(
+        names_matching(&emu, &token, "name = 'REPORT.PDF'").await,
+        ["Report.pdf", "report.pdf"]
+    );
+    assert!(names_matching(&emu, &token, "name != 'report.pdf'").await.is_empty());
+    assert_eq!(names_matching(&emu, &token, "name contains 'rep'").await.len(), 2);
+}
+
+/// Under `drive.file` a file the user added is invisible to the app, yet a
+/// folder delete destroys it; trashing the folder (a `files.update` PATCH)
+/// trashes it instead, and it can be restored.
+#[tokio::test]
+async fn files_the_user_added_are_invisible_but_go_with_their_folder() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let folder = drive_folder(&emu, &token, "app").await;
+    let hidden = emu.drive_add_user_file(&folder, "photo.jpg", b"mine".to_vec()).unwrap();
+    assert!(emu.drive_add_user_file("nope", "x", b"x".to_vec()).is_none());
+    // Invisible: not listed, 404 to get, update and delete.
+    let q = format!("'{folder}' in parents");
+    assert!(names_matching(&emu, &token, &q).await.is_empty());
+    let get = http()
+        .get(drive_url(&emu, &format!("files/{hidden}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let patch = http()
+        .patch(drive_url(&emu, &format!("files/{hidden}")))
+        .bearer_auth(&token)
+        .json(&json!({"trashed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 404);
+    let delete = http()
+        .delete(drive_url(&emu, &format!("files/{hidden}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 404);
+    assert!(emu.drive_file_content(&hidden).is_some());
+    // Trashing the folder trashes what it holds; restoring restores it.
+    for trashed in [true, false] {
+        let resp = http()
+            .patch(drive_url(&emu, &format!("files/{folder}?fields=id,trashed")))
+            .bearer_auth(&token)
+            .json(&json!({"trashed": trashed}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(json(resp).await["trashed"], json!(trashed));
+        let state = emu.drive_files();
+        let photo = state.iter().find(|f| f.id == hidden).unwrap();
+        assert_eq!(photo.trashed, trashed);
+        assert!(!photo.created_by_app);
+    }
+    // A delete of the folder destroys the invisible file with it.
+    let delete = http()
+        .delete(drive_url(&emu, &format!("files/{folder}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    assert!(emu.drive_file_content(&hidden).is_none());
+}

@@ -861,3 +861,72 @@ async fn download_urls_are_signed_and_expire() {
     graph_put(&emu, &token, "exp.bin", b"new data").await;
     assert_eq!(http().get(&fresh).send().await.unwrap().status(), 404);
 }
+
+/// `PATCH` renames; a clash in any case is 409 whatever `conflictBehavior`
+/// says; `if-match` guards updates and deletes with 412.
+#[tokio::test]
+async fn rename_never_replaces_and_if_match_guards_delete() {
+    let emu = start().await;
+    let token = ms_token(&emu);
+    let a = graph_put(&emu, &token, "dir/a.bin", b"a").await;
+    graph_put(&emu, &token, "dir/B.bin", b"b").await;
+    let id = a["id"].as_str().unwrap();
+    let patch = |url: String, body: Value| {
+        let token = token.clone();
+        async move { http().patch(url).bearer_auth(token).json(&body).send().await.unwrap() }
+    };
+    let clash = patch(
+        graph_url(
+            &emu,
+            &format!("me/drive/items/{id}?@microsoft.graph.conflictBehavior=replace"),
+        ),
+        json!({"name": "b.bin"}),
+    )
+    .await;
+    assert_eq!(clash.status(), 409);
+    assert_eq!(json(clash).await["error"]["code"], "nameAlreadyExists");
+    assert!(emu.graph_item_by_path("/dir/B.bin").is_some(), "nothing was replaced");
+    let renamed = patch(
+        graph_url(&emu, &format!("me/drive/items/{id}")),
+        json!({"name": "c.bin"}),
+    )
+    .await;
+    assert_eq!(renamed.status(), 200);
+    let renamed = json(renamed).await;
+    assert_eq!(renamed["name"], "c.bin");
+    assert_eq!(renamed["id"], a["id"]);
+    let etag = renamed["eTag"].as_str().unwrap().to_owned();
+    // The eTag read before the rename no longer matches.
+    let stale = http()
+        .delete(graph_url(&emu, &format!("me/drive/items/{id}")))
+        .bearer_auth(&token)
+        .header("if-match", a["eTag"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let fresh = http()
+        .delete(graph_url(&emu, &format!("me/drive/items/{id}")))
+        .bearer_auth(&token)
+        .header("if-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 204);
+    assert!(emu.graph_item_by_path("/dir/c.bin").is_none());
+}
+
+/// A leading `~` is refused, as OneDrive for Business does.
+#[tokio::test]
+async fn a_leading_tilde_is_an_invalid_name() {
+    let emu = start().await;
+    let token = ms_token(&emu);
+    let resp = http()
+        .put(graph_url(&emu, "me/drive/root:/~lock.bin:/content"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
