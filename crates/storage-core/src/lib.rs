@@ -31,6 +31,7 @@ pub use memory::MemoryBackend;
 pub use meta::ObjectMeta;
 pub use name::{
     MAX_EXTENSION_LEN, MAX_PART_LEN, MAX_STORED_COMPONENT, MAX_STORED_PATH, ObjectKey, ObjectName, validate_part,
+    validate_stored_part,
 };
 pub use purge::{FolderOutcome, PurgeReport};
 pub use retry::RetryPolicy;

@@ -14,9 +14,8 @@ use crate::backend::{ByteStream, StorageBackend};
 use crate::checksum::Md5Hasher;
 use crate::error::{Result, StorageError};
 use crate::meta::ObjectMeta;
-use crate::name::{ObjectKey, ObjectName, validate_part};
+use crate::name::{ObjectKey, ObjectName, validate_part, validate_stored_part as validate_stored};
 use crate::purge::PurgeReport;
-use crate::stored_name::validate_stored_part as validate_stored;
 
 /// Read buffer size for streams and hashing.
 const READ_PIECE: usize = 256 * 1024;

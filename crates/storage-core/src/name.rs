@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::{Result, StorageError};
+use crate::stored_name::{ESCAPE, ESCAPED_DOT, decode_part, encode_part};
 
 /// The longest a name part may be, in bytes.
 pub const MAX_PART_LEN: usize = 128;
@@ -14,7 +15,7 @@ pub const MAX_EXTENSION_LEN: usize = 16;
 /// They close path injection in OneDrive's `root:/{path}:` addressing, quote
 /// injection in Drive queries, and the characters that Windows-backed drives refuse.
 /// `^` is the escape of the stored spelling ([`crate::stored_name`]).
-const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|', '#', '%', '\'', '^'];
+const FORBIDDEN: &[char] = &['/', '\\', ':', '*', '?', '"', '<', '>', '|', '#', '%', '\'', ESCAPE];
 
 /// The longest stored name component OneDrive takes, in characters.
 pub const MAX_STORED_COMPONENT: usize = 255;
@@ -68,10 +69,8 @@ impl ObjectName {
         if let Some(p) = reserved_problem(&format!("{document_id}{extension}")) {
             return Err(StorageError::invalid_input(format!("file name {p}")));
         }
-        let user = crate::stored_name::encode_part(user_id).chars().count();
-        let file = crate::stored_name::encode_file_name(document_id, extension)
-            .chars()
-            .count();
+        let user = encode_part(user_id).chars().count();
+        let file = encode_file_name(document_id, extension).chars().count();
         if user > MAX_STORED_COMPONENT || file > MAX_STORED_COMPONENT || user + file + 2 > MAX_STORED_PATH {
             return Err(StorageError::invalid_input(
                 "name is too long once its capital letters are escaped for the provider; onedrive takes 255 characters a part and 399 a path",
@@ -111,18 +110,69 @@ impl ObjectName {
 
     /// The user folder's name at the provider ([`crate::stored_name`]).
     pub fn stored_user(&self) -> String {
-        crate::stored_name::encode_part(&self.user_id)
+        encode_part(&self.user_id)
     }
 
     /// The file's name at the provider ([`crate::stored_name`]).
+    ///
+    /// A document id that ends in what looks like an extension (`v1.2`), stored
+    /// with no extension, would read like document `v1` with extension `.2`; its
+    /// last dot is written `^.` so the two stay apart.
+    ///
+    /// ```
+    /// use storage_core::ObjectName;
+    ///
+    /// let stored = |d, e| ObjectName::new("u", d, e).unwrap().stored_file_name();
+    /// assert_eq!(stored("doc-1", ".pdf"), "doc-1.pdf");
+    /// assert_eq!(stored("Doc-1", ".PDF"), "^doc-1.^p^d^f");
+    /// assert_eq!(stored("v1.2", ""), "v1^.2");
+    /// assert_eq!(stored("v1", ".2"), "v1.2");
+    /// ```
     pub fn stored_file_name(&self) -> String {
-        crate::stored_name::encode_file_name(&self.document_id, &self.extension)
+        encode_file_name(&self.document_id, &self.extension)
     }
 
     /// `{stored_user}/{stored_file_name}`.
     pub fn stored_path(&self) -> String {
         format!("{}/{}", self.stored_user(), self.stored_file_name())
     }
+}
+
+/// Whether a document id would be read as carrying an extension: it ends in `.`
+/// and 1 to 16 ASCII letters or digits; the offset of that dot.
+fn extension_like_tail(document_id: &str) -> Option<usize> {
+    let dot = document_id.rfind('.')?;
+    let tail = &document_id[dot + 1..];
+    let ok =
+        dot > 0 && (1..=MAX_EXTENSION_LEN).contains(&tail.len()) && tail.bytes().all(|b| b.is_ascii_alphanumeric());
+    ok.then_some(dot)
+}
+
+/// The stored file name of a document id and extension.
+fn encode_file_name(document_id: &str, extension: &str) -> String {
+    match extension_like_tail(document_id).filter(|_| extension.is_empty()) {
+        Some(dot) => {
+            let mut out = encode_part(&document_id[..dot]);
+            out.push_str(ESCAPED_DOT);
+            out.push_str(&encode_part(&document_id[dot + 1..]));
+            out
+        }
+        None => encode_part(document_id) + &encode_part(extension),
+    }
+}
+
+/// Checks a stored part (read from a key or a listing): it must read back
+/// ([`decode_part`]) to a part that passes [`validate_part`].
+///
+/// # Errors
+/// [`StorageError::InvalidInput`] naming `what`.
+pub fn validate_stored_part(what: &str, stored: &str) -> Result<()> {
+    let Some(original) = decode_part(stored) else {
+        return Err(StorageError::invalid_input(format!(
+            "{what} is not a stored name (a `^` escape is malformed)"
+        )));
+    };
+    validate_part(what, &original)
 }
 
 impl fmt::Display for ObjectName {
@@ -350,6 +400,27 @@ mod tests {
         // Each part fits, the path does not.
         assert!(invalid(&"A".repeat(120), &"B".repeat(120), ""));
         assert!(ObjectName::new(&"a".repeat(128), &"b".repeat(128), ".abcdefghij123456").is_ok());
+    }
+
+    #[test]
+    fn stored_file_names_keep_document_and_extension_apart() {
+        let pairs = [
+            ("v1.2", ""),
+            ("v1", ".2"),
+            ("a.pdf", ""),
+            ("a", ".pdf"),
+            ("A", ".pdf"),
+            ("a", ".PDF"),
+        ];
+        for (i, a) in pairs.iter().enumerate() {
+            for b in &pairs[i + 1..] {
+                let (ea, eb) = (encode_file_name(a.0, a.1), encode_file_name(b.0, b.1));
+                assert_ne!(ea.to_lowercase(), eb.to_lowercase(), "{a:?} ~ {b:?}");
+            }
+        }
+        assert_eq!(encode_file_name("doc-42", ""), "doc-42");
+        assert_eq!(encode_file_name("a.b-c", ""), "a.b-c");
+        assert_eq!(decode_part(&encode_file_name("v1.2", "")).as_deref(), Some("v1.2"));
     }
 
     #[test]

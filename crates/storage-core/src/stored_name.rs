@@ -12,7 +12,7 @@
 //! | `report-7.pdf` | `report-7.pdf` | lower case, digits, punctuation and uncased scripts stay as they are |
 //! | `Report.PDF` | `^report.^p^d^f` | an upper-case letter is `^` and its lower-case letter |
 //! | `Straße` | `^stra^_df_e` | a letter whose case does not round-trip one-to-one is `^_{hex code point}_` |
-//! | `v1.2` with no extension | `v1^.2` | see below |
+//! | `v1.2` with no extension | `v1^.2` | see below ([`ObjectName::stored_file_name`](crate::ObjectName::stored_file_name)) |
 //!
 //! The stored form holds no letter that has an upper-case partner other than its own
 //! lower-case self, so two stored forms that differ in any character still differ
@@ -28,6 +28,9 @@ use std::fmt::Write as _;
 
 /// The escape character; refused in every name part.
 pub(crate) const ESCAPE: char = '^';
+
+/// A dot that does not begin an extension.
+pub(crate) const ESCAPED_DOT: &str = "^.";
 
 /// Whether `c` can stand for itself: it has no case, or it is a lower-case letter
 /// whose upper case is one character that lowers back to `c`.
@@ -92,44 +95,6 @@ pub fn encode_part(part: &str) -> String {
     out
 }
 
-/// Whether a document id would be read as carrying an extension: it ends in `.`
-/// and 1 to 16 ASCII letters or digits.
-fn looks_like_extension_tail(document_id: &str) -> Option<usize> {
-    let dot = document_id.rfind('.')?;
-    let tail = &document_id[dot + 1..];
-    let ok = dot > 0
-        && (1..=crate::name::MAX_EXTENSION_LEN).contains(&tail.len())
-        && tail.bytes().all(|b| b.is_ascii_alphanumeric());
-    ok.then_some(dot)
-}
-
-/// The stored file name of a document id and extension.
-///
-/// ```
-/// use storage_core::stored_name::encode_file_name;
-///
-/// assert_eq!(encode_file_name("doc-1", ".pdf"), "doc-1.pdf");
-/// assert_eq!(encode_file_name("Doc-1", ".PDF"), "^doc-1.^p^d^f");
-/// // "v1.2" with no extension never meets "v1" with extension ".2".
-/// assert_ne!(encode_file_name("v1.2", ""), encode_file_name("v1", ".2"));
-/// ```
-pub fn encode_file_name(document_id: &str, extension: &str) -> String {
-    match looks_like_extension_tail(document_id).filter(|_| extension.is_empty()) {
-        Some(dot) => {
-            let mut out = encode_part(&document_id[..dot]);
-            out.push(ESCAPE);
-            out.push('.');
-            out.push_str(&encode_part(&document_id[dot + 1..]));
-            out
-        }
-        None => {
-            let mut out = encode_part(document_id);
-            out.push_str(&encode_part(extension));
-            out
-        }
-    }
-}
-
 /// Reads a stored part back; `None` when it is not a well-formed stored part.
 ///
 /// A part stored before the encoding (say `Alice`, from an older version) reads
@@ -173,20 +138,6 @@ pub fn decode_part(stored: &str) -> Option<String> {
     Some(out)
 }
 
-/// Checks a stored part (read from a key or a listing): it must read back
-/// ([`decode_part`]) to a part that passes [`validate_part`](crate::validate_part).
-///
-/// # Errors
-/// [`StorageError::InvalidInput`](crate::StorageError::InvalidInput) naming `what`.
-pub fn validate_stored_part(what: &str, stored: &str) -> crate::Result<()> {
-    let Some(original) = decode_part(stored) else {
-        return Err(crate::StorageError::invalid_input(format!(
-            "{what} is not a stored name (a `^` escape is malformed)"
-        )));
-    };
-    crate::validate_part(what, &original)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +156,6 @@ mod tests {
         for name in ["alice", "doc-42", "u_1.x", "日本", "ü", "a b", "100"] {
             assert_eq!(encode_part(name), name);
         }
-        assert_eq!(encode_file_name("doc-42", ".pdf"), "doc-42.pdf");
-        assert_eq!(encode_file_name("doc-42", ""), "doc-42");
-        assert_eq!(encode_file_name("a.b-c", ""), "a.b-c");
     }
 
     #[test]
@@ -230,25 +178,6 @@ mod tests {
         for name in ["Report", "Straße", "İstanbul", "\u{212a}elvin", "ǅ", "ﬀ", "Ωmega", "x"] {
             assert_eq!(decode_part(&encode_part(name)).as_deref(), Some(name), "{name}");
         }
-    }
-
-    #[test]
-    fn file_names_keep_document_and_extension_apart() {
-        let pairs = [
-            ("v1.2", ""),
-            ("v1", ".2"),
-            ("a.pdf", ""),
-            ("a", ".pdf"),
-            ("A", ".pdf"),
-            ("a", ".PDF"),
-        ];
-        for (i, a) in pairs.iter().enumerate() {
-            for b in &pairs[i + 1..] {
-                let (ea, eb) = (encode_file_name(a.0, a.1), encode_file_name(b.0, b.1));
-                assert_ne!(fold(&ea), fold(&eb), "{a:?} ~ {b:?}");
-            }
-        }
-        assert_eq!(encode_file_name("v1.2", ""), "v1^.2");
     }
 
     #[test]
