@@ -180,6 +180,46 @@ impl QuickXorHasher {
     }
 }
 
+/// Which hash an upload window or a verified download computes as bytes pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashKind {
+    /// md5, as Google Drive reports.
+    Md5,
+    /// quickXorHash, as OneDrive reports.
+    QuickXor,
+}
+
+/// An incremental hasher of either kind.
+#[derive(Debug, Clone)]
+pub(crate) enum AnyHasher {
+    Md5(Md5Hasher),
+    QuickXor(QuickXorHasher),
+}
+
+impl AnyHasher {
+    pub(crate) fn new(kind: HashKind) -> Self {
+        match kind {
+            HashKind::Md5 => Self::Md5(Md5Hasher::new()),
+            HashKind::QuickXor => Self::QuickXor(QuickXorHasher::new()),
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Md5(h) => h.update(data),
+            Self::QuickXor(h) => h.update(data),
+        }
+    }
+
+    pub(crate) fn finish(&self) -> Checksum {
+        match self {
+            Self::Md5(h) => h.clone().finish(),
+            Self::QuickXor(h) => h.finish(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

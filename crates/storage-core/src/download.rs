@@ -8,8 +8,8 @@ use futures::StreamExt as _;
 
 use crate::backend::ByteStream;
 use crate::checksum::Checksum;
+use crate::checksum::HashKind;
 use crate::error::{Result, StorageError};
-use crate::upload::HashKind;
 
 /// What a download must come to, and how hard to try.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::checksum::Checksum;
-use crate::upload::{HashKind, UploadHasher};
+use crate::checksum::{AnyHasher, HashKind};
 
 /// Bodies at least this large are hashed on a worker thread.
 const WORKER_THRESHOLD: u64 = 4 * 1024 * 1024;
@@ -22,7 +22,7 @@ pub(crate) struct PipelinedHasher {
 
 #[derive(Debug)]
 enum Mode {
-    Inline(UploadHasher),
+    Inline(AnyHasher),
     Worker {
         tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
         thread: Option<std::thread::JoinHandle<Checksum>>,
@@ -38,12 +38,12 @@ impl PipelinedHasher {
         // more than hashing them. md5 (well under 1 GB/s) is worth the thread.
         if size < WORKER_THRESHOLD || kind != HashKind::Md5 {
             return Self {
-                mode: Mode::Inline(UploadHasher::new(kind)),
+                mode: Mode::Inline(AnyHasher::new(kind)),
             };
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
         let spawned = std::thread::Builder::new().name("storage-hash".into()).spawn(move || {
-            let mut h = UploadHasher::new(kind);
+            let mut h = AnyHasher::new(kind);
             while let Some(piece) = rx.blocking_recv() {
                 h.update(&piece);
             }
@@ -60,7 +60,7 @@ impl PipelinedHasher {
             },
             // No thread to be had: hash inline.
             Err(_) => Self {
-                mode: Mode::Inline(UploadHasher::new(kind)),
+                mode: Mode::Inline(AnyHasher::new(kind)),
             },
         }
     }

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 
 use crate::backend::ByteStream;
-use crate::checksum::{Checksum, Md5Hasher, QuickXorHasher};
+use crate::checksum::Checksum;
 use crate::error::{Result, StorageError};
 
 /// Where an upload's bytes come from.
@@ -27,45 +27,7 @@ impl std::fmt::Debug for UploadSource {
     }
 }
 
-/// Which hash the window computes as bytes pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HashKind {
-    /// md5, as Google Drive reports.
-    Md5,
-    /// quickXorHash, as OneDrive reports.
-    QuickXor,
-}
-
-/// An incremental hasher of either kind.
-#[derive(Debug, Clone)]
-pub(crate) enum UploadHasher {
-    Md5(Md5Hasher),
-    QuickXor(QuickXorHasher),
-}
-
-impl UploadHasher {
-    pub(crate) fn new(kind: HashKind) -> Self {
-        match kind {
-            HashKind::Md5 => Self::Md5(Md5Hasher::new()),
-            HashKind::QuickXor => Self::QuickXor(QuickXorHasher::new()),
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        match self {
-            Self::Md5(h) => h.update(data),
-            Self::QuickXor(h) => h.update(data),
-        }
-    }
-
-    pub(crate) fn finish(&self) -> Checksum {
-        match self {
-            Self::Md5(h) => h.clone().finish(),
-            Self::QuickXor(h) => h.finish(),
-        }
-    }
-}
+pub use crate::checksum::HashKind;
 
 /// The highest number of body bytes an upload held at once.
 #[derive(Debug, Default)]
