@@ -23,6 +23,8 @@ pub struct Floor {
     pub microsoft_token: String,
     /// The Drive folder the floor's files go in, made by [`Floor::make_drive_folder`].
     pub drive_folder: String,
+    /// The OneDrive folder the floor's files go in, made by [`Floor::make_onedrive_folder`].
+    pub onedrive_folder: String,
 }
 
 /// The fields the library asks for on every Drive file.
@@ -174,23 +176,55 @@ impl Floor {
         drain(resp, whole).await
     }
 
-    /// OneDrive upload session in `fragment`-byte fragments; returns the item id.
+    /// Makes the folder the floor's OneDrive files go in (outside any timing).
+    pub async fn make_onedrive_folder(&mut self) -> R<()> {
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{}me/drive/root/children", self.graph))
+            .bearer_auth(&self.microsoft_token)
+            .json(&serde_json::json!({"name": "floor", "folder": {}}))
+            .send()
+            .await
+            .map_err(s)?
+            .json()
+            .await
+            .map_err(s)?;
+        self.onedrive_folder = v["id"].as_str().ok_or("no folder id")?.to_owned();
+        Ok(())
+    }
+
+    /// The library's OneDrive put: an upload session for a new file under a
+    /// temporary name in the folder, `fragment`-byte fragments, then a rename to
+    /// the object's name; returns the item id.
     pub async fn onedrive_put(&self, name: &str, data: &Bytes, fragment: usize) -> R<String> {
         let start = self
             .http
             .post(format!(
-                "{}me/drive/root:/floor/{name}:/createUploadSession",
-                self.graph
+                "{}me/drive/items/{}:/tmp-{name}:/createUploadSession",
+                self.graph, self.onedrive_folder
             ))
             .bearer_auth(&self.microsoft_token)
-            .json(&serde_json::json!({"item": {"@microsoft.graph.conflictBehavior": "replace"}}))
+            .json(&serde_json::json!({"item": {"@microsoft.graph.conflictBehavior": "fail"}}))
             .send()
             .await
             .map_err(s)?;
         let v: serde_json::Value = start.json().await.map_err(s)?;
         let url = v["uploadUrl"].as_str().ok_or("no uploadUrl")?.to_owned();
         let item = self.put_pieces(&url, data, fragment, 202).await?;
-        Ok(item["id"].as_str().unwrap_or_default().to_owned())
+        let id = item["id"].as_str().unwrap_or_default().to_owned();
+        let renamed = self
+            .http
+            .patch(format!("{}me/drive/items/{id}", self.graph))
+            .bearer_auth(&self.microsoft_token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .map_err(s)?;
+        if !renamed.status().is_success() {
+            return Err(format!("rename answered {}", renamed.status()));
+        }
+        renamed.bytes().await.map_err(s)?;
+        Ok(id)
     }
 
     /// OneDrive download through the item's download URL; returns the byte count.

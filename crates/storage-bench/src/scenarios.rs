@@ -105,8 +105,10 @@ async fn floor(emu: &EmulatorHandle) -> R<Floor> {
             .unwrap_or_default()
             .to_owned(),
         drive_folder: String::new(),
+        onedrive_folder: String::new(),
     };
     floor.make_drive_folder().await?;
+    floor.make_onedrive_folder().await?;
     Ok(floor)
 }
 
