@@ -49,6 +49,42 @@ pub async fn collect(mut stream: ByteStream, size_hint: usize) -> Result<Bytes> 
     Ok(buf.freeze())
 }
 
+/// Gathers a stream that must hold exactly `size` bytes, for a body small enough
+/// to hold in memory. It stops reading as soon as the stream runs past `size`.
+///
+/// # Errors
+/// [`InvalidInput`](crate::StorageError::InvalidInput) when the stream is longer
+/// or shorter than `size`; the stream's own error otherwise.
+///
+/// ```
+/// use storage_core::stream::{collect_exact, from_bytes};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let body = bytes::Bytes::from_static(b"abc");
+/// assert_eq!(collect_exact(from_bytes(body.clone(), 2), 3).await.unwrap(), body);
+/// assert!(collect_exact(from_bytes(body.clone(), 2), 2).await.is_err());
+/// assert!(collect_exact(from_bytes(body, 2), 4).await.is_err());
+/// # });
+/// ```
+pub async fn collect_exact(mut stream: ByteStream, size: u64) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(MAX_RESERVE).min(MAX_RESERVE));
+    while let Some(piece) = stream.next().await {
+        let piece = piece?;
+        if (buf.len() + piece.len()) as u64 > size {
+            return Err(crate::error::StorageError::invalid_input(format!(
+                "stream is longer than the declared {size} bytes"
+            )));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    if buf.len() as u64 != size {
+        return Err(crate::error::StorageError::invalid_input(format!(
+            "stream ended after {} of the declared {size} bytes",
+            buf.len()
+        )));
+    }
+    Ok(buf.freeze())
+}
+
 /// The most [`collect`] reserves ahead of the bytes: 64 MiB.
 pub const MAX_RESERVE: usize = 64 * 1024 * 1024;
 

@@ -130,21 +130,20 @@ impl GoogleDriveBackend {
         let user = name.stored_user();
         let file_name = name.stored_file_name();
         let folder = self.folders.folder_for(&self.client, &user).await?;
-        let result = self.store_in(&folder, &file_name, content_type, body).await;
-        let (file, body) = match result {
+        let (file, folder) = match self.store_in(&folder, &file_name, content_type, body).await {
             Err((StorageError::NotFound { .. }, Some(body))) => {
                 self.folders.forget(&user).await;
                 let folder = self.folders.folder_for(&self.client, &user).await?;
-                let (file, _) = self
+                let file = self
                     .store_in(&folder, &file_name, content_type, body)
                     .await
                     .map_err(|(e, _)| e)?;
                 (file, folder)
             }
             Err((e, _)) => return Err(e),
-            Ok((file, _)) => (file, folder),
+            Ok(file) => (file, folder),
         };
-        self.remove_older_copies(&body, &file_name, &file).await;
+        self.remove_older_copies(&folder, &file_name, &file).await;
         Ok(ObjectKey::new(file.id))
     }
 
@@ -155,7 +154,7 @@ impl GoogleDriveBackend {
         file_name: &str,
         content_type: &str,
         body: Body,
-    ) -> std::result::Result<(DriveFile, ()), (StorageError, Option<Body>)> {
+    ) -> std::result::Result<DriveFile, (StorageError, Option<Body>)> {
         let (file, md5, size) = match body {
             Body::Small(bytes) => {
                 let md5 = Checksum::md5_of(&bytes).to_provider_string();
@@ -186,10 +185,7 @@ impl GoogleDriveBackend {
                 }
             }
         };
-        self.verify(file, &md5, size)
-            .await
-            .map(|f| (f, ()))
-            .map_err(|e| (e, None))
+        self.verify(file, &md5, size).await.map_err(|e| (e, None))
     }
 
     /// Compares Drive's size and md5 with what was sent; on a difference the new
@@ -266,24 +262,7 @@ impl StorageBackend for GoogleDriveBackend {
         // `RefreshPutStream` column). Only an empty stream, which has nothing to
         // consume, still takes the one-request path.
         let body = if size == 0 {
-            let mut buf = bytes::BytesMut::new();
-            let mut body = body;
-            while let Some(piece) = futures::StreamExt::next(&mut body).await {
-                let piece = piece?;
-                if (buf.len() + piece.len()) as u64 > size {
-                    return Err(StorageError::invalid_input(format!(
-                        "stream is longer than the declared {size} bytes"
-                    )));
-                }
-                buf.extend_from_slice(&piece);
-            }
-            if buf.len() as u64 != size {
-                return Err(StorageError::invalid_input(format!(
-                    "stream ended after {} of the declared {size} bytes",
-                    buf.len()
-                )));
-            }
-            Body::Small(buf.freeze())
+            Body::Small(storage_core::stream::collect_exact(body, 0).await?)
         } else {
             Body::Large(UploadSource::Stream(body), size)
         };

@@ -293,13 +293,8 @@ impl StorageBackend for OneDriveBackend {
         _content_type: &str,
     ) -> Result<ObjectKey> {
         if size == 0 {
-            // Drain the stream so that a non-empty one is refused, not truncated.
-            let all = storage_core::stream::collect(body, 0).await?;
-            if !all.is_empty() {
-                return Err(StorageError::invalid_input(
-                    "stream is longer than the declared 0 bytes",
-                ));
-            }
+            // Read the stream so that a non-empty one is refused, not truncated.
+            let all = storage_core::stream::collect_exact(body, 0).await?;
             return self.store(name, UploadSource::Bytes(all), 0).await;
         }
         self.store(name, UploadSource::Stream(body), size).await

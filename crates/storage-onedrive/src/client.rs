@@ -411,6 +411,71 @@ impl GraphApi {
         self.item_at(&in_folder(slot, &[])).await
     }
 
+    /// Every item directly in a folder, across `@odata.nextLink` pages, each of
+    /// which must stay on the configured Graph origin (graph-rs-sdk would send
+    /// the bearer to wherever a next link points).
+    pub async fn children(&self, folder_id: &str) -> Result<Vec<DriveItem>> {
+        /// One page of `…/children`.
+        #[derive(Debug, Deserialize)]
+        struct Page {
+            #[serde(default)]
+            value: Vec<DriveItem>,
+            #[serde(default, rename = "@odata.nextLink")]
+            next: Option<String>,
+        }
+        check_item_id(folder_id)?;
+        let mut url = self.endpoints.graph.clone();
+        url.path_segments_mut()
+            .map_err(|()| StorageError::invalid_input("the graph endpoint cannot hold a path"))?
+            .pop_if_empty()
+            .extend(["me", "drive", "items", folder_id, "children"]);
+        url.query_pairs_mut()
+            .append_pair("$select", "id,name,size,file,folder")
+            .append_pair("$top", "200");
+        let mut next = Some(url);
+        let mut items = Vec::new();
+        while let Some(page_url) = next.take() {
+            let page: Page = self
+                .options
+                .retry
+                .run(|| async {
+                    let resp = self
+                        .http
+                        .get(page_url.clone())
+                        .header(reqwest::header::AUTHORIZATION, self.bearer()?)
+                        .timeout(self.options.read_timeout)
+                        .send()
+                        .await
+                        .map_err(|e| transport("failed to reach graph", e))?;
+                    read_json(resp, None).await
+                })
+                .await?;
+            items.extend(page.value);
+            next = match page.next {
+                None => None,
+                Some(link) => {
+                    let parsed = url::Url::parse(&link)
+                        .map_err(|_| StorageError::invalid_input("graph sent a bad next link"))?;
+                    if parsed.origin() != self.endpoints.graph.origin() {
+                        return Err(StorageError::invalid_input("graph sent a next link to another host"));
+                    }
+                    Some(parsed)
+                }
+            };
+        }
+        Ok(items)
+    }
+
+    /// The bearer value for requests sent with reqwest to the Graph origin.
+    fn bearer(&self) -> Result<String> {
+        self.tokens
+            .get()
+            .map(|t| format!("Bearer {}", t.expose()))
+            .ok_or(StorageError::CloudConnection {
+                reason: ConnectionReason::TokenExpired,
+            })
+    }
+
     /// Creates a folder at the top of the drive; `None` when an item of that
     /// name (in any case) exists already.
     pub async fn create_top_folder(&self, name: &str) -> Result<Option<DriveItem>> {
