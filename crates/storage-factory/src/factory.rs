@@ -83,6 +83,7 @@ pub struct StorageFactory {
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     read_timeout: Duration,
     refresh_skew: Duration,
+    refresh_backoff: Duration,
     /// What `{"provider":"memory"}` opens: one store per factory.
     #[cfg(feature = "memory")]
     memory: MemoryBackend,
@@ -121,6 +122,7 @@ pub struct StorageFactoryBuilder {
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     refresh_skew: Option<Duration>,
+    refresh_backoff: Option<Duration>,
 }
 
 impl StorageFactoryBuilder {
@@ -175,6 +177,18 @@ impl StorageFactoryBuilder {
     #[must_use]
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = Some(skew);
+        self
+    }
+
+    /// How long a failed refresh is shared: 10 s by default. Every call that
+    /// waited on the failed attempt sequence gets its error, and for this long
+    /// after it, calls that would refresh get the same error at once, without
+    /// a token request (a call whose token is only about to expire uses it
+    /// instead). A `Retry-After` from the token endpoint lengthens it. A revoked
+    /// grant is not retried at all: the connection is marked for re-authorisation.
+    #[must_use]
+    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
+        self.refresh_backoff = Some(backoff);
         self
     }
 
@@ -240,6 +254,7 @@ impl StorageFactoryBuilder {
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
             read_timeout,
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
+            refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
             #[cfg(feature = "memory")]
             memory: MemoryBackend::new(),
         })
@@ -274,10 +289,23 @@ impl StorageFactory {
     }
 
     /// A managed backend for connection `connection_id` of `store`: it refreshes
-    /// the token 60 s before expiry or when the provider refuses it (one refresh
-    /// for any number of concurrent callers), saves the new credentials through
-    /// the store and retries once; a revoked grant marks the connection
-    /// [`ConnectionStatus::RequiresReauth`], after which every call fails at once.
+    /// the token 60 s before expiry or when the provider refuses it, saves the
+    /// new credentials through the store and retries once; a revoked grant marks
+    /// the connection [`ConnectionStatus::RequiresReauth`], after which every
+    /// call fails at once.
+    ///
+    /// - One refresh attempt sequence (the retry policy's attempts) serves every
+    ///   caller waiting on it, whether it succeeds or fails; a failure is then
+    ///   shared for the [`refresh_backoff`](StorageFactoryBuilder::refresh_backoff)
+    ///   without another token request.
+    /// - A refresh before expiry that fails (with anything but a revoked grant)
+    ///   leaves the call to the token that is still valid.
+    /// - The refresh runs on a task of its own: a caller dropped halfway (a
+    ///   timeout, a client gone) never loses the new credentials, Microsoft's
+    ///   rotated refresh token included. They are in memory before the save
+    ///   starts, and a save that fails is retried by the next call, after reading
+    ///   the row again (another process may have written newer credentials, and a
+    ///   compare-and-swap store needs the current version).
     ///
     /// # Errors
     /// `NotFound` for an unknown connection; `CloudConnection` with
@@ -312,6 +340,7 @@ impl StorageFactory {
             http: self.http.clone(),
             retry: self.retry,
             skew: self.refresh_skew,
+            backoff: self.refresh_backoff,
             creds,
             disconnected: self.connections.flag(connection_id),
         })))
