@@ -5,15 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use storage_core::{RetryPolicy, Secret, StorageBackend};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule};
 use storage_factory::{
-    ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StorageFactory, StoredCredentials,
-    async_trait,
+    ConnectionStatus, CredentialStore, MemoryCredentialStore, PostgresCredentialStore, RefreshLock, StorageFactory,
+    StoredCredentials, async_trait,
 };
 use storage_tests::emulator::{factory_builder, grant};
+use storage_tests::postgres::{database_url, unique_id};
 
 const PROVIDERS: [&str; 2] = ["gdrive", "onedrive"];
 /// Attempts of one refresh sequence.
@@ -235,4 +237,82 @@ impl SlowStore {
         copy.insert("c1", row.json);
         Arc::new(copy)
     }
+}
+
+/// A PostgreSQL store into which another process writes between this
+/// connection's read and its first save, as a second replica would.
+#[derive(Debug)]
+struct Interleaved {
+    inner: Arc<PostgresCredentialStore>,
+    other: PostgresCredentialStore,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl CredentialStore for Interleaved {
+    async fn load(&self, id: &str) -> storage_core::Result<StoredCredentials> {
+        self.inner.load(id).await
+    }
+    async fn save_credentials(&self, id: &str, json: &Secret) -> storage_core::Result<()> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.other.load(id).await?;
+            self.other.set_status(id, ConnectionStatus::Active).await?;
+        }
+        self.inner.save_credentials(id, json).await
+    }
+    async fn set_status(&self, id: &str, status: ConnectionStatus) -> storage_core::Result<()> {
+        self.inner.set_status(id, status).await
+    }
+    async fn lock_refresh(&self, id: &str) -> storage_core::Result<RefreshLock> {
+        self.inner.lock_refresh(id).await
+    }
+}
+
+fn access_token(stored: &StoredCredentials) -> String {
+    let v: serde_json::Value = serde_json::from_str(stored.json.expose()).unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The refreshed credentials meet a compare-and-swap conflict (another writer
+/// changed the row's version); the next call reads the row again and saves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_conflict_is_followed_by_a_successful_save_on_the_next_call() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    let emu = Emulator::start().await.unwrap();
+    let factory = factory(&emu);
+    let id = unique_id("conflict");
+    let original = grant(&emu, "onedrive");
+    let pg = Arc::new(PostgresCredentialStore::connect(&url).await.unwrap());
+    pg.create(&id, &Secret::new(original.to_string())).await.unwrap();
+    let store = Arc::new(Interleaved {
+        inner: pg.clone(),
+        other: PostgresCredentialStore::connect(&url).await.unwrap(),
+        armed: AtomicBool::new(true),
+    });
+    let backend = factory.connect(&id, store.clone()).await.unwrap();
+    emu.expire_access_tokens();
+    backend.health_check().await.expect("a failed save does not fail the call");
+    let observer = PostgresCredentialStore::connect(&url).await.unwrap();
+    assert_eq!(
+        access_token(&observer.load(&id).await.unwrap()),
+        original["access_token"].as_str().unwrap(),
+        "the first save met the conflict"
+    );
+    backend.health_check().await.unwrap();
+    let row = observer.load(&id).await.unwrap();
+    assert_ne!(
+        access_token(&row),
+        original["access_token"].as_str().unwrap(),
+        "the next call saved the refreshed credentials"
+    );
+    assert_eq!(row.status, ConnectionStatus::Active);
+    assert_eq!(token_requests(&emu), 1);
+    // The saved refresh token is the current one: a new connection refreshes with it.
+    let again = factory.connect(&id, pg.clone()).await.unwrap();
+    emu.expire_access_tokens();
+    again.health_check().await.unwrap();
+    pg.delete(&id).await.unwrap();
+    emu.shutdown().await;
 }
