@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use storage_core::{RetryPolicy, Secret, StorageBackend};
-use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule};
+use storage_core::{ConnectionReason, RetryPolicy, Secret, StorageBackend};
+use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, SignInRequired};
 use storage_factory::{
     ConnectionStatus, CredentialStore, MemoryCredentialStore, PostgresCredentialStore, RefreshLock, StorageFactory,
     StoredCredentials, async_trait,
@@ -45,7 +45,10 @@ fn token_endpoint(action: FaultAction) -> FaultRule {
     FaultRule::new(action).method("POST").path("*token")
 }
 
-async fn connect(factory: &StorageFactory, json: &serde_json::Value) -> (Arc<dyn StorageBackend>, Arc<MemoryCredentialStore>) {
+async fn connect(
+    factory: &StorageFactory,
+    json: &serde_json::Value,
+) -> (Arc<dyn StorageBackend>, Arc<MemoryCredentialStore>) {
     let store = Arc::new(MemoryCredentialStore::new());
     store.insert("c1", json.to_string());
     (factory.connect("c1", store.clone()).await.unwrap(), store)
@@ -293,7 +296,10 @@ async fn a_postgresql_conflict_is_followed_by_a_successful_save_on_the_next_call
     });
     let backend = factory.connect(&id, store.clone()).await.unwrap();
     emu.expire_access_tokens();
-    backend.health_check().await.expect("a failed save does not fail the call");
+    backend
+        .health_check()
+        .await
+        .expect("a failed save does not fail the call");
     let observer = PostgresCredentialStore::connect(&url).await.unwrap();
     assert_eq!(
         access_token(&observer.load(&id).await.unwrap()),
@@ -315,4 +321,46 @@ async fn a_postgresql_conflict_is_followed_by_a_successful_save_on_the_next_call
     again.health_check().await.unwrap();
     pg.delete(&id).await.unwrap();
     emu.shutdown().await;
+}
+
+/// Microsoft's "the user must sign in again" answers (`interaction_required`,
+/// `consent_required`, and the `invalid_grant` codes of the same kind) are a
+/// revoked grant to the caller: `InvalidGrant`, the connection marked, and no
+/// further token request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sign_in_again_answer_marks_the_connection_for_re_authorisation() {
+    for why in SignInRequired::ALL {
+        let emu = Emulator::start().await.unwrap();
+        let factory = factory(&emu);
+        let json = grant(&emu, "onedrive");
+        let (backend, store) = connect(&factory, &json).await;
+        assert!(emu.require_sign_in(json["refresh_token"].as_str().unwrap(), why));
+        emu.expire_access_tokens();
+        let err = backend.health_check().await.unwrap_err();
+        assert_eq!(
+            err.connection_reason(),
+            Some(ConnectionReason::InvalidGrant),
+            "{} AADSTS{}: {err:?}",
+            why.error(),
+            why.code()
+        );
+        assert_eq!(
+            store.get("c1").unwrap().status,
+            ConnectionStatus::RequiresReauth,
+            "AADSTS{}",
+            why.code()
+        );
+        assert_eq!(token_requests(&emu), 1, "AADSTS{}: one token request", why.code());
+        emu.clear_journal();
+        for _ in 0..3 {
+            let again = backend.health_check().await.unwrap_err();
+            assert_eq!(again.connection_reason(), Some(ConnectionReason::InvalidGrant));
+        }
+        assert!(
+            emu.journal().is_empty(),
+            "AADSTS{}: a marked connection reached the network",
+            why.code()
+        );
+        emu.shutdown().await;
+    }
 }

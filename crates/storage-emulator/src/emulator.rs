@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::faults::{FaultController, FaultRule, Provider};
+use crate::faults::{FaultController, FaultRule, Provider, SignInRequired};
 use crate::google::store::DriveStore;
 use crate::grants::Grants;
 use crate::journal::{Journal, JournalLog, Origin};
@@ -525,6 +525,21 @@ impl EmulatorHandle {
     /// Revokes every grant: refresh gets `invalid_grant`, API calls get 401.
     pub fn revoke_grants(&self) {
         self.shared.grants.lock().revoke_all();
+    }
+
+    /// Makes Microsoft's token endpoint refuse every refresh of the grant behind
+    /// `token` (its access or refresh token) because the user must sign in
+    /// again: 400 with the `error` and AADSTS code of `why`
+    /// (`interaction_required` AADSTS50076 for multi-factor authentication, …).
+    /// Access tokens already issued keep working until they expire. Returns
+    /// whether such a Microsoft grant exists.
+    pub fn require_sign_in(&self, token: &str, why: SignInRequired) -> bool {
+        self.shared.grants.lock().require_sign_in(Some(token), why) > 0
+    }
+
+    /// [`require_sign_in`](Self::require_sign_in) for every Microsoft grant.
+    pub fn require_sign_in_everywhere(&self, why: SignInRequired) {
+        self.shared.grants.lock().require_sign_in(None, why);
     }
 
     /// Revokes the grant behind one refresh or access token; returns whether one was found.

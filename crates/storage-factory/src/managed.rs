@@ -137,6 +137,9 @@ fn share(e: &StorageError) -> StorageError {
             retry_after: *retry_after,
         },
         E::QuotaExceeded => E::QuotaExceeded,
+        E::AppQuotaExceeded { message } => E::AppQuotaExceeded {
+            message: message.clone(),
+        },
         E::PermissionDenied { message } => E::PermissionDenied {
             message: message.clone(),
         },
