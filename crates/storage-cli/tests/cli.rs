@@ -371,6 +371,7 @@ fn storage_env(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Ou
         .env_remove("STORAGE_LOG")
         .env_remove("STORAGE_STORE")
         .env_remove("STORAGE_SEAL_KEYS")
+        .env_remove("STORAGE_LOCAL_BASE")
         .env_remove("STORAGE_STORE_CA")
         .envs(envs.iter().copied())
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -632,7 +633,15 @@ fn a_directory_store_sealed_at_rest() {
     .unwrap();
     let spec = format!("file:{}", conns.display());
     let envs = [("STORAGE_SEAL_KEYS", SEAL_KEYS)];
-    let base = ["--store", spec.as_str(), "--connection", "c1"];
+    // A local connection opens only under the directory --local-base allows.
+    let base = [
+        "--store",
+        spec.as_str(),
+        "--connection",
+        "c1",
+        "--local-base",
+        dir.path().to_str().unwrap(),
+    ];
     let run = |extra: &[&str], stdin: Option<&[u8]>| {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         storage_env(&args, stdin, &envs)
@@ -644,6 +653,13 @@ fn a_directory_store_sealed_at_rest() {
     assert!(stored.contains(r#""sealed":"v1""#), "{stored}");
     assert!(!stored.contains("objects"), "the root is sealed: {stored}");
 
+    let refused = storage_env(&["--store", spec.as_str(), "--connection", "c1", "health"], None, &envs);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("--local-base"),
+        "{}",
+        text(&refused.stderr)
+    );
     let put = run(&["put", "--user", "u1", "--document", "d1", "-"], Some(b"local bytes"));
     assert!(put.status.success(), "{}", text(&put.stderr));
     let key = text(&put.stdout).trim().to_owned();
@@ -672,6 +688,46 @@ fn a_directory_store_sealed_at_rest() {
         "{}",
         text(&blind.stderr)
     );
+}
+
+/// A tampered `local` row cannot open the machine's filesystem: without
+/// --local-base no local row opens, and with it only roots under that directory.
+#[test]
+fn a_tampered_local_row_cannot_read_the_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("tampered.json");
+    let allowed = dir.path().join("objects");
+    for (root, local_base) in [("/", None), ("/", Some(&allowed)), ("/etc", Some(&allowed))] {
+        std::fs::write(
+            &creds,
+            serde_json::json!({"provider": "local", "root": root}).to_string(),
+        )
+        .unwrap();
+        let mut args = vec!["--credentials", creds.to_str().unwrap()];
+        if let Some(b) = local_base {
+            args.extend(["--local-base", b.to_str().unwrap()]);
+        }
+        args.extend(["get", "etc/passwd"]);
+        let out = storage(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{root} {local_base:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "nothing was read");
+    }
+    let out = storage(
+        &[
+            "--credentials",
+            creds.to_str().unwrap(),
+            "--local-base",
+            "relative",
+            "health",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -124,7 +124,7 @@ impl StorageFactory {
     /// use std::sync::Arc;
     /// use storage_factory::{MemoryCredentialStore, Purge, Revocation, StorageFactory};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let factory = StorageFactory::builder().build()?;
+    /// let factory = StorageFactory::builder().allow_memory().build()?;
     /// let store = Arc::new(MemoryCredentialStore::new());
     /// store.insert("conn-1", r#"{"provider":"memory"}"#);
     /// let report = factory.disconnect("conn-1", store.clone(), Purge::objects("user-1")).await?;

@@ -63,7 +63,7 @@ impl Endpoints {
 ///
 /// ```
 /// use storage_factory::StorageFactory;
-/// let factory = StorageFactory::builder().build()?;
+/// let factory = StorageFactory::builder().allow_memory().build()?;
 /// let backend = factory.open(r#"{"provider":"memory"}"#)?;
 /// # let _ = backend;
 /// # Ok::<(), storage_core::StorageError>(())
@@ -84,9 +84,12 @@ pub struct StorageFactory {
     read_timeout: Duration,
     refresh_skew: Duration,
     refresh_backoff: Duration,
-    /// What `{"provider":"memory"}` opens: one store per factory.
+    /// What `{"provider":"memory"}` opens: one store per factory, when enabled.
     #[cfg(feature = "memory")]
-    memory: MemoryBackend,
+    memory: Option<MemoryBackend>,
+    /// Where `{"provider":"local"}` roots must lie, when enabled.
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
+    local_base: Option<std::path::PathBuf>,
     /// One Drive connection pool for every Drive backend the factory opens.
     #[cfg(feature = "gdrive")]
     drive_pool: storage_gdrive::DrivePool,
@@ -123,6 +126,9 @@ pub struct StorageFactoryBuilder {
     read_timeout: Option<Duration>,
     refresh_skew: Option<Duration>,
     refresh_backoff: Option<Duration>,
+    local_base: Option<std::path::PathBuf>,
+    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
+    memory: bool,
 }
 
 impl StorageFactoryBuilder {
@@ -180,6 +186,30 @@ impl StorageFactoryBuilder {
         self
     }
 
+    /// Lets credential JSON open `{"provider":"local","root":…}` connections,
+    /// whose root must lie under `base` (an absolute path without `..`): a
+    /// relative root is taken inside `base`, an absolute one must start with it.
+    /// Off by default, because a credential row can be tampered with, and a
+    /// `local` row would otherwise open any directory of the server
+    /// (`"root":"/"`). A root that leaves `base` (by `..`, by another absolute
+    /// path, or through a symbolic link under `base`) is `InvalidInput`.
+    #[cfg(feature = "local")]
+    #[must_use]
+    pub fn allow_local(mut self, base: impl Into<std::path::PathBuf>) -> Self {
+        self.local_base = Some(base.into());
+        self
+    }
+
+    /// Lets credential JSON open `{"provider":"memory"}` connections: one
+    /// in-process store, shared by every such connection of the factory. Off by
+    /// default: a tampered row would otherwise read and write that shared store.
+    #[cfg(feature = "memory")]
+    #[must_use]
+    pub fn allow_memory(mut self) -> Self {
+        self.memory = true;
+        self
+    }
+
     /// How long a failed refresh is shared: 10 s by default. Every call that
     /// waited on the failed attempt sequence gets its error, and for this long
     /// after it, calls that would refresh get the same error at once, without
@@ -195,8 +225,16 @@ impl StorageFactoryBuilder {
     /// Checks the configuration.
     ///
     /// # Errors
-    /// [`StorageError::InvalidInput`] for invalid endpoints or a zero timeout.
+    /// [`StorageError::InvalidInput`] for invalid endpoints, a zero timeout, or a
+    /// base directory for `local` connections that is relative or holds `..`.
     pub fn build(self) -> Result<StorageFactory> {
+        if let Some(base) = &self.local_base
+            && (!base.is_absolute() || base.components().any(|c| c == std::path::Component::ParentDir))
+        {
+            return Err(StorageError::invalid_input(
+                "the base directory of local connections must be an absolute path without `..`",
+            ));
+        }
         let connect_timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
         let read_timeout = self.read_timeout.unwrap_or(Duration::from_secs(60));
         if connect_timeout.is_zero() || read_timeout.is_zero() {
@@ -256,7 +294,8 @@ impl StorageFactoryBuilder {
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
             refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
             #[cfg(feature = "memory")]
-            memory: MemoryBackend::new(),
+            memory: self.memory.then(MemoryBackend::new),
+            local_base: self.local_base,
         })
     }
 }
@@ -277,7 +316,11 @@ impl StorageFactory {
     /// A backend for `json`, using its access token as it is (no refresh).
     ///
     /// # Errors
-    /// [`StorageError::InvalidInput`] for bad JSON or a refused `token_uri`;
+    /// [`StorageError::InvalidInput`] for bad JSON, a refused `token_uri`, a
+    /// `local` or `memory` row the application did not allow
+    /// ([`allow_local`](StorageFactoryBuilder::allow_local),
+    /// [`allow_memory`](StorageFactoryBuilder::allow_memory)), or a `local` root
+    /// outside the allowed base directory, all before any I/O;
     /// [`StorageError::FeatureDisabled`] for a provider compiled out.
     pub fn open(&self, json: &str) -> Result<Arc<dyn StorageBackend>> {
         let creds = Credentials::parse(json)?;
@@ -386,6 +429,35 @@ impl StorageFactory {
         self.endpoints.microsoft.clone().unwrap_or_default()
     }
 
+    /// The backend of a `local` row: its root checked against the base
+    /// directory by text first, before any I/O, and then once more where it
+    /// resolves, so that a symbolic link under the base cannot lead out.
+    #[cfg(feature = "local")]
+    fn local_backend(&self, root: &str) -> Result<storage_core::LocalBackend> {
+        let Some(base) = &self.local_base else {
+            return Err(StorageError::invalid_input(
+                "local connections are not enabled on this factory: the application calls allow_local on the builder",
+            ));
+        };
+        let path = local_root(base, root)?;
+        let outside =
+            || StorageError::invalid_input("a local root must lie under the base directory the application allowed");
+        let io = |e| StorageError::io("failed to resolve the base directory of local connections", e);
+        std::fs::create_dir_all(base).map_err(io)?;
+        let real_base = base.canonicalize().map_err(io)?;
+        // The deepest part of the root that exists already must resolve under the
+        // base before anything is created below it.
+        let existing = path.ancestors().find(|p| p.exists()).unwrap_or(base);
+        if !existing.canonicalize().map_err(io)?.starts_with(&real_base) {
+            return Err(outside());
+        }
+        let backend = storage_core::LocalBackend::new(&path)?;
+        if !backend.root().starts_with(&real_base) {
+            return Err(outside());
+        }
+        Ok(backend)
+    }
+
     fn backend_for(&self, creds: &Credentials, tokens: TokenCell) -> Result<Arc<dyn StorageBackend>> {
         let _ = &tokens;
         match creds {
@@ -427,9 +499,14 @@ impl StorageFactory {
                 Ok(Arc::new(b))
             }
             #[cfg(feature = "local")]
-            Credentials::Local { root } => Ok(Arc::new(storage_core::LocalBackend::new(root)?)),
+            Credentials::Local { root } => Ok(Arc::new(self.local_backend(root)?)),
             #[cfg(feature = "memory")]
-            Credentials::Memory => Ok(Arc::new(self.memory.clone())),
+            Credentials::Memory => match &self.memory {
+                Some(m) => Ok(Arc::new(m.clone())),
+                None => Err(StorageError::invalid_input(
+                    "memory connections are not enabled on this factory: the application calls allow_memory on the builder",
+                )),
+            },
             // Reached for each provider whose feature is off.
             #[allow(unreachable_patterns)]
             other => Err(disabled(other.provider())),
@@ -437,16 +514,66 @@ impl StorageFactory {
     }
 }
 
+/// Where a `local` row's `root` points, by text alone: inside `base`, with no
+/// `..`. A relative root is taken inside `base`.
+#[cfg_attr(not(feature = "local"), allow(dead_code))]
+fn local_root(base: &std::path::Path, root: &str) -> Result<std::path::PathBuf> {
+    use std::path::{Component, Path};
+    let root = Path::new(root);
+    if root.as_os_str().is_empty() {
+        return Err(StorageError::invalid_input("a local root must not be empty"));
+    }
+    if root.components().any(|c| c == Component::ParentDir) {
+        return Err(StorageError::invalid_input("a local root must not contain `..`"));
+    }
+    let path = if root.is_absolute() {
+        root.to_path_buf()
+    } else {
+        base.join(root)
+    };
+    if !path.starts_with(base) {
+        return Err(StorageError::invalid_input(
+            "a local root must lie under the base directory the application allowed",
+        ));
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_roots_are_checked_by_text() {
+        let base = std::path::Path::new("/srv/app/objects");
+        assert_eq!(local_root(base, "tenant-1").unwrap(), base.join("tenant-1"));
+        assert_eq!(local_root(base, "/srv/app/objects/t").unwrap(), base.join("t"));
+        assert_eq!(local_root(base, "/srv/app/objects").unwrap(), base);
+        for (root, rule) in [
+            ("/", "under the base"),
+            ("/srv/app", "under the base"),
+            ("/srv/app/objects-evil", "under the base"),
+            ("/etc", "under the base"),
+            ("../x", "`..`"),
+            ("/srv/app/objects/../../etc", "`..`"),
+            ("", "empty"),
+        ] {
+            let e = local_root(base, root).unwrap_err();
+            assert!(e.to_string().contains(rule), "{root}: {e}");
+        }
+    }
 
     /// Runs in every feature set `cargo xtask ci` tests: what is compiled in
     /// opens, what is compiled out is `FeatureDisabled` naming its feature.
     #[test]
     fn providers_follow_the_cargo_features() {
         let dir = tempfile::tempdir().unwrap();
-        let factory = StorageFactory::builder().build().unwrap();
+        let builder = StorageFactory::builder();
+        #[cfg(feature = "local")]
+        let builder = builder.allow_local(dir.path());
+        #[cfg(feature = "memory")]
+        let builder = builder.allow_memory();
+        let factory = builder.build().unwrap();
         let local = serde_json::json!({"provider": "local", "root": dir.path()}).to_string();
         let cases = [
             (
