@@ -321,7 +321,8 @@ fn purge_and_disconnect_through_the_binary() {
         assert!(purged.status.success(), "{}", text(&purged.stderr));
         assert_eq!(text(&purged.stdout).trim(), "purged user alice: 1 objects, 5 bytes");
         assert_eq!(run(&["stat", &keys[0]], None).status.code(), Some(3));
-        assert_eq!(run(&["get", &keys[1]], None).stdout, b"12345");
+        let got = run(&["get", &keys[1]], None);
+        assert_eq!(got.stdout, b"12345", "{provider}: {}", text(&got.stderr));
 
         let saved = cred(&creds);
         let refused = run(&["disconnect", "--purge", "--user", "alice-2"], None);

@@ -145,6 +145,24 @@ pub enum FaultAction {
         /// Delay in milliseconds.
         millis: u64,
     },
+    /// A slow link: read the request body at no more than `bytes` per
+    /// `every_millis`, then serve the request. TCP's flow control makes the
+    /// client's writes wait accordingly (RFC 9293 §3.8.6: the receive window
+    /// closes while the receiver does not read).
+    DripRequestBody {
+        /// Bytes read per interval.
+        bytes: u64,
+        /// The interval, in milliseconds.
+        every_millis: u64,
+    },
+    /// A link that stalls: read the first `after_bytes` of the request body,
+    /// then nothing for `millis`, then the rest, and serve the request.
+    StallRequestBody {
+        /// Body bytes read before the stall.
+        after_bytes: u64,
+        /// How long nothing is read, in milliseconds.
+        millis: u64,
+    },
     /// Allow each grant (identified by its access token) `limit` matching requests per
     /// `window_millis`; beyond that answer with the provider's throttling response: Drive 403
     /// `userRateLimitExceeded`, Graph 429 `activityLimitReached` with `Retry-After`.

@@ -203,7 +203,8 @@ impl StorageFactory {
                 // is all there is for a connection stored without one.
                 let token = g.refresh_token.as_ref().unwrap_or(&g.access_token);
                 let outcome =
-                    storage_gdrive::oauth::revoke(&self.http, &self.google_endpoints(), token, self.retry).await?;
+                    storage_gdrive::oauth::revoke(&self.token_http, &self.google_endpoints(), token, self.retry)
+                        .await?;
                 Ok(match outcome {
                     storage_gdrive::oauth::Revocation::AlreadyInvalid => Revocation::AlreadyInvalid,
                     _ => Revocation::Revoked,

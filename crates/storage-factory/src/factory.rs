@@ -74,7 +74,10 @@ pub struct StorageFactory {
     #[cfg(feature = "onedrive")]
     microsoft_app: Option<storage_onedrive::MicrosoftApp>,
     endpoints: Endpoints,
+    /// What the backends send with: no deadline, they apply the idle timeout.
     pub(crate) http: Http,
+    /// What token and revocation requests are sent with.
+    pub(crate) token_http: Http,
     pub(crate) retry: RetryPolicy,
     /// Which managed connections `disconnect` has ended.
     pub(crate) connections: Arc<crate::disconnect::Connections>,
@@ -155,8 +158,14 @@ impl StorageFactoryBuilder {
         self
     }
 
-    /// One HTTP client shared by every backend the factory opens. It must not
-    /// follow redirects or send a `Referer`; the default one does neither.
+    /// One HTTP client shared by every backend the factory opens, and by its
+    /// token and revocation requests. It must not follow redirects or send a
+    /// `Referer`. Give it a connect timeout but neither `timeout` nor
+    /// `read_timeout`: those are deadlines for a whole request, an upload's
+    /// body included, while the backends apply the idle timeout of
+    /// [`timeouts`](Self::timeouts) themselves. The default client is built so,
+    /// and a second one, with `read_timeout` bounding each small token request,
+    /// serves the refreshes.
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     #[must_use]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
@@ -171,7 +180,11 @@ impl StorageFactoryBuilder {
         self
     }
 
-    /// Connect and read timeouts: 10 s and 60 s by default.
+    /// The connect timeout, and the idle timeout of every request: 10 s and
+    /// 60 s by default. A request fails when nothing of it moves for the idle
+    /// timeout (no byte of its body sent, no answer, no byte of the answer's
+    /// body), however long it takes as a whole, so a big upload over a slow
+    /// link goes through and a stalled one does not hang.
     #[must_use]
     pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
         self.connect_timeout = Some(connect);
@@ -249,22 +262,33 @@ impl StorageFactoryBuilder {
             m.validate()?;
         }
         #[cfg(any(feature = "gdrive", feature = "onedrive"))]
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(connect_timeout)
-                .read_timeout(read_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .referer(false)
-                .build()
-                .map_err(|e| StorageError::transport("failed to build the http client", e))?,
+        let (http, token_http) = {
+            let client = |read: Option<Duration>| {
+                let b = reqwest::Client::builder()
+                    .connect_timeout(connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .referer(false);
+                // A token request and its answer are small: the wait for the
+                // headers is idle time, and reqwest's `read_timeout` bounds it.
+                let b = match read {
+                    Some(r) => b.read_timeout(r),
+                    None => b,
+                };
+                b.build()
+                    .map_err(|e| StorageError::transport("failed to build the http client", e))
+            };
+            match self.http {
+                Some(h) => (h.clone(), h),
+                None => (client(None)?, client(Some(read_timeout))?),
+            }
         };
         #[cfg(not(any(feature = "gdrive", feature = "onedrive")))]
-        let http = Http;
+        let (http, token_http) = (Http, Http);
         #[cfg(feature = "gdrive")]
         let drive_pool = {
             let mut o = storage_gdrive::DriveOptions::default();
             o.connect_timeout = connect_timeout;
+            o.read_timeout = read_timeout;
             storage_gdrive::DrivePool::new(&o)
         };
         #[cfg(feature = "onedrive")]
@@ -285,6 +309,7 @@ impl StorageFactoryBuilder {
             microsoft_app: self.microsoft_app,
             endpoints: self.endpoints,
             http,
+            token_http,
             retry: self.retry.unwrap_or_default(),
             connections: Arc::default(),
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
@@ -380,7 +405,7 @@ impl StorageFactory {
             inner,
             tokens,
             refresher,
-            http: self.http.clone(),
+            http: self.token_http.clone(),
             retry: self.retry,
             skew: self.refresh_skew,
             backoff: self.refresh_backoff,
