@@ -184,8 +184,9 @@ pub const REAUTH_AADSTS: &[u64] = &[50_076, 50_079, 65_001, 50_173, 70_000, 70_0
 /// Maps a token endpoint refusal (RFC 6749 §5.2; Microsoft adds `error_codes`
 /// with AADSTS numbers).
 ///
-/// - A refusal that asks the user to sign in again (an `error` of
-///   [`REAUTH_ERRORS`] or a code of [`REAUTH_AADSTS`]) is
+/// - A refusal that asks the user to sign in again (`error` `invalid_grant`,
+///   `interaction_required` or `consent_required`, or a code of
+///   [`REAUTH_AADSTS`]) is
 ///   [`StorageError::CloudConnection`] with [`ConnectionReason::InvalidGrant`].
 ///   That variant has no message; the `error` and the AADSTS code go to the
 ///   log (a `warn` event), and never a token.
