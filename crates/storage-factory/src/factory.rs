@@ -75,6 +75,7 @@ pub struct StorageFactory {
     microsoft_app: Option<storage_onedrive::MicrosoftApp>,
     endpoints: Endpoints,
     /// What the backends send with: no deadline, they apply the idle timeout.
+    #[cfg_attr(not(any(feature = "gdrive", feature = "onedrive")), allow(dead_code))]
     pub(crate) http: Http,
     /// What token and revocation requests are sent with.
     pub(crate) token_http: Http,
