@@ -205,7 +205,11 @@ async fn an_interrupted_purge_inside_disconnect_is_finished_by_the_next_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_and_memory_connections_disconnect_with_a_purge() {
     let dir = tempfile::tempdir().unwrap();
-    let factory = StorageFactory::builder().build().unwrap();
+    let factory = StorageFactory::builder()
+        .allow_local(dir.path())
+        .allow_memory()
+        .build()
+        .unwrap();
     let creds = tempfile::tempdir().unwrap();
     let store: Arc<dyn CredentialStore> = Arc::new(FileCredentialStore::in_dir(creds.path()));
     let local = serde_json::json!({"provider": "local", "root": dir.path()});

@@ -36,8 +36,13 @@ fn stored_json(store: &MemoryCredentialStore, id: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_backend_passes_the_kit_through_open_and_connect() {
     let emu = Emulator::start().await.unwrap();
-    let factory = factory(&emu);
     let dir = tempfile::tempdir().unwrap();
+    let factory = factory_builder(&emu)
+        .retry(quick_retry())
+        .allow_local(dir.path())
+        .allow_memory()
+        .build()
+        .unwrap();
     let local = serde_json::json!({"provider": "local", "root": dir.path()});
     for json in [
         grant(&emu, "gdrive"),

@@ -59,9 +59,13 @@ enum Op {
     /// As [`Op::Refresh`], with a `put_stream`: the refused attempt must leave the
     /// stream replayable, or the retry after the refresh cannot happen.
     RefreshPutStream,
+    /// As [`Op::Refresh`], with [`STORM`] concurrent calls: one refresh attempt
+    /// sequence serves them all, so the token endpoint's budget is that of one
+    /// call, and every caller gets the same outcome.
+    RefreshStorm,
 }
 
-const OPS: [Op; 10] = [
+const OPS: [Op; 11] = [
     Op::PutSmall,
     Op::PutResumable,
     Op::PutStream,
@@ -72,6 +76,7 @@ const OPS: [Op; 10] = [
     Op::Health,
     Op::Refresh,
     Op::RefreshPutStream,
+    Op::RefreshStorm,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,81 +150,81 @@ const NOT_TOKEN: Expect = Expect::Na("token endpoints do not answer with Drive's
 const NO_BODY: Expect = Expect::Na("a delete answer has no JSON body to spoil");
 
 /// Ops: put small, put resumable, put_stream, get, get_stream, stat, delete, health, refresh,
-/// refresh during a put_stream.
+/// refresh during a put_stream, a refresh that many callers wait on.
 #[rustfmt::skip]
-const TABLE: &[(Fault, [Expect; 10], [Expect; 10])] = &[
+const TABLE: &[(Fault, [Expect; 11], [Expect; 11])] = &[
     (Fault::None,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     // A refused token: the backend says so; the managed connection is a
     // configuration error when the token endpoint itself answers 401 (the client).
     (Fault::Unauthorized401,
-        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT],
-        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT]),
+        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT, INVALID_CLIENT],
+        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT, INVALID_CLIENT]),
     (Fault::DriveRateLimit403,
-        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN],
-        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN, NOT_TOKEN],
+        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
     (Fault::DriveUserRateLimit403,
-        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN],
-        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN, NOT_TOKEN],
+        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
     (Fault::TooMany429Secs,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::TooMany429Date,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Unavailable503Secs,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Unavailable503Date,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Internal500,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::BadGateway502,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::GatewayTimeout504,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Internal500Always,
-        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500],
-        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500]),
+        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500],
+        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500]),
     (Fault::TooMany429Always,
-        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED],
-        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED]),
+        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED],
+        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED]),
     (Fault::ResetBeforeResponse,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::ResetAfterProcessing,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::ResetMidBody,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::TruncatedBody,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::PartialChunk,
-        [MULTIPART, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
-        [OK, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
+        [MULTIPART, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
+        [OK, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
     // A session lost after a stream's first chunk was acknowledged cannot be replayed.
     (Fault::ExpiredSession,
-        [MULTIPART, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
-        [OK, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
+        [MULTIPART, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
+        [OK, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
     (Fault::TokenEndpoint5xx,
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK],
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK]),
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK],
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK]),
     (Fault::TokenInvalidGrant,
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT],
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT]),
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT, INVALID_GRANT],
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT, INVALID_GRANT]),
     (Fault::SlowerThanTimeout,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::MalformedJson,
-        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED],
-        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED]),
+        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED, MALFORMED],
+        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED, MALFORMED]),
 ];
 
 // ---------------------------------------------------------------------------
@@ -237,6 +242,8 @@ const G_LARGE: usize = CHUNK_UNIT + 777;
 /// OneDrive: two fragments (320 KiB and 777 bytes).
 const M_LARGE: usize = FRAGMENT_UNIT + 777;
 const SEED_SIZE: usize = 70_000;
+/// The callers of [`Op::RefreshStorm`].
+const STORM: usize = 20;
 const TARGET_SIZE: usize = 100_000;
 
 fn policy() -> RetryPolicy {
@@ -339,7 +346,7 @@ fn targets(p: P, op: Op) -> (Target, Target) {
             let x = t(Api, "GET", "/drive/v3/about", 0);
             (x, x)
         }
-        (P::Gdrive, Op::Refresh | Op::RefreshPutStream) => {
+        (P::Gdrive, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm) => {
             let x = t(Api, "POST", "/token", 0);
             (x, x)
         }
@@ -367,7 +374,7 @@ fn targets(p: P, op: Op) -> (Target, Target) {
             let x = t(Api, "GET", "/v1.0/me/drive", 0);
             (x, x)
         }
-        (P::Onedrive, Op::Refresh | Op::RefreshPutStream) => {
+        (P::Onedrive, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm) => {
             let x = t(Api, "POST", "*/oauth2/v2.0/token", 0);
             (x, x)
         }
@@ -386,7 +393,7 @@ fn json_response(status: u16, body: &str) -> FaultAction {
 fn fault_rule(p: P, op: Op, fault: Fault) -> Option<FaultRule> {
     let (api, body) = targets(p, op);
     let once = |target: Target, action: FaultAction| Some(target.rule(p, action).times(1));
-    let token = matches!(op, Op::Refresh | Op::RefreshPutStream);
+    let token = matches!(op, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm);
     match fault {
         Fault::None => None,
         Fault::Unauthorized401 if token => Some(api.rule(
@@ -630,6 +637,24 @@ async fn run_op(
             }
             Ok(None)
         }
+        Op::RefreshStorm => {
+            let results = futures::future::join_all((0..STORM).map(|_| b.stat_object(seed))).await;
+            let outcomes: std::collections::BTreeSet<String> = results
+                .iter()
+                .map(|r| r.as_ref().map_or_else(kind_of, |m| format!("Ok({})", m.size)))
+                .collect();
+            if outcomes.len() > 1 {
+                return Err(StorageError::integrity(format!(
+                    "matrix: the callers of one refresh saw different outcomes: {outcomes:?}"
+                )));
+            }
+            match results.into_iter().next() {
+                Some(Ok(meta)) if meta.size == SEED_SIZE as u64 => Ok(None),
+                Some(Ok(_)) => Err(StorageError::integrity("matrix: stat reported another size")),
+                Some(Err(e)) => Err(e),
+                None => Ok(None),
+            }
+        }
     }
 }
 
@@ -650,7 +675,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
     } else {
         NORMAL_TIMEOUT
     };
-    let backend = if matches!(op, Op::Refresh | Op::RefreshPutStream) {
+    let backend = if matches!(op, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm) {
         managed(&emu, &grant, read_timeout).await
     } else {
         Backend::Direct(direct(p, &emu, &grant, read_timeout))
@@ -676,7 +701,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
         (P::Gdrive, _) => data(G_LARGE, 3),
         (P::Onedrive, _) => data(M_LARGE, 3),
     };
-    if matches!(op, Op::Refresh | Op::RefreshPutStream) {
+    if matches!(op, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm) {
         emu.expire_access_tokens();
     }
     emu.clear_journal();
@@ -788,7 +813,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
         }
         let simple = matches!(
             op,
-            Op::Stat | Op::Delete | Op::Health | Op::Refresh | Op::RefreshPutStream
+            Op::Stat | Op::Delete | Op::Health | Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm
         ) || p == P::Gdrive && op == Op::PutSmall;
         let persistent = matches!(fault, Fault::Internal500Always | Fault::TooMany429Always);
         if persistent && simple && out.target_requests != max {
@@ -798,7 +823,9 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
             ));
         }
     }
-    if fault == Fault::Unauthorized401 && !matches!(op, Op::Refresh | Op::RefreshPutStream) && out.target_requests != 1
+    if fault == Fault::Unauthorized401
+        && !matches!(op, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm)
+        && out.target_requests != 1
     {
         out.problems.push("a refused token was retried by the backend".into());
     }

@@ -325,3 +325,157 @@ async fn a_get_stream_dropped_halfway_releases_its_connection() {
         emu.shutdown().await;
     }
 }
+
+/// The idle timeout of the slow-link tests: the old total deadline, scaled down.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// A backend with a 2 s idle timeout, one attempt per call, and pieces of 20 MiB
+/// (Drive: multipart up to 21 MiB for a multipart case, else resumable chunks of
+/// 20 MiB; OneDrive: fragments of 64 × 320 KiB).
+fn slow_link_backend(upload: Upload, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
+    let once = RetryPolicy::never();
+    match upload.provider() {
+        P::Gdrive => {
+            let grant = emu.google_grant();
+            let endpoints: GoogleEndpoints =
+                serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap();
+            let mut o = DriveOptions::default();
+            o.chunk_size = 80 * CHUNK_UNIT;
+            o.multipart_limit = match upload {
+                Upload::DriveMultipart => 21 * 1024 * 1024,
+                _ => 64 * 1024,
+            };
+            o.retry = once;
+            o.read_timeout = IDLE;
+            Arc::new(
+                GoogleDriveBackend::builder(TokenCell::new(grant["access_token"].as_str().unwrap()))
+                    .endpoints(endpoints)
+                    .options(o)
+                    .build()
+                    .unwrap(),
+            )
+        }
+        P::Onedrive => {
+            let grant = emu.microsoft_grant();
+            let endpoints: GraphEndpoints =
+                serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap();
+            let mut o = OneDriveOptions::default();
+            o.fragment_size = 64 * FRAGMENT_UNIT;
+            o.retry = once;
+            o.read_timeout = IDLE;
+            Arc::new(
+                OneDriveBackend::builder(TokenCell::new(grant["access_token"].as_str().unwrap()))
+                    .endpoints(endpoints)
+                    .options(o)
+                    .build()
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+/// Where the big upload request of each case goes: Drive's multipart POST,
+/// Drive's resumable chunk PUT, OneDrive's fragment PUT.
+#[derive(Debug, Clone, Copy)]
+enum Upload {
+    DriveMultipart,
+    DriveResumable,
+    OneDriveFragment,
+}
+
+impl Upload {
+    const ALL: [Self; 3] = [Self::DriveMultipart, Self::DriveResumable, Self::OneDriveFragment];
+
+    fn provider(self) -> P {
+        match self {
+            Self::DriveMultipart | Self::DriveResumable => P::Gdrive,
+            Self::OneDriveFragment => P::Onedrive,
+        }
+    }
+
+    /// The body: 20 MiB in one request, plus a second small piece for sessions.
+    fn size(self) -> usize {
+        match self {
+            Self::DriveMultipart => 20 * 1024 * 1024,
+            Self::DriveResumable => 80 * CHUNK_UNIT + 1,
+            Self::OneDriveFragment => 64 * FRAGMENT_UNIT + 1,
+        }
+    }
+
+    fn rule(self, action: FaultAction) -> FaultRule {
+        let rule = FaultRule::new(action).times(1);
+        match self {
+            Self::DriveMultipart => rule.origin(Origin::Api).method("POST").path("/upload/drive/v3/files"),
+            Self::DriveResumable => rule.origin(Origin::Content).method("PUT").path("/upload/*"),
+            Self::OneDriveFragment => rule.origin(Origin::Content).method("PUT").path("/up/*"),
+        }
+    }
+}
+
+/// A body dripped over a slow link for about 5 s, well past the 2 s that used
+/// to be a deadline for the whole request: it keeps moving, so it goes through.
+///
+/// The rate, 4 MiB/s, is what a 2 s idle timeout can tell from a stall on
+/// loopback: the client's kernel may take a few MiB of the body at once (send
+/// buffers grow to 4 MiB on Linux), and drains them at the drip's rate without
+/// the client seeing progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_a_slow_link_outlasts_the_idle_timeout() {
+    let failures: Vec<String> = futures::future::join_all(Upload::ALL.map(slow_upload))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// One case of the slow-link test, on an emulator of its own; what went wrong.
+async fn slow_upload(upload: Upload) -> Option<String> {
+    // A slow link holds little in flight: a small receive buffer stands in for it.
+    let emu = Emulator::builder().receive_buffer(64 * 1024).start().await.unwrap();
+    let b = slow_link_backend(upload, &emu);
+    let body = data(upload.size(), 7);
+    // 20 MiB at 256 KiB every 62 ms (4 MiB/s): 5 s on the wire.
+    let drip = emu.faults().add(upload.rule(FaultAction::DripRequestBody {
+        bytes: 256 * 1024,
+        every_millis: 62,
+    }));
+    let started = Instant::now();
+    let key = match b.put_object(&name("slow"), body.clone(), "a/b").await {
+        Ok(key) => key,
+        Err(e) => return Some(format!("{upload:?} after {:?}: {e}", started.elapsed())),
+    };
+    let took = started.elapsed();
+    assert_eq!(emu.faults().fired(drip), 1, "{upload:?}: the drip applied");
+    assert!(took > 2 * IDLE, "{upload:?}: the link was not slow ({took:?})");
+    assert_eq!(b.get_object(&key).await.unwrap(), body, "{upload:?}");
+    emu.shutdown().await;
+    None
+}
+
+/// A body that stops moving fails after the idle timeout, not at the end of
+/// the stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_link_stalls_fails_after_the_idle_timeout() {
+    for upload in Upload::ALL {
+        let emu = Emulator::start().await.unwrap();
+        let b = slow_link_backend(upload, &emu);
+        let body = data(upload.size(), 8);
+        emu.faults().add(upload.rule(FaultAction::StallRequestBody {
+            after_bytes: 1024 * 1024,
+            millis: 30_000,
+        }));
+        let started = Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(20), b.put_object(&name("stalled"), body, "a/b"))
+            .await
+            .unwrap_or_else(|_| panic!("{upload:?}: a stalled upload hung"));
+        let took = started.elapsed();
+        assert!(
+            matches!(result, Err(StorageError::Transport { .. })),
+            "{upload:?}: {result:?}"
+        );
+        assert!(took >= IDLE, "{upload:?}: failed before the idle timeout ({took:?})");
+        assert!(took < IDLE * 3, "{upload:?}: took {took:?}");
+        drop(emu);
+    }
+}

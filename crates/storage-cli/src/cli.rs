@@ -32,6 +32,11 @@ pub struct Cli {
     /// The connection id in --store.
     #[arg(long, global = true, value_name = "ID")]
     pub connection: Option<String>,
+    /// Lets a `{"provider":"local","root":…}` connection open, with its root
+    /// under DIR (an absolute path); without it no local connection opens, so
+    /// that a tampered credential file cannot read the machine's files.
+    #[arg(long, global = true, value_name = "DIR", env = "STORAGE_LOCAL_BASE")]
+    pub local_base: Option<PathBuf>,
     #[command(flatten)]
     pub apps: Apps,
     /// No progress bars.

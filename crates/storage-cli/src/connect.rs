@@ -83,9 +83,15 @@ pub async fn read(path: &Path) -> Result<String, Failure> {
     }
 }
 
-/// The factory for the flags.
-pub fn factory(endpoints: Endpoints, apps: &Apps) -> Result<StorageFactory, Failure> {
+/// The factory for the flags: `local` connections only under `--local-base`.
+pub fn factory(endpoints: Endpoints, apps: &Apps, local_base: Option<&Path>) -> Result<StorageFactory, Failure> {
     let mut b = StorageFactory::builder().endpoints(endpoints);
+    if let Some(base) = local_base {
+        if !base.is_absolute() {
+            return Err(Failure::Usage("--local-base takes an absolute directory".into()));
+        }
+        b = b.allow_local(base);
+    }
     if let (Some(id), Some(secret)) = (&apps.google_client_id, &apps.google_client_secret) {
         b = b.google_app(GoogleApp::new(id.clone(), secret.clone()));
     }
@@ -115,9 +121,16 @@ pub async fn store_for(source: Source<'_>) -> Result<(Arc<dyn CredentialStore>, 
 /// The managed connection the flags name; refreshed tokens go back to its store.
 pub async fn backend(cli: &Cli) -> Result<Arc<dyn StorageBackend>, Failure> {
     let (store, id) = store_for(source(cli)?).await?;
-    let factory = factory(endpoints(cli.endpoints.as_deref()).await?, &cli.apps)?;
+    let factory = factory(
+        endpoints(cli.endpoints.as_deref()).await?,
+        &cli.apps,
+        cli.local_base.as_deref(),
+    )?;
     match factory.connect(&id, store.clone()).await {
         Ok(b) => Ok(b),
+        Err(StorageError::InvalidInput { message }) if message.contains("allow_local") => Err(Failure::Usage(
+            "local connections open only under --local-base DIR (or $STORAGE_LOCAL_BASE)".into(),
+        )),
         // A sealed blob read without keys does not parse as credentials: say why.
         Err(e @ StorageError::InvalidInput { .. }) => match store.load(&id).await {
             Ok(stored) if storage_factory::is_sealed(&stored.json) => Err(Failure::Usage(format!(

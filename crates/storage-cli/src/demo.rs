@@ -110,7 +110,9 @@ async fn tokens(store: &FileCredentialStore, id: &str) -> (String, String) {
     (get("access_token"), get("refresh_token"))
 }
 
-fn factory(emu: &EmulatorHandle) -> Result<StorageFactory, Failure> {
+/// The demo's factory: the emulator's endpoints and apps, and local
+/// connections under the demo's own work directory `local_base`.
+fn factory(emu: &EmulatorHandle, local_base: &std::path::Path) -> Result<StorageFactory, Failure> {
     let endpoints = serde_json::to_string(emu.endpoints()).map_err(|e| Failure::Other(e.to_string()))?;
     let g = emu.google_app();
     let m = emu.microsoft_app();
@@ -118,6 +120,7 @@ fn factory(emu: &EmulatorHandle) -> Result<StorageFactory, Failure> {
         .endpoints(Endpoints::from_json(&endpoints)?)
         .google_app(GoogleApp::new(g.client_id.clone(), g.client_secret.clone()))
         .microsoft_app(MicrosoftApp::new(m.client_id.clone(), m.client_secret.clone()))
+        .allow_local(local_base)
         .build()?)
 }
 
@@ -141,7 +144,7 @@ pub async fn run(size_mib: u64, quiet: bool) -> Result<(), Failure> {
             .await?;
     }
     let store = Arc::new(store);
-    let factory = factory(&emu)?;
+    let factory = factory(&emu, work.path())?;
     out::err(&format!("storage demo: emulator at {}", emu.endpoints().google.root));
     out::err(&format!("storage demo: credentials in {}", cred_dir.display()));
 

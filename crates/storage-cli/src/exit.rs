@@ -13,7 +13,9 @@ exit codes:
   3  not found: no such object, or no such input file
   4  the connection requires re-authorisation (the grant was revoked or expired)
   5  rate limited by the provider, after retries
-  6  integrity failure: stored bytes differ from what was sent";
+  6  integrity failure: stored bytes differ from what was sent
+  7  the user's storage at the provider is full
+  8  the application's request quota at the provider is used up (e.g. drive's daily limit)";
 
 /// What ended a command.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ impl Failure {
                 } => 4,
                 StorageError::RateLimited { .. } => 5,
                 StorageError::Integrity { .. } => 6,
+                StorageError::QuotaExceeded => 7,
+                StorageError::AppQuotaExceeded { .. } => 8,
                 _ => 1,
             },
         }
@@ -63,6 +67,12 @@ impl Failure {
             Self::Storage(StorageError::CloudConnection {
                 reason: ConnectionReason::InvalidGrant,
             }) => "the connection requires re-authorisation: run `storage auth login` again".to_owned(),
+            Self::Storage(StorageError::QuotaExceeded) => {
+                "the user's storage is full at the provider: free space there, or ask the user to".to_owned()
+            }
+            Self::Storage(e @ StorageError::AppQuotaExceeded { .. }) => format!(
+                "{e}; this application's request quota at the provider is used up for every user, not the user's storage: wait for the provider to reset it, or raise it in the provider's console"
+            ),
             Self::Storage(e) => e.to_string(),
         };
         crate::out::err(&format!("storage: {line}"));

@@ -73,7 +73,11 @@ pub async fn disconnect(cli: &Cli, user: Option<&str>, yes: bool) -> Result<(), 
         ),
         Source::Store { .. } => connect::store_for(source).await?,
     };
-    let factory = connect::factory(connect::endpoints(cli.endpoints.as_deref()).await?, &cli.apps)?;
+    let factory = connect::factory(
+        connect::endpoints(cli.endpoints.as_deref()).await?,
+        &cli.apps,
+        cli.local_base.as_deref(),
+    )?;
     let question = match user {
         Some(u) => format!("delete every object of user {u:?}, revoke the grant and delete {what}?"),
         None => format!("revoke the grant and delete {what}?"),

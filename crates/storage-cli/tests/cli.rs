@@ -321,7 +321,8 @@ fn purge_and_disconnect_through_the_binary() {
         assert!(purged.status.success(), "{}", text(&purged.stderr));
         assert_eq!(text(&purged.stdout).trim(), "purged user alice: 1 objects, 5 bytes");
         assert_eq!(run(&["stat", &keys[0]], None).status.code(), Some(3));
-        assert_eq!(run(&["get", &keys[1]], None).stdout, b"12345");
+        let got = run(&["get", &keys[1]], None);
+        assert_eq!(got.stdout, b"12345", "{provider}: {}", text(&got.stderr));
 
         let saved = cred(&creds);
         let refused = run(&["disconnect", "--purge", "--user", "alice-2"], None);
@@ -371,6 +372,7 @@ fn storage_env(args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Ou
         .env_remove("STORAGE_LOG")
         .env_remove("STORAGE_STORE")
         .env_remove("STORAGE_SEAL_KEYS")
+        .env_remove("STORAGE_LOCAL_BASE")
         .env_remove("STORAGE_STORE_CA")
         .envs(envs.iter().copied())
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -632,7 +634,15 @@ fn a_directory_store_sealed_at_rest() {
     .unwrap();
     let spec = format!("file:{}", conns.display());
     let envs = [("STORAGE_SEAL_KEYS", SEAL_KEYS)];
-    let base = ["--store", spec.as_str(), "--connection", "c1"];
+    // A local connection opens only under the directory --local-base allows.
+    let base = [
+        "--store",
+        spec.as_str(),
+        "--connection",
+        "c1",
+        "--local-base",
+        dir.path().to_str().unwrap(),
+    ];
     let run = |extra: &[&str], stdin: Option<&[u8]>| {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         storage_env(&args, stdin, &envs)
@@ -644,6 +654,13 @@ fn a_directory_store_sealed_at_rest() {
     assert!(stored.contains(r#""sealed":"v1""#), "{stored}");
     assert!(!stored.contains("objects"), "the root is sealed: {stored}");
 
+    let refused = storage_env(&["--store", spec.as_str(), "--connection", "c1", "health"], None, &envs);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("--local-base"),
+        "{}",
+        text(&refused.stderr)
+    );
     let put = run(&["put", "--user", "u1", "--document", "d1", "-"], Some(b"local bytes"));
     assert!(put.status.success(), "{}", text(&put.stderr));
     let key = text(&put.stdout).trim().to_owned();
@@ -672,6 +689,46 @@ fn a_directory_store_sealed_at_rest() {
         "{}",
         text(&blind.stderr)
     );
+}
+
+/// A tampered `local` row cannot open the machine's filesystem: without
+/// --local-base no local row opens, and with it only roots under that directory.
+#[test]
+fn a_tampered_local_row_cannot_read_the_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("tampered.json");
+    let allowed = dir.path().join("objects");
+    for (root, local_base) in [("/", None), ("/", Some(&allowed)), ("/etc", Some(&allowed))] {
+        std::fs::write(
+            &creds,
+            serde_json::json!({"provider": "local", "root": root}).to_string(),
+        )
+        .unwrap();
+        let mut args = vec!["--credentials", creds.to_str().unwrap()];
+        if let Some(b) = local_base {
+            args.extend(["--local-base", b.to_str().unwrap()]);
+        }
+        args.extend(["get", "etc/passwd"]);
+        let out = storage(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{root} {local_base:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "nothing was read");
+    }
+    let out = storage(
+        &[
+            "--credentials",
+            creds.to_str().unwrap(),
+            "--local-base",
+            "relative",
+            "health",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -745,4 +802,113 @@ fn a_postgresql_store_over_tls_trusts_only_the_given_ca() {
         let out = storage_env(&list, None, &[("STORAGE_STORE_CA", bad.to_str().unwrap())]);
         assert_eq!(out.status.code(), Some(2), "{}: {}", bad.display(), text(&out.stderr));
     }
+}
+
+/// An emulator in this test's process, for the grant states and faults a test
+/// sets; its endpoints JSON is written to `dir`.
+struct InProcess {
+    emu: storage_emulator::EmulatorHandle,
+    endpoints: PathBuf,
+    // Serves the emulator; dropped last.
+    _rt: tokio::runtime::Runtime,
+}
+
+fn in_process(dir: &Path) -> InProcess {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let emu = rt.block_on(storage_emulator::Emulator::start()).unwrap();
+    let endpoints = dir.join("endpoints.json");
+    std::fs::write(&endpoints, serde_json::to_string(emu.endpoints()).unwrap()).unwrap();
+    InProcess {
+        emu,
+        endpoints,
+        _rt: rt,
+    }
+}
+
+/// Microsoft's "sign in again" answers (`interaction_required`,
+/// `consent_required` …) end with the re-authorisation exit code, mark the
+/// credentials file, name the AADSTS code in the log, and make no further
+/// token request.
+#[test]
+fn sign_in_again_answers_exit_with_the_re_authorisation_code() {
+    for why in storage_emulator::SignInRequired::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let emu = in_process(dir.path());
+        let mut json = emu.emu.microsoft_grant();
+        assert!(emu.emu.require_sign_in(json["refresh_token"].as_str().unwrap(), why));
+        // Declared expired: the next command refreshes first.
+        json["expires_at"] = serde_json::json!("2000-01-01T00:00:00Z");
+        let creds = dir.path().join("creds.json");
+        std::fs::write(&creds, json.to_string()).unwrap();
+        let args = [
+            "--endpoints",
+            emu.endpoints.to_str().unwrap(),
+            "--credentials",
+            creds.to_str().unwrap(),
+            "health",
+        ];
+        let out = storage(&args, None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "AADSTS{}: {stderr}", why.code());
+        assert!(stderr.contains("re-authorisation"), "{stderr}");
+        assert!(
+            stderr.contains(&why.code().to_string()),
+            "the log names the code: {stderr}"
+        );
+        assert_eq!(cred(&creds)["status"], "requires_reauth");
+        emu.emu.clear_journal();
+        let again = storage(&args, None);
+        assert_eq!(again.status.code(), Some(4));
+        assert!(
+            emu.emu.journal().token_requests().is_empty(),
+            "AADSTS{}: a marked connection asked for a token again",
+            why.code()
+        );
+    }
+}
+
+/// Drive's `dailyLimitExceeded` is the application's request quota, not the
+/// user's storage: the two have their own messages and exit codes.
+#[test]
+fn the_apps_daily_quota_and_a_full_drive_exit_differently() {
+    use storage_emulator::{FaultAction, FaultRule};
+    let dir = tempfile::tempdir().unwrap();
+    let emu = in_process(dir.path());
+    let creds = dir.path().join("creds.json");
+    std::fs::write(&creds, emu.emu.google_grant().to_string()).unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, b"hello").unwrap();
+    let put = [
+        "--endpoints",
+        emu.endpoints.to_str().unwrap(),
+        "--credentials",
+        creds.to_str().unwrap(),
+        "put",
+        "--user",
+        "u1",
+        "--document",
+        "d1",
+        input.to_str().unwrap(),
+    ];
+    let rule = emu
+        .emu
+        .faults()
+        .add(FaultRule::new(FaultAction::google_error(403, "dailyLimitExceeded")).path("/upload/*"));
+    let daily = storage(&put, None);
+    let daily_err = text(&daily.stderr);
+    emu.emu.faults().remove(rule);
+    emu.emu
+        .faults()
+        .add(FaultRule::new(FaultAction::google_error(403, "storageQuotaExceeded")).path("/upload/*"));
+    let full = storage(&put, None);
+    let full_err = text(&full.stderr);
+    assert_eq!(daily.status.code(), Some(8), "{daily_err}");
+    assert_eq!(full.status.code(), Some(7), "{full_err}");
+    assert!(daily_err.contains("application"), "{daily_err}");
+    assert!(full_err.contains("storage is full"), "{full_err}");
+    assert_ne!(daily_err, full_err);
 }

@@ -57,9 +57,20 @@ pub enum StorageError {
         /// How long the provider asked the caller to wait, when it said.
         retry_after: Option<Duration>,
     },
-    /// The user's storage is full.
+    /// The user's storage is full. Not the application's request quota:
+    /// that is [`AppQuotaExceeded`](Self::AppQuotaExceeded).
     #[error("storage quota exceeded")]
     QuotaExceeded,
+    /// The application's request quota at the provider is used up (Drive's
+    /// `dailyLimitExceeded`: the project's daily limit in the Google Cloud
+    /// console). Every user of the application meets it, until the provider
+    /// resets the quota or its owner raises it; retrying soon does not help,
+    /// and the user's storage is not the cause.
+    #[error("application quota exceeded: {message}")]
+    AppQuotaExceeded {
+        /// The provider's reason.
+        message: String,
+    },
     /// The provider refused access to the object.
     #[error("permission denied: {message}")]
     PermissionDenied {
@@ -272,6 +283,16 @@ mod tests {
             .is_retryable()
         );
         assert!(!StorageError::QuotaExceeded.is_retryable());
+    }
+
+    #[test]
+    fn the_apps_quota_is_neither_retryable_nor_the_users_storage() {
+        let e = StorageError::AppQuotaExceeded {
+            message: "daily limit exceeded".into(),
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.to_string(), "application quota exceeded: daily limit exceeded");
+        assert_ne!(e.to_string(), StorageError::QuotaExceeded.to_string());
     }
 
     #[test]

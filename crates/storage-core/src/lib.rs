@@ -7,6 +7,8 @@ pub mod download;
 pub mod endpoint;
 mod error;
 mod hash;
+#[cfg(feature = "http")]
+pub mod idle;
 mod local;
 mod memory;
 mod meta;

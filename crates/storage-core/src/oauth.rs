@@ -165,19 +165,50 @@ pub async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &st
     })
 }
 
+/// OAuth `error` values that mean the user must sign in again: `invalid_grant`
+/// (RFC 6749 §5.2), and `interaction_required` and `consent_required`
+/// (OpenID Connect Core 1.0 §3.1.2.6), which Microsoft's token endpoint sends
+/// when multi-factor authentication or consent is missing
+/// (<https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow>).
+const REAUTH_ERRORS: &[&str] = &["invalid_grant", "interaction_required", "consent_required"];
+
+/// Microsoft AADSTS codes that mean the user must sign in again, whatever
+/// `error` came with them
+/// (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>):
+/// 50076 and 50079 (multi-factor authentication required, or its enrolment),
+/// 65001 (no consent), 50173 (grant revoked), 70000 and 70008 (refresh token
+/// invalid or expired), 700082 (inactive too long), 70043 (Conditional Access
+/// sign-in frequency), 700084 (a single-page app's 24 h limit).
+pub const REAUTH_AADSTS: &[u64] = &[50_076, 50_079, 65_001, 50_173, 70_000, 70_008, 700_082, 70_043, 700_084];
+
 /// Maps a token endpoint refusal (RFC 6749 §5.2; Microsoft adds `error_codes`
-/// with AADSTS numbers, kept in `Provider` messages).
+/// with AADSTS numbers).
+///
+/// - A refusal that asks the user to sign in again (`error` `invalid_grant`,
+///   `interaction_required` or `consent_required`, or a code of
+///   [`REAUTH_AADSTS`]) is
+///   [`StorageError::CloudConnection`] with [`ConnectionReason::InvalidGrant`].
+///   That variant has no message; the `error` and the AADSTS code go to the
+///   log (a `warn` event), and never a token.
+/// - Other refusals are `Provider`, with the AADSTS code in the message.
 pub fn token_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> StorageError {
     let parsed = serde_json::from_slice::<OAuthError>(body).ok();
-    let aadsts = parsed
-        .as_ref()
-        .and_then(|e| e.error_codes.first())
-        .map(|c| format!(" (AADSTS{c})"))
-        .unwrap_or_default();
-    match parsed.as_ref().map(|e| e.error.as_str()) {
-        Some("invalid_grant") => StorageError::CloudConnection {
+    let code = parsed.as_ref().and_then(|e| e.error_codes.first().copied());
+    let aadsts = code.map(|c| format!(" (AADSTS{c})")).unwrap_or_default();
+    let error = parsed.as_ref().map(|e| e.error.as_str());
+    let reauth = error.is_some_and(|e| REAUTH_ERRORS.contains(&e)) || code.is_some_and(|c| REAUTH_AADSTS.contains(&c));
+    if reauth {
+        tracing::warn!(
+            status,
+            error = error.unwrap_or(""),
+            aadsts = code,
+            "the token endpoint says the user must sign in again"
+        );
+        return StorageError::CloudConnection {
             reason: ConnectionReason::InvalidGrant,
-        },
+        };
+    }
+    match error {
         _ if status == 429 => StorageError::RateLimited { retry_after },
         Some(c @ ("invalid_client" | "unauthorized_client")) => StorageError::Provider {
             status,
@@ -213,6 +244,19 @@ mod tests {
         );
         assert!(!e.is_retryable());
         assert!(token_error(503, b"oops", None).is_retryable());
+        // Sign in again: OpenID Connect's errors, and Microsoft's codes whatever the error.
+        for body in [
+            &br#"{"error":"interaction_required","error_codes":[50076]}"#[..],
+            br#"{"error":"interaction_required","error_codes":[50079]}"#,
+            br#"{"error":"consent_required","error_codes":[65001]}"#,
+            br#"{"error":"invalid_request","error_codes":[50076]}"#,
+            br#"{"error":"invalid_grant","error_codes":[70043]}"#,
+        ] {
+            let e = token_error(400, body, None);
+            assert_eq!(e.connection_reason(), Some(ConnectionReason::InvalidGrant), "{e:?}");
+        }
+        let e = token_error(400, br#"{"error":"invalid_scope","error_codes":[70011]}"#, None);
+        assert!(matches!(e, StorageError::Provider { ref message, .. } if message.contains("AADSTS70011")));
         assert_eq!(
             token_error(429, b"", Some(Duration::from_secs(2))).retry_after(),
             Some(Duration::from_secs(2))

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::faults::{FaultController, FaultRule, Provider};
+use crate::faults::{FaultController, FaultRule, Provider, SignInRequired};
 use crate::google::store::DriveStore;
 use crate::grants::Grants;
 use crate::journal::{Journal, JournalLog, Origin};
@@ -166,6 +166,7 @@ pub struct EmulatorBuilder {
     log_requests: bool,
     download_url_lifetime: Duration,
     faults: Vec<FaultRule>,
+    receive_buffer: Option<u32>,
 }
 
 impl Default for EmulatorBuilder {
@@ -195,6 +196,7 @@ impl Default for EmulatorBuilder {
             // (https://learn.microsoft.com/graph/api/resources/driveitem).
             download_url_lifetime: Duration::from_secs(3600),
             faults: Vec::new(),
+            receive_buffer: None,
         }
     }
 }
@@ -306,6 +308,19 @@ impl EmulatorBuilder {
         self
     }
 
+    /// The kernel receive buffer of every accepted connection (`SO_RCVBUF`,
+    /// socket(7)); by default the system sizes it. A small one (64 KiB) makes
+    /// a loopback connection hold as little in flight as a slow link does,
+    /// whose bandwidth-delay product is small: with
+    /// [`FaultAction::DripRequestBody`](crate::FaultAction::DripRequestBody),
+    /// the client then sees its writes wait as the body drips, rather than
+    /// handing megabytes to buffers on both ends at once.
+    #[must_use]
+    pub fn receive_buffer(mut self, bytes: u32) -> Self {
+        self.receive_buffer = Some(bytes);
+        self
+    }
+
     /// A fault rule installed before the first request.
     #[must_use]
     pub fn fault(mut self, rule: FaultRule) -> Self {
@@ -318,8 +333,8 @@ impl EmulatorBuilder {
     /// # Errors
     /// When a listener cannot bind.
     pub async fn start(self) -> Result<EmulatorHandle, StartError> {
-        let api = bind(self.port).await?;
-        let content = bind(self.content_port).await?;
+        let api = bind(self.port, self.receive_buffer)?;
+        let content = bind(self.content_port, self.receive_buffer)?;
         let api_port = local_port(&api, self.port)?;
         let content_port = local_port(&content, self.content_port)?;
         let base = Url::parse(&format!("http://127.0.0.1:{api_port}/")).map_err(StartError::Url)?;
@@ -383,10 +398,20 @@ impl EmulatorBuilder {
     }
 }
 
-async fn bind(port: u16) -> Result<TcpListener, StartError> {
-    TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|source| StartError::Bind { port, source })
+/// A listener on 127.0.0.1:`port`; a receive buffer set on it is inherited by
+/// the connections it accepts, and set before `listen` so that the window the
+/// handshake announces already reflects it (tcp(7), `SO_RCVBUF`).
+fn bind(port: u16, receive_buffer: Option<u32>) -> Result<TcpListener, StartError> {
+    let fail = |source| StartError::Bind { port, source };
+    let socket = tokio::net::TcpSocket::new_v4().map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes).map_err(fail)?;
+    }
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .map_err(fail)?;
+    socket.listen(1024).map_err(fail)
 }
 
 fn local_port(listener: &TcpListener, port: u16) -> Result<u16, StartError> {
@@ -528,6 +553,21 @@ impl EmulatorHandle {
     /// Revokes every grant: refresh gets `invalid_grant`, API calls get 401.
     pub fn revoke_grants(&self) {
         self.shared.grants.lock().revoke_all();
+    }
+
+    /// Makes Microsoft's token endpoint refuse every refresh of the grant behind
+    /// `token` (its access or refresh token) because the user must sign in
+    /// again: 400 with the `error` and AADSTS code of `why`
+    /// (`interaction_required` AADSTS50076 for multi-factor authentication, …).
+    /// Access tokens already issued keep working until they expire. Returns
+    /// whether such a Microsoft grant exists.
+    pub fn require_sign_in(&self, token: &str, why: SignInRequired) -> bool {
+        self.shared.grants.lock().require_sign_in(Some(token), why) > 0
+    }
+
+    /// [`require_sign_in`](Self::require_sign_in) for every Microsoft grant.
+    pub fn require_sign_in_everywhere(&self, why: SignInRequired) {
+        self.shared.grants.lock().require_sign_in(None, why);
     }
 
     /// Revokes the grant behind one refresh or access token; returns whether one was found.

@@ -22,6 +22,82 @@ pub enum Provider {
     Microsoft,
 }
 
+/// Why Microsoft's token endpoint sends the user back to sign in, for
+/// [`EmulatorHandle::require_sign_in`](crate::EmulatorHandle::require_sign_in).
+///
+/// Each answers a refresh with 400, its `error` and its AADSTS code in
+/// `error_codes` ("Microsoft identity platform error codes",
+/// <https://learn.microsoft.com/entra/identity-platform/reference-error-codes>;
+/// `error` values from "Microsoft identity platform and OAuth 2.0 authorization
+/// code flow", <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SignInRequired {
+    /// `interaction_required`, AADSTS50076: multi-factor authentication is required.
+    Mfa,
+    /// `interaction_required`, AADSTS50079: the user must enrol in multi-factor authentication.
+    MfaEnrollment,
+    /// `consent_required`, AADSTS65001: the user or an administrator has not consented.
+    Consent,
+    /// `invalid_grant`, AADSTS70043: Conditional Access sign-in frequency expired the refresh token.
+    SignInFrequency,
+    /// `invalid_grant`, AADSTS700084: a single-page app's refresh token reached its 24 h lifetime.
+    SpaLifetime,
+}
+
+impl SignInRequired {
+    /// Every reason, for tests that walk them all.
+    pub const ALL: [Self; 5] = [
+        Self::Mfa,
+        Self::MfaEnrollment,
+        Self::Consent,
+        Self::SignInFrequency,
+        Self::SpaLifetime,
+    ];
+
+    /// The OAuth `error` value.
+    pub fn error(self) -> &'static str {
+        match self {
+            Self::Mfa | Self::MfaEnrollment => "interaction_required",
+            Self::Consent => "consent_required",
+            Self::SignInFrequency | Self::SpaLifetime => "invalid_grant",
+        }
+    }
+
+    /// The AADSTS number.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::Mfa => 50_076,
+            Self::MfaEnrollment => 50_079,
+            Self::Consent => 65_001,
+            Self::SignInFrequency => 70_043,
+            Self::SpaLifetime => 700_084,
+        }
+    }
+
+    /// The description text, after `AADSTS{code}: ` (the reference list's wording).
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Self::Mfa => {
+                "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '00000003-0000-0000-c000-000000000000'."
+            }
+            Self::MfaEnrollment => {
+                "Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '00000003-0000-0000-c000-000000000000'."
+            }
+            Self::Consent => {
+                "The user or administrator has not consented to use the application. Send an interactive authorization request for this user and resource."
+            }
+            Self::SignInFrequency => {
+                "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access."
+            }
+            Self::SpaLifetime => {
+                "The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended."
+            }
+        }
+    }
+}
+
 /// What a matching rule does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -75,6 +151,24 @@ pub enum FaultAction {
     /// Wait this long before serving the request.
     Delay {
         /// Delay in milliseconds.
+        millis: u64,
+    },
+    /// A slow link: read the request body at no more than `bytes` per
+    /// `every_millis`, then serve the request. TCP's flow control makes the
+    /// client's writes wait accordingly (RFC 9293 §3.8.6: the receive window
+    /// closes while the receiver does not read).
+    DripRequestBody {
+        /// Bytes read per interval.
+        bytes: u64,
+        /// The interval, in milliseconds.
+        every_millis: u64,
+    },
+    /// A link that stalls: read the first `after_bytes` of the request body,
+    /// then nothing for `millis`, then the rest, and serve the request.
+    StallRequestBody {
+        /// Body bytes read before the stall.
+        after_bytes: u64,
+        /// How long nothing is read, in milliseconds.
         millis: u64,
     },
     /// Allow each grant (identified by its access token) `limit` matching requests per

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::faults::Provider;
+use crate::faults::{Provider, SignInRequired};
 use crate::http_util::random_id;
 
 /// One user's consent to one client.
@@ -14,6 +14,8 @@ struct Grant {
     client_id: String,
     scope: String,
     revoked: bool,
+    /// Set when the user must sign in again (Microsoft grants): refreshes are refused.
+    sign_in: Option<SignInRequired>,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,8 @@ pub(crate) enum GrantError {
     WrongClient,
     /// The code's `redirect_uri` or PKCE verifier does not match.
     Mismatch,
+    /// The user must sign in again first.
+    SignIn(SignInRequired),
 }
 
 /// Why an access token was refused.
@@ -114,6 +118,7 @@ impl Grants {
                 client_id: client_id.to_owned(),
                 scope: scope.to_owned(),
                 revoked: false,
+                sign_in: None,
             },
         );
         let refresh_token = offline.then(|| {
@@ -160,6 +165,9 @@ impl Grants {
         }
         if grant.client_id != client_id {
             return Err(GrantError::WrongClient);
+        }
+        if let Some(why) = grant.sign_in {
+            return Err(GrantError::SignIn(why));
         }
         let scope = grant.scope.clone();
         let new_refresh = rotate.then(|| {
@@ -258,6 +266,26 @@ impl Grants {
     pub(crate) fn expire_one(&mut self, token: &str) -> bool {
         let past = Utc::now() - Duration::seconds(1);
         self.access.get_mut(token).map(|t| t.expires_at = past).is_some()
+    }
+
+    /// Makes refreshes of the Microsoft grant behind `token` (an access or
+    /// refresh token) answer that the user must sign in; `None` for all
+    /// Microsoft grants. Returns how many grants it marked.
+    pub(crate) fn require_sign_in(&mut self, token: Option<&str>, why: SignInRequired) -> usize {
+        let id = token.and_then(|t| {
+            self.refresh
+                .get(t)
+                .map(|r| r.grant)
+                .or_else(|| self.access.get(t).map(|a| a.grant))
+        });
+        let mut marked = 0;
+        for (gid, g) in &mut self.grants {
+            if g.provider == Provider::Microsoft && (token.is_none() || id == Some(*gid)) {
+                g.sign_in = Some(why);
+                marked += 1;
+            }
+        }
+        marked
     }
 
     /// Revokes every grant: its refresh and access tokens stop working.
@@ -392,6 +420,29 @@ mod tests {
         assert_eq!(
             g.check_access(Provider::Microsoft, Some(&second.access_token)),
             Err(AccessError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_grant_that_needs_a_sign_in_refuses_refreshes() {
+        let mut g = Grants::default();
+        let life = Duration::seconds(60);
+        let a = g.issue(Provider::Microsoft, "c", "s", true, life);
+        let b = g.issue(Provider::Microsoft, "c", "s", true, life);
+        let google = g.issue(Provider::Google, "c", "s", true, life);
+        assert_eq!(g.require_sign_in(Some(&a.access_token), SignInRequired::Mfa), 1);
+        let rt = |i: &Issued| i.refresh_token.clone().unwrap_or_default();
+        assert_eq!(
+            g.refresh(Provider::Microsoft, &rt(&a), "c", life, true, false)
+                .unwrap_err(),
+            GrantError::SignIn(SignInRequired::Mfa)
+        );
+        assert!(g.check_access(Provider::Microsoft, Some(&a.access_token)).is_ok());
+        assert!(g.refresh(Provider::Microsoft, &rt(&b), "c", life, true, false).is_ok());
+        assert_eq!(g.require_sign_in(None, SignInRequired::Consent), 2);
+        assert!(
+            g.refresh(Provider::Google, &rt(&google), "c", life, false, false)
+                .is_ok()
         );
     }
 }

@@ -22,5 +22,5 @@ pub use emulator::{
     AppCredentials, DriveFileInfo, Emulator, EmulatorBuilder, EmulatorHandle, Endpoints, GoogleEndpoints,
     GraphItemInfo, MicrosoftEndpoints, StartError,
 };
-pub use faults::{FaultAction, FaultController, FaultRule, Provider, RuleId};
+pub use faults::{FaultAction, FaultController, FaultRule, Provider, RuleId, SignInRequired};
 pub use journal::{Journal, JournalEntry, Origin};

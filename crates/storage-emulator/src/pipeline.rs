@@ -115,11 +115,37 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     let (mut parts, body) = req.into_parts();
     let origin = conn.as_ref().map_or(Origin::Api, |c| c.origin);
     let path = parts.uri.path().to_owned();
-    let Ok(mut body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return errors::default_error(provider_of(origin, &path), 413);
+    let provider = provider_of(origin, &path);
+    let grant_key = bearer(&parts.headers)
+        .and_then(|t| shared.grants.lock().grant_of(t))
+        .map_or_else(|| "anonymous".to_owned(), |g| g.to_string());
+    // The rules are consulted before the body is read: some of them read it slowly.
+    let action = shared.faults.take(&RequestFacts {
+        provider,
+        origin,
+        method: parts.method.as_str(),
+        path: &path,
+        grant: &grant_key,
+    });
+    let read = match &action {
+        Some(FaultAction::DripRequestBody { bytes, every_millis }) => {
+            read_slowly(body, *bytes, Duration::from_millis(*every_millis), None).await
+        }
+        Some(FaultAction::StallRequestBody { after_bytes, millis }) => {
+            read_slowly(
+                body,
+                u64::MAX,
+                Duration::ZERO,
+                Some((*after_bytes, Duration::from_millis(*millis))),
+            )
+            .await
+        }
+        _ => axum::body::to_bytes(body, MAX_BODY).await.ok(),
+    };
+    let Some(mut body) = read else {
+        return errors::default_error(provider, 413);
     };
     let raw_query = parts.uri.query().map(str::to_owned);
-    let provider = provider_of(origin, &path);
     shared.journal.record(JournalEntry {
         seq: 0,
         connection: conn.as_ref().map_or(0, |c| c.id),
@@ -140,17 +166,6 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
             .collect(),
         body_len: body.len() as u64,
         at: chrono::Utc::now(),
-    });
-
-    let grant_key = bearer(&parts.headers)
-        .and_then(|t| shared.grants.lock().grant_of(t))
-        .map_or_else(|| "anonymous".to_owned(), |g| g.to_string());
-    let action = shared.faults.take(&RequestFacts {
-        provider,
-        origin,
-        method: parts.method.as_str(),
-        path: &path,
-        grant: &grant_key,
     });
 
     let mut cut: Option<(u64, bool)> = None;
@@ -181,6 +196,8 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
                 body = axum::body::Bytes::from(damaged);
             }
         }
+        // Done while the body was read.
+        Some(FaultAction::DripRequestBody { .. } | FaultAction::StallRequestBody { .. }) => {}
         Some(FaultAction::RateLimitPerGrant { retry_after_secs, .. }) => return throttled(provider, retry_after_secs),
         Some(other @ (FaultAction::AcceptPartialChunk { .. } | FaultAction::ExpireUploadSession)) => {
             handler_fault = Some(other);
@@ -206,6 +223,36 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
         (Some((after, reset)), Some(conn)) => cut_body(resp, after, reset, conn).await,
         _ => resp,
     }
+}
+
+/// Reads a request body at no more than `bytes` per `every` on average, and
+/// with `stall = (after, pause)` pauses once after `after` bytes; `None` when it
+/// is over [`MAX_BODY`] or the client went away. hyper reads from the socket
+/// only as the body is polled, so a pause here is a pause on the wire.
+async fn read_slowly(body: Body, bytes: u64, every: Duration, stall: Option<(u64, Duration)>) -> Option<Bytes> {
+    let started = tokio::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut stall = stall;
+    while let Some(piece) = stream.next().await {
+        let piece = piece.ok()?;
+        buf.extend_from_slice(&piece);
+        if buf.len() > MAX_BODY {
+            return None;
+        }
+        let read = buf.len() as u64;
+        if let Some((after, pause)) = stall
+            && read >= after
+        {
+            stall = None;
+            tokio::time::sleep(pause).await;
+        }
+        if bytes != u64::MAX && bytes > 0 {
+            let due = every.saturating_mul(u32::try_from(read / bytes).unwrap_or(u32::MAX));
+            tokio::time::sleep_until(started + due).await;
+        }
+    }
+    Some(Bytes::from(buf))
 }
 
 /// A scripted answer; without a body, the provider's error JSON for the status.

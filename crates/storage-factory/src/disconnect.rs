@@ -124,7 +124,7 @@ impl StorageFactory {
     /// use std::sync::Arc;
     /// use storage_factory::{MemoryCredentialStore, Purge, Revocation, StorageFactory};
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let factory = StorageFactory::builder().build()?;
+    /// let factory = StorageFactory::builder().allow_memory().build()?;
     /// let store = Arc::new(MemoryCredentialStore::new());
     /// store.insert("conn-1", r#"{"provider":"memory"}"#);
     /// let report = factory.disconnect("conn-1", store.clone(), Purge::objects("user-1")).await?;
@@ -203,7 +203,8 @@ impl StorageFactory {
                 // is all there is for a connection stored without one.
                 let token = g.refresh_token.as_ref().unwrap_or(&g.access_token);
                 let outcome =
-                    storage_gdrive::oauth::revoke(&self.http, &self.google_endpoints(), token, self.retry).await?;
+                    storage_gdrive::oauth::revoke(&self.token_http, &self.google_endpoints(), token, self.retry)
+                        .await?;
                 Ok(match outcome {
                     storage_gdrive::oauth::Revocation::AlreadyInvalid => Revocation::AlreadyInvalid,
                     _ => Revocation::Revoked,

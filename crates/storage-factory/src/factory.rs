@@ -63,7 +63,7 @@ impl Endpoints {
 ///
 /// ```
 /// use storage_factory::StorageFactory;
-/// let factory = StorageFactory::builder().build()?;
+/// let factory = StorageFactory::builder().allow_memory().build()?;
 /// let backend = factory.open(r#"{"provider":"memory"}"#)?;
 /// # let _ = backend;
 /// # Ok::<(), storage_core::StorageError>(())
@@ -74,7 +74,11 @@ pub struct StorageFactory {
     #[cfg(feature = "onedrive")]
     microsoft_app: Option<storage_onedrive::MicrosoftApp>,
     endpoints: Endpoints,
+    /// What the backends send with: no deadline, they apply the idle timeout.
+    #[cfg_attr(not(any(feature = "gdrive", feature = "onedrive")), allow(dead_code))]
     pub(crate) http: Http,
+    /// What token and revocation requests are sent with.
+    pub(crate) token_http: Http,
     pub(crate) retry: RetryPolicy,
     /// Which managed connections `disconnect` has ended.
     pub(crate) connections: Arc<crate::disconnect::Connections>,
@@ -83,9 +87,13 @@ pub struct StorageFactory {
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     read_timeout: Duration,
     refresh_skew: Duration,
-    /// What `{"provider":"memory"}` opens: one store per factory.
+    refresh_backoff: Duration,
+    /// What `{"provider":"memory"}` opens: one store per factory, when enabled.
     #[cfg(feature = "memory")]
-    memory: MemoryBackend,
+    memory: Option<MemoryBackend>,
+    /// Where `{"provider":"local"}` roots must lie, when enabled.
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
+    local_base: Option<std::path::PathBuf>,
     /// One Drive connection pool for every Drive backend the factory opens.
     #[cfg(feature = "gdrive")]
     drive_pool: storage_gdrive::DrivePool,
@@ -121,6 +129,10 @@ pub struct StorageFactoryBuilder {
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
     refresh_skew: Option<Duration>,
+    refresh_backoff: Option<Duration>,
+    local_base: Option<std::path::PathBuf>,
+    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
+    memory: bool,
 }
 
 impl StorageFactoryBuilder {
@@ -147,8 +159,14 @@ impl StorageFactoryBuilder {
         self
     }
 
-    /// One HTTP client shared by every backend the factory opens. It must not
-    /// follow redirects or send a `Referer`; the default one does neither.
+    /// One HTTP client shared by every backend the factory opens, and by its
+    /// token and revocation requests. It must not follow redirects or send a
+    /// `Referer`. Give it a connect timeout but neither `timeout` nor
+    /// `read_timeout`: those are deadlines for a whole request, an upload's
+    /// body included, while the backends apply the idle timeout of
+    /// [`timeouts`](Self::timeouts) themselves. The default client is built so,
+    /// and a second one, with `read_timeout` bounding each small token request,
+    /// serves the refreshes.
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     #[must_use]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
@@ -163,7 +181,11 @@ impl StorageFactoryBuilder {
         self
     }
 
-    /// Connect and read timeouts: 10 s and 60 s by default.
+    /// The connect timeout, and the idle timeout of every request: 10 s and
+    /// 60 s by default. A request fails when nothing of it moves for the idle
+    /// timeout (no byte of its body sent, no answer, no byte of the answer's
+    /// body), however long it takes as a whole, so a big upload over a slow
+    /// link goes through and a stalled one does not hang.
     #[must_use]
     pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
         self.connect_timeout = Some(connect);
@@ -178,11 +200,55 @@ impl StorageFactoryBuilder {
         self
     }
 
+    /// Lets credential JSON open `{"provider":"local","root":…}` connections,
+    /// whose root must lie under `base` (an absolute path without `..`): a
+    /// relative root is taken inside `base`, an absolute one must start with it.
+    /// Off by default, because a credential row can be tampered with, and a
+    /// `local` row would otherwise open any directory of the server
+    /// (`"root":"/"`). A root that leaves `base` (by `..`, by another absolute
+    /// path, or through a symbolic link under `base`) is `InvalidInput`.
+    #[cfg(feature = "local")]
+    #[must_use]
+    pub fn allow_local(mut self, base: impl Into<std::path::PathBuf>) -> Self {
+        self.local_base = Some(base.into());
+        self
+    }
+
+    /// Lets credential JSON open `{"provider":"memory"}` connections: one
+    /// in-process store, shared by every such connection of the factory. Off by
+    /// default: a tampered row would otherwise read and write that shared store.
+    #[cfg(feature = "memory")]
+    #[must_use]
+    pub fn allow_memory(mut self) -> Self {
+        self.memory = true;
+        self
+    }
+
+    /// How long a failed refresh is shared: 10 s by default. Every call that
+    /// waited on the failed attempt sequence gets its error, and for this long
+    /// after it, calls that would refresh get the same error at once, without
+    /// a token request (a call whose token is only about to expire uses it
+    /// instead). A `Retry-After` from the token endpoint lengthens it. A revoked
+    /// grant is not retried at all: the connection is marked for re-authorisation.
+    #[must_use]
+    pub fn refresh_backoff(mut self, backoff: Duration) -> Self {
+        self.refresh_backoff = Some(backoff);
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
-    /// [`StorageError::InvalidInput`] for invalid endpoints or a zero timeout.
+    /// [`StorageError::InvalidInput`] for invalid endpoints, a zero timeout, or a
+    /// base directory for `local` connections that is relative or holds `..`.
     pub fn build(self) -> Result<StorageFactory> {
+        if let Some(base) = &self.local_base
+            && (!base.is_absolute() || base.components().any(|c| c == std::path::Component::ParentDir))
+        {
+            return Err(StorageError::invalid_input(
+                "the base directory of local connections must be an absolute path without `..`",
+            ));
+        }
         let connect_timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
         let read_timeout = self.read_timeout.unwrap_or(Duration::from_secs(60));
         if connect_timeout.is_zero() || read_timeout.is_zero() {
@@ -197,22 +263,33 @@ impl StorageFactoryBuilder {
             m.validate()?;
         }
         #[cfg(any(feature = "gdrive", feature = "onedrive"))]
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(connect_timeout)
-                .read_timeout(read_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .referer(false)
-                .build()
-                .map_err(|e| StorageError::transport("failed to build the http client", e))?,
+        let (http, token_http) = {
+            let client = |read: Option<Duration>| {
+                let b = reqwest::Client::builder()
+                    .connect_timeout(connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .referer(false);
+                // A token request and its answer are small: the wait for the
+                // headers is idle time, and reqwest's `read_timeout` bounds it.
+                let b = match read {
+                    Some(r) => b.read_timeout(r),
+                    None => b,
+                };
+                b.build()
+                    .map_err(|e| StorageError::transport("failed to build the http client", e))
+            };
+            match self.http {
+                Some(h) => (h.clone(), h),
+                None => (client(None)?, client(Some(read_timeout))?),
+            }
         };
         #[cfg(not(any(feature = "gdrive", feature = "onedrive")))]
-        let http = Http;
+        let (http, token_http) = (Http, Http);
         #[cfg(feature = "gdrive")]
         let drive_pool = {
             let mut o = storage_gdrive::DriveOptions::default();
             o.connect_timeout = connect_timeout;
+            o.read_timeout = read_timeout;
             storage_gdrive::DrivePool::new(&o)
         };
         #[cfg(feature = "onedrive")]
@@ -233,6 +310,7 @@ impl StorageFactoryBuilder {
             microsoft_app: self.microsoft_app,
             endpoints: self.endpoints,
             http,
+            token_http,
             retry: self.retry.unwrap_or_default(),
             connections: Arc::default(),
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
@@ -240,8 +318,10 @@ impl StorageFactoryBuilder {
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
             read_timeout,
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
+            refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
             #[cfg(feature = "memory")]
-            memory: MemoryBackend::new(),
+            memory: self.memory.then(MemoryBackend::new),
+            local_base: self.local_base,
         })
     }
 }
@@ -262,7 +342,11 @@ impl StorageFactory {
     /// A backend for `json`, using its access token as it is (no refresh).
     ///
     /// # Errors
-    /// [`StorageError::InvalidInput`] for bad JSON or a refused `token_uri`;
+    /// [`StorageError::InvalidInput`] for bad JSON, a refused `token_uri`, a
+    /// `local` or `memory` row the application did not allow
+    /// ([`allow_local`](StorageFactoryBuilder::allow_local),
+    /// [`allow_memory`](StorageFactoryBuilder::allow_memory)), or a `local` root
+    /// outside the allowed base directory, all before any I/O;
     /// [`StorageError::FeatureDisabled`] for a provider compiled out.
     pub fn open(&self, json: &str) -> Result<Arc<dyn StorageBackend>> {
         let creds = Credentials::parse(json)?;
@@ -274,10 +358,23 @@ impl StorageFactory {
     }
 
     /// A managed backend for connection `connection_id` of `store`: it refreshes
-    /// the token 60 s before expiry or when the provider refuses it (one refresh
-    /// for any number of concurrent callers), saves the new credentials through
-    /// the store and retries once; a revoked grant marks the connection
-    /// [`ConnectionStatus::RequiresReauth`], after which every call fails at once.
+    /// the token 60 s before expiry or when the provider refuses it, saves the
+    /// new credentials through the store and retries once; a revoked grant marks
+    /// the connection [`ConnectionStatus::RequiresReauth`], after which every
+    /// call fails at once.
+    ///
+    /// - One refresh attempt sequence (the retry policy's attempts) serves every
+    ///   caller waiting on it, whether it succeeds or fails; a failure is then
+    ///   shared for the [`refresh_backoff`](StorageFactoryBuilder::refresh_backoff)
+    ///   without another token request.
+    /// - A refresh before expiry that fails (with anything but a revoked grant)
+    ///   leaves the call to the token that is still valid.
+    /// - The refresh runs on a task of its own: a caller dropped halfway (a
+    ///   timeout, a client gone) never loses the new credentials, Microsoft's
+    ///   rotated refresh token included. They are in memory before the save
+    ///   starts, and a save that fails is retried by the next call, after reading
+    ///   the row again (another process may have written newer credentials, and a
+    ///   compare-and-swap store needs the current version).
     ///
     /// # Errors
     /// `NotFound` for an unknown connection; `CloudConnection` with
@@ -309,9 +406,10 @@ impl StorageFactory {
             inner,
             tokens,
             refresher,
-            http: self.http.clone(),
+            http: self.token_http.clone(),
             retry: self.retry,
             skew: self.refresh_skew,
+            backoff: self.refresh_backoff,
             creds,
             disconnected: self.connections.flag(connection_id),
         })))
@@ -357,6 +455,35 @@ impl StorageFactory {
         self.endpoints.microsoft.clone().unwrap_or_default()
     }
 
+    /// The backend of a `local` row: its root checked against the base
+    /// directory by text first, before any I/O, and then once more where it
+    /// resolves, so that a symbolic link under the base cannot lead out.
+    #[cfg(feature = "local")]
+    fn local_backend(&self, root: &str) -> Result<storage_core::LocalBackend> {
+        let Some(base) = &self.local_base else {
+            return Err(StorageError::invalid_input(
+                "local connections are not enabled on this factory: the application calls allow_local on the builder",
+            ));
+        };
+        let path = local_root(base, root)?;
+        let outside =
+            || StorageError::invalid_input("a local root must lie under the base directory the application allowed");
+        let io = |e| StorageError::io("failed to resolve the base directory of local connections", e);
+        std::fs::create_dir_all(base).map_err(io)?;
+        let real_base = base.canonicalize().map_err(io)?;
+        // The deepest part of the root that exists already must resolve under the
+        // base before anything is created below it.
+        let existing = path.ancestors().find(|p| p.exists()).unwrap_or(base);
+        if !existing.canonicalize().map_err(io)?.starts_with(&real_base) {
+            return Err(outside());
+        }
+        let backend = storage_core::LocalBackend::new(&path)?;
+        if !backend.root().starts_with(&real_base) {
+            return Err(outside());
+        }
+        Ok(backend)
+    }
+
     fn backend_for(&self, creds: &Credentials, tokens: TokenCell) -> Result<Arc<dyn StorageBackend>> {
         let _ = &tokens;
         match creds {
@@ -398,9 +525,14 @@ impl StorageFactory {
                 Ok(Arc::new(b))
             }
             #[cfg(feature = "local")]
-            Credentials::Local { root } => Ok(Arc::new(storage_core::LocalBackend::new(root)?)),
+            Credentials::Local { root } => Ok(Arc::new(self.local_backend(root)?)),
             #[cfg(feature = "memory")]
-            Credentials::Memory => Ok(Arc::new(self.memory.clone())),
+            Credentials::Memory => match &self.memory {
+                Some(m) => Ok(Arc::new(m.clone())),
+                None => Err(StorageError::invalid_input(
+                    "memory connections are not enabled on this factory: the application calls allow_memory on the builder",
+                )),
+            },
             // Reached for each provider whose feature is off.
             #[allow(unreachable_patterns)]
             other => Err(disabled(other.provider())),
@@ -408,16 +540,66 @@ impl StorageFactory {
     }
 }
 
+/// Where a `local` row's `root` points, by text alone: inside `base`, with no
+/// `..`. A relative root is taken inside `base`.
+#[cfg_attr(not(feature = "local"), allow(dead_code))]
+fn local_root(base: &std::path::Path, root: &str) -> Result<std::path::PathBuf> {
+    use std::path::{Component, Path};
+    let root = Path::new(root);
+    if root.as_os_str().is_empty() {
+        return Err(StorageError::invalid_input("a local root must not be empty"));
+    }
+    if root.components().any(|c| c == Component::ParentDir) {
+        return Err(StorageError::invalid_input("a local root must not contain `..`"));
+    }
+    let path = if root.is_absolute() {
+        root.to_path_buf()
+    } else {
+        base.join(root)
+    };
+    if !path.starts_with(base) {
+        return Err(StorageError::invalid_input(
+            "a local root must lie under the base directory the application allowed",
+        ));
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_roots_are_checked_by_text() {
+        let base = std::path::Path::new("/srv/app/objects");
+        assert_eq!(local_root(base, "tenant-1").unwrap(), base.join("tenant-1"));
+        assert_eq!(local_root(base, "/srv/app/objects/t").unwrap(), base.join("t"));
+        assert_eq!(local_root(base, "/srv/app/objects").unwrap(), base);
+        for (root, rule) in [
+            ("/", "under the base"),
+            ("/srv/app", "under the base"),
+            ("/srv/app/objects-evil", "under the base"),
+            ("/etc", "under the base"),
+            ("../x", "`..`"),
+            ("/srv/app/objects/../../etc", "`..`"),
+            ("", "empty"),
+        ] {
+            let e = local_root(base, root).unwrap_err();
+            assert!(e.to_string().contains(rule), "{root}: {e}");
+        }
+    }
 
     /// Runs in every feature set `cargo xtask ci` tests: what is compiled in
     /// opens, what is compiled out is `FeatureDisabled` naming its feature.
     #[test]
     fn providers_follow_the_cargo_features() {
         let dir = tempfile::tempdir().unwrap();
-        let factory = StorageFactory::builder().build().unwrap();
+        let builder = StorageFactory::builder();
+        #[cfg(feature = "local")]
+        let builder = builder.allow_local(dir.path());
+        #[cfg(feature = "memory")]
+        let builder = builder.allow_memory();
+        let factory = builder.build().unwrap();
         let local = serde_json::json!({"provider": "local", "root": dir.path()}).to_string();
         let cases = [
             (

@@ -17,6 +17,15 @@ use crate::store::{ConnectionStatus, CredentialStore, RefreshLock, StoredCredent
 ///   on `{file}.lock`, so two processes never refresh one connection at once;
 ///   the managed connection loads the file again under the lock and uses a
 ///   token another process already refreshed.
+/// - [`save_credentials`](CredentialStore::save_credentials) and
+///   [`set_status`](CredentialStore::set_status) read, change and write the
+///   file under an exclusive OS lock on `{file}.write.lock`, so that writers in
+///   other threads and processes never undo each other (a save keeps a
+///   `RequiresReauth` mark made meanwhile).
+/// - [`delete`](CredentialStore::delete) takes both locks before it removes the
+///   file, and removes the lock files while it holds them: whoever waited on a
+///   lock file that is gone locks the new one instead, so no two holders ever
+///   meet on different files.
 #[derive(Debug, Clone)]
 pub struct FileCredentialStore {
     place: Place,
@@ -56,6 +65,27 @@ impl FileCredentialStore {
         }
     }
 
+    /// `{file}{suffix}`: the lock files beside a connection's file.
+    fn lock_path(&self, id: &str, suffix: &str) -> Result<PathBuf> {
+        let mut p = self.path(id)?.into_os_string();
+        p.push(suffix);
+        Ok(PathBuf::from(p))
+    }
+
+    /// The exclusive lock of `{file}{suffix}`, held until the file drops.
+    async fn lock(&self, id: &str, suffix: &str) -> Result<std::fs::File> {
+        let path = self.lock_path(id, suffix)?;
+        tokio::task::spawn_blocking(move || lock_file(&path))
+            .await
+            .map_err(|_| {
+                StorageError::io(
+                    "a credential lock was interrupted",
+                    std::io::Error::other("task failed"),
+                )
+            })?
+            .map_err(|e| StorageError::io("failed to lock a credential file", e))
+    }
+
     async fn read(&self, id: &str) -> Result<(PathBuf, serde_json::Map<String, serde_json::Value>)> {
         let path = self.path(id)?;
         let text = match tokio::fs::read_to_string(&path).await {
@@ -82,6 +112,43 @@ impl FileCredentialStore {
                 )
             })?
     }
+}
+
+const REFRESH_LOCK: &str = ".lock";
+const WRITE_LOCK: &str = ".write.lock";
+
+/// Opens (0600) and exclusively locks `path`; again when, once locked, the file
+/// is no longer the one at `path` because a deletion removed it meanwhile.
+fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    loop {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let f = opts.open(path)?;
+        f.lock()?;
+        if still_at(&f, path)? {
+            return Ok(f);
+        }
+    }
+}
+
+/// Whether the open file `f` is still the file at `path`.
+#[cfg(unix)]
+fn still_at(f: &std::fs::File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let held = f.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(held.dev() == now.dev() && held.ino() == now.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Lock files are never removed where files cannot be compared by identity.
+#[cfg(not(unix))]
+fn still_at(_: &std::fs::File, _: &Path) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 /// Temporary file (0600), fsync, rename, fsync of the folder.
@@ -132,6 +199,7 @@ impl CredentialStore for FileCredentialStore {
     }
 
     async fn save_credentials(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        let _write = self.lock(connection_id, WRITE_LOCK).await?;
         let status = match self.read(connection_id).await {
             Ok((_, map)) => map.get("status").cloned(),
             Err(StorageError::NotFound { .. }) => None,
@@ -148,6 +216,7 @@ impl CredentialStore for FileCredentialStore {
     }
 
     async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()> {
+        let _write = self.lock(connection_id, WRITE_LOCK).await?;
         let (path, mut map) = self.read(connection_id).await?;
         match status {
             ConnectionStatus::Active => map.remove("status"),
@@ -157,41 +226,30 @@ impl CredentialStore for FileCredentialStore {
     }
 
     async fn lock_refresh(&self, connection_id: &str) -> Result<RefreshLock> {
-        let mut lock_path = self.path(connection_id)?.into_os_string();
-        lock_path.push(".lock");
-        let file = tokio::task::spawn_blocking(move || {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.read(true).write(true).create(true).truncate(false);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let f = opts.open(&lock_path)?;
-            f.lock()?;
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(|_| {
-            StorageError::io(
-                "a credential lock was interrupted",
-                std::io::Error::other("task failed"),
-            )
-        })?
-        .map_err(|e| StorageError::io("failed to lock a credential file", e))?;
+        let file = self.lock(connection_id, REFRESH_LOCK).await?;
         // Dropping the file releases the lock.
         Ok(RefreshLock::new(file))
     }
 
-    /// Removes the connection's file (and its `.lock` file); a missing file is `Ok`.
+    /// Removes the connection's file, under both locks, and the lock files
+    /// while it holds them; a missing file is `Ok`.
     async fn delete(&self, connection_id: &str) -> Result<()> {
         let path = self.path(connection_id)?;
-        let mut lock_path = path.clone().into_os_string();
-        lock_path.push(".lock");
-        for p in [path.clone(), PathBuf::from(lock_path)] {
+        let refresh = self.lock(connection_id, REFRESH_LOCK).await?;
+        let write = self.lock(connection_id, WRITE_LOCK).await?;
+        let mut doomed = vec![path.clone()];
+        if cfg!(unix) {
+            doomed.push(self.lock_path(connection_id, WRITE_LOCK)?);
+            doomed.push(self.lock_path(connection_id, REFRESH_LOCK)?);
+        }
+        for p in doomed {
             match tokio::fs::remove_file(&p).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StorageError::io("failed to delete a credential file", e)),
             }
         }
+        drop((write, refresh));
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

@@ -1,7 +1,12 @@
 //! Managed connections: refresh, persist, retry once, and mark re-auth.
+//!
+//! One refresh runs at a time per connection, on a task of its own, so that a
+//! caller that goes away (a request timeout, a client that hung up) cannot cut
+//! it short: the new credentials are in memory before anything else is awaited,
+//! and the save to the store completes whatever happens to the callers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -10,46 +15,72 @@ use storage_core::{
     ByteStream, Capabilities, ConnectionReason, ObjectKey, ObjectMeta, ObjectName, PurgeReport, Result, RetryPolicy,
     StorageBackend, StorageError, TokenCell, Url, validate_part,
 };
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 use tracing::Instrument as _;
 
 use crate::credentials::Credentials;
 use crate::refresh::{Http, Refresher};
 use crate::store::{ConnectionStatus, CredentialStore};
 
-/// The refreshable state of one connection.
-struct State {
-    creds: Credentials,
+/// How long a failed refresh is shared by default: see
+/// [`StorageFactoryBuilder::refresh_backoff`](crate::StorageFactoryBuilder::refresh_backoff).
+pub(crate) const REFRESH_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How a refresh sequence ended; an error is shared by every caller waiting on it.
+type Outcome = std::result::Result<(), Arc<StorageError>>;
+
+/// The refresh in flight and the last one's outcome.
+#[derive(Default)]
+struct Flight {
+    /// The running sequence: its outcome arrives on this channel.
+    running: Option<watch::Receiver<Option<Outcome>>>,
+    /// How the last sequence ended, and when.
+    last: Option<(Instant, Outcome)>,
 }
 
-/// A backend whose token is kept fresh; the Rust form of `_call_cloud_op`.
-pub(crate) struct Managed {
-    pub id: String,
-    pub provider: &'static str,
-    pub store: Arc<dyn CredentialStore>,
-    pub inner: Arc<dyn StorageBackend>,
-    pub tokens: TokenCell,
-    pub refresher: Refresher,
-    pub http: Http,
-    pub retry: RetryPolicy,
-    pub skew: Duration,
-    state: Mutex<State>,
-    /// Bumped by every refresh; a caller that saw an older value knows its
-    /// failure predates the current token.
+/// What a refresh task shares with the callers of one connection.
+struct Conn {
+    id: String,
+    provider: &'static str,
+    store: Arc<dyn CredentialStore>,
+    tokens: TokenCell,
+    refresher: Refresher,
+    http: Http,
+    retry: RetryPolicy,
+    skew: Duration,
+    backoff: Duration,
+    /// The current credentials. Replaced, together with the token cell, the
+    /// moment new ones arrive; never held across an await.
+    creds: Mutex<Credentials>,
+    /// The credentials the store held when this connection last read or wrote
+    /// it: a row that differs was written by someone else since.
+    stored: Mutex<Credentials>,
+    /// Bumped whenever a new access token is installed: a caller that saw an
+    /// older value knows its refused token has been replaced already.
     generation: AtomicU64,
+    flight: Mutex<Flight>,
+    /// Serialises writes of credentials to the store, so that an older save
+    /// never lands after a newer one.
+    writes: tokio::sync::Mutex<()>,
     reauth: AtomicBool,
-    /// A refreshed credential the store refused; saved again on the next call.
+    /// Credentials the store did not take yet; the next call saves them.
     unsaved: AtomicBool,
     /// Set by [`StorageFactory::disconnect`](crate::StorageFactory::disconnect):
     /// every later call fails at once, without network traffic.
     disconnected: Arc<AtomicBool>,
 }
 
+/// A backend whose token is kept fresh; the Rust form of `_call_cloud_op`.
+pub(crate) struct Managed {
+    conn: Arc<Conn>,
+    inner: Arc<dyn StorageBackend>,
+}
+
 impl std::fmt::Debug for Managed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagedBackend")
-            .field("connection", &self.id)
-            .field("provider", &self.provider)
+            .field("connection", &self.conn.id)
+            .field("provider", &self.conn.provider)
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
@@ -65,34 +96,112 @@ pub(crate) struct Parts {
     pub http: Http,
     pub retry: RetryPolicy,
     pub skew: Duration,
+    pub backoff: Duration,
     pub creds: Credentials,
     pub disconnected: Arc<AtomicBool>,
 }
 
-impl Managed {
-    pub fn new(p: Parts) -> Self {
-        Self {
-            id: p.id,
-            provider: p.creds.provider(),
-            store: p.store,
-            inner: p.inner,
-            tokens: p.tokens,
-            refresher: p.refresher,
-            http: p.http,
-            retry: p.retry,
-            skew: p.skew,
-            state: Mutex::new(State { creds: p.creds }),
-            generation: AtomicU64::new(0),
-            reauth: AtomicBool::new(false),
-            unsaved: AtomicBool::new(false),
-            disconnected: p.disconnected,
-        }
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is one assignment: a poisoned value is still sound.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn reauth_error() -> StorageError {
+    StorageError::CloudConnection {
+        reason: ConnectionReason::InvalidGrant,
+    }
+}
+
+/// The source of an error handed to several callers, as text.
+#[derive(Debug)]
+struct Shared(String);
+
+impl std::fmt::Display for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Shared {}
+
+/// A copy of a refresh failure for one more caller: same category and text,
+/// its source kept as text.
+fn share(e: &StorageError) -> StorageError {
+    use StorageError as E;
+    let source = |s: Option<&(dyn std::error::Error + 'static)>| s.map(|s| Shared(s.to_string()));
+    match e {
+        E::InvalidInput { message } => E::invalid_input(message.clone()),
+        E::NotFound { key } => E::not_found(key.clone()),
+        E::CloudConnection { reason } => E::CloudConnection { reason: *reason },
+        E::RateLimited { retry_after } => E::RateLimited {
+            retry_after: *retry_after,
+        },
+        E::QuotaExceeded => E::QuotaExceeded,
+        E::AppQuotaExceeded { message } => E::AppQuotaExceeded {
+            message: message.clone(),
+        },
+        E::PermissionDenied { message } => E::PermissionDenied {
+            message: message.clone(),
+        },
+        E::Unsupported { operation, reason } => E::unsupported(operation, reason.clone()),
+        E::Integrity { message } => E::integrity(message.clone()),
+        E::FeatureDisabled { provider, feature } => E::FeatureDisabled {
+            provider: provider.clone(),
+            feature: feature.clone(),
+        },
+        E::Provider { status, code, message } => E::Provider {
+            status: *status,
+            code: code.clone(),
+            message: message.clone(),
+        },
+        E::Transport { message, source: s } => E::Transport {
+            message: message.clone(),
+            source: source(s.as_deref().map(|s| s as _)).map(|s| Box::new(s) as _),
+        },
+        E::Io { message, source: s } => E::io(message.clone(), std::io::Error::new(s.kind(), s.to_string())),
+        other => E::Transport {
+            message: other.to_string(),
+            source: None,
+        },
+    }
+}
+
+impl Conn {
+    fn current(&self) -> Credentials {
+        lock(&self.creds).clone()
     }
 
-    fn reauth_error() -> StorageError {
-        StorageError::CloudConnection {
-            reason: ConnectionReason::InvalidGrant,
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Within the skew window before expiry (or past it).
+    fn expiring(&self) -> bool {
+        let skew = chrono::Duration::from_std(self.skew).unwrap_or_default();
+        lock(&self.creds)
+            .expires_at()
+            .is_some_and(|at| at - skew <= chrono::Utc::now())
+    }
+
+    /// Not expired yet, as far as the credentials say.
+    fn still_valid(&self) -> bool {
+        lock(&self.creds).expires_at().is_none_or(|at| at > chrono::Utc::now())
+    }
+
+    /// Whether the store's row `theirs` was written by someone else since this
+    /// connection last read or wrote it, for the same provider.
+    fn written_by_another(&self, theirs: &Credentials) -> bool {
+        let stored = lock(&self.stored).clone();
+        theirs.provider() == self.provider && !same(theirs, &stored) && !same(theirs, &self.current())
+    }
+
+    /// Installs new credentials and their access token, without awaiting anything.
+    fn adopt(&self, next: Credentials) {
+        if let Some(t) = next.access_token() {
+            self.tokens.set(t.clone());
         }
+        *lock(&self.creds) = next;
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Records that the user must authorise again; later calls fail at once.
@@ -105,16 +214,19 @@ impl Managed {
         }
     }
 
-    async fn expiring(&self) -> bool {
-        let st = self.state.lock().await;
-        st.creds
-            .expires_at()
-            .is_some_and(|at| at - chrono::Duration::from_std(self.skew).unwrap_or_default() <= chrono::Utc::now())
+    /// Writes `creds` to the store; on failure the next call writes again.
+    async fn save(&self, creds: &Credentials) {
+        let _write = self.writes.lock().await;
+        self.write(creds).await;
     }
 
-    async fn save(&self, creds: &Credentials) {
+    /// [`save`](Self::save) with [`writes`](Self::writes) held.
+    async fn write(&self, creds: &Credentials) {
         match self.store.save_credentials(&self.id, &creds.to_json()).await {
-            Ok(()) => self.unsaved.store(false, Ordering::SeqCst),
+            Ok(()) => {
+                *lock(&self.stored) = creds.clone();
+                self.unsaved.store(false, Ordering::SeqCst);
+            }
             Err(e) => {
                 self.unsaved.store(true, Ordering::SeqCst);
                 tracing::error!(connection = %self.id, error = %e, "failed to save refreshed credentials; the next call saves them again");
@@ -122,61 +234,144 @@ impl Managed {
         }
     }
 
+    /// Saves credentials an earlier save failed to write. The row is read
+    /// first: it may hold newer credentials (another process refreshed), or a
+    /// newer version that a compare-and-swap store must see before it accepts
+    /// a write.
     async fn save_pending(&self) {
-        if self.unsaved.load(Ordering::SeqCst) {
-            let st = self.state.lock().await;
-            self.save(&st.creds).await;
+        if !self.unsaved.load(Ordering::SeqCst) {
+            return;
         }
+        let _write = self.writes.lock().await;
+        if !self.unsaved.load(Ordering::SeqCst) {
+            return;
+        }
+        let ours = self.current();
+        match self.store.load(&self.id).await {
+            Ok(stored) if stored.status == ConnectionStatus::RequiresReauth => {
+                self.reauth.store(true, Ordering::SeqCst);
+                self.unsaved.store(false, Ordering::SeqCst);
+                return;
+            }
+            Ok(stored) => match Credentials::parse(stored.json.expose()) {
+                Ok(theirs) if same(&theirs, &ours) => {
+                    *lock(&self.stored) = theirs;
+                    self.unsaved.store(false, Ordering::SeqCst);
+                    return;
+                }
+                Ok(theirs) if self.written_by_another(&theirs) => {
+                    tracing::info!(connection = %self.id, provider = self.provider, "another writer saved newer credentials; using them");
+                    self.adopt(theirs.clone());
+                    *lock(&self.stored) = theirs;
+                    self.unsaved.store(false, Ordering::SeqCst);
+                    return;
+                }
+                _ => {}
+            },
+            Err(e) => {
+                tracing::warn!(connection = %self.id, error = %e, "failed to read the connection before saving it again");
+            }
+        }
+        self.write(&ours).await;
     }
 
-    /// Refreshes unless another caller already did since `seen`: one token
-    /// request for any number of concurrent callers.
-    async fn refresh(&self, seen: u64) -> Result<()> {
-        let mut st = self.state.lock().await;
-        if self.generation.load(Ordering::SeqCst) != seen {
-            return Ok(());
+    /// Gets a token newer than the one installed at `seen`: at once when one
+    /// is, by joining the refresh in flight, or by starting one. Every caller
+    /// waiting on a sequence gets its outcome, success or failure; a failure
+    /// is returned without a new token request for the back-off that follows it.
+    async fn refresh(self: &Arc<Self>, seen: u64) -> Result<()> {
+        // Joining a sequence that began before the refused call can end with
+        // nothing newer than `seen`; then one more round. Bounded all the same.
+        for _ in 0..4 {
+            if self.generation() != seen {
+                return Ok(());
+            }
+            let (mut rx, own) = {
+                let mut flight = lock(&self.flight);
+                match flight.running.clone().filter(|rx| rx.has_changed().is_ok()) {
+                    Some(rx) => (rx, false),
+                    None => {
+                        if let Some((at, Err(e))) = &flight.last {
+                            let backoff = self.backoff.max(e.retry_after().unwrap_or_default());
+                            if at.elapsed() < backoff {
+                                return Err(share(e));
+                            }
+                        }
+                        if self.reauth.load(Ordering::SeqCst) {
+                            return Err(reauth_error());
+                        }
+                        let (tx, rx) = watch::channel(None);
+                        flight.running = Some(rx.clone());
+                        let conn = Arc::clone(self);
+                        tokio::spawn(async move {
+                            let outcome = conn.sequence().await.map_err(Arc::new);
+                            conn.finish(&tx, outcome);
+                        });
+                        (rx, true)
+                    }
+                }
+            };
+            let outcome = match rx.wait_for(Option::is_some).await {
+                Ok(o) => o.clone(),
+                Err(_) => Some(Err(Arc::new(StorageError::Transport {
+                    message: "the refresh ended without an outcome".into(),
+                    source: None,
+                }))),
+            };
+            match outcome {
+                Some(Err(e)) => return Err(share(&e)),
+                _ if own => return Ok(()),
+                _ => {}
+            }
         }
-        if self.reauth.load(Ordering::SeqCst) {
-            return Err(Self::reauth_error());
+        Ok(())
+    }
+
+    /// Publishes how a sequence ended to everyone waiting on it.
+    fn finish(&self, tx: &watch::Sender<Option<Outcome>>, outcome: Outcome) {
+        {
+            let mut flight = lock(&self.flight);
+            flight.running = None;
+            flight.last = Some((Instant::now(), outcome.clone()));
         }
+        tx.send_replace(Some(outcome));
+    }
+
+    /// One refresh: under the store's refresh lock, use what another process
+    /// refreshed, or ask the token endpoint; then install and save.
+    async fn sequence(&self) -> Result<()> {
         let _lock = self.store.lock_refresh(&self.id).await?;
-        // Another process sharing the store may have refreshed already.
+        // Another process sharing the store may have refreshed already, or
+        // rotated the refresh token: what it wrote is the place to start from.
         if let Ok(stored) = self.store.load(&self.id).await {
             if stored.status == ConnectionStatus::RequiresReauth {
-                drop(st);
                 self.reauth.store(true, Ordering::SeqCst);
-                return Err(Self::reauth_error());
+                return Err(reauth_error());
             }
-            if let Ok(theirs) = Credentials::parse(stored.json.expose()) {
-                let newer = theirs.access_token() != st.creds.access_token();
-                let fresh = theirs.expires_at().is_some_and(|at| {
-                    at - chrono::Duration::from_std(self.skew).unwrap_or_default() > chrono::Utc::now()
-                });
-                if newer && fresh && theirs.provider() == st.creds.provider() {
-                    if let Some(t) = theirs.access_token() {
-                        self.tokens.set(t.clone());
-                    }
-                    st.creds = theirs;
-                    self.generation.fetch_add(1, Ordering::SeqCst);
+            if let Ok(theirs) = Credentials::parse(stored.json.expose())
+                && self.written_by_another(&theirs)
+            {
+                self.adopt(theirs.clone());
+                *lock(&self.stored) = theirs;
+                self.unsaved.store(false, Ordering::SeqCst);
+                if !self.expiring() {
                     tracing::info!(connection = %self.id, provider = self.provider, "using a token another process refreshed");
                     return Ok(());
                 }
             }
         }
+        let current = self.current();
         let started = Instant::now();
-        match self.refresher.refresh(&self.http, self.retry, &st.creds).await {
+        match self.refresher.refresh(&self.http, self.retry, &current).await {
             Ok(next) => {
-                if let Some(t) = next.access_token() {
-                    self.tokens.set(t.clone());
-                }
-                self.generation.fetch_add(1, Ordering::SeqCst);
+                // Installed before anything else is awaited: Microsoft's rotated
+                // refresh token is never forgotten once it arrived.
+                self.adopt(next.clone());
                 tracing::info!(connection = %self.id, provider = self.provider, duration_ms = started.elapsed().as_millis() as u64, "refreshed the access token");
                 self.save(&next).await;
-                st.creds = next;
                 Ok(())
             }
             Err(e) => {
-                drop(st);
                 if e.connection_reason() == Some(ConnectionReason::InvalidGrant) {
                     self.mark_reauth().await;
                 } else {
@@ -184,6 +379,38 @@ impl Managed {
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+/// Equal as the store holds them: expiry times are written to the second.
+fn same(a: &Credentials, b: &Credentials) -> bool {
+    a.to_json() == b.to_json()
+}
+
+impl Managed {
+    pub fn new(p: Parts) -> Self {
+        Self {
+            inner: p.inner,
+            conn: Arc::new(Conn {
+                id: p.id,
+                provider: p.creds.provider(),
+                store: p.store,
+                tokens: p.tokens,
+                refresher: p.refresher,
+                http: p.http,
+                retry: p.retry,
+                skew: p.skew,
+                backoff: p.backoff,
+                stored: Mutex::new(p.creds.clone()),
+                creds: Mutex::new(p.creds),
+                generation: AtomicU64::new(0),
+                flight: Mutex::new(Flight::default()),
+                writes: tokio::sync::Mutex::new(()),
+                reauth: AtomicBool::new(false),
+                unsaved: AtomicBool::new(false),
+                disconnected: p.disconnected,
+            }),
         }
     }
 
@@ -194,30 +421,41 @@ impl Managed {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
+        let conn = &self.conn;
         let span = tracing::info_span!(
             "storage",
-            provider = self.provider,
+            provider = conn.provider,
             op,
-            connection = %self.id,
+            connection = %conn.id,
             attempt = tracing::field::Empty,
             bytes = bytes,
             duration_ms = tracing::field::Empty,
         );
         let started = Instant::now();
         let result = async {
-            if self.reauth.load(Ordering::SeqCst) || self.disconnected.load(Ordering::SeqCst) {
-                return Err(Self::reauth_error());
+            if conn.reauth.load(Ordering::SeqCst) || conn.disconnected.load(Ordering::SeqCst) {
+                return Err(reauth_error());
             }
-            self.save_pending().await;
-            if self.expiring().await {
-                self.refresh(self.generation.load(Ordering::SeqCst)).await?;
+            conn.save_pending().await;
+            if conn.reauth.load(Ordering::SeqCst) {
+                return Err(reauth_error());
             }
-            let seen = self.generation.load(Ordering::SeqCst);
+            if conn.expiring()
+                && let Err(e) = conn.refresh(conn.generation()).await
+            {
+                // Inside the skew window the current token still works: use it,
+                // and refresh again after the back-off.
+                if e.connection_reason() == Some(ConnectionReason::InvalidGrant) || !conn.still_valid() {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "proactive refresh failed; using the still-valid token");
+            }
+            let seen = conn.generation();
             tracing::Span::current().record("attempt", 1);
             let first = f().await;
             let result = match first {
                 Err(e) if e.connection_reason() == Some(ConnectionReason::TokenExpired) => {
-                    self.refresh(seen).await?;
+                    conn.refresh(seen).await?;
                     tracing::Span::current().record("attempt", 2);
                     f().await
                 }
@@ -226,7 +464,7 @@ impl Managed {
             if let Err(e) = &result
                 && e.connection_reason() == Some(ConnectionReason::InvalidGrant)
             {
-                self.mark_reauth().await;
+                conn.mark_reauth().await;
             }
             result
         }
@@ -250,8 +488,8 @@ struct Lent {
 
 struct Lend(Arc<std::sync::Mutex<Lent>>);
 
-fn lock(slot: &std::sync::Mutex<Lent>) -> std::sync::MutexGuard<'_, Lent> {
-    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lent(slot: &std::sync::Mutex<Lent>) -> std::sync::MutexGuard<'_, Lent> {
+    lock(slot)
 }
 
 impl futures::Stream for Lend {
@@ -261,7 +499,7 @@ impl futures::Stream for Lend {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let mut lent = lock(&self.0);
+        let mut lent = lent(&self.0);
         let polled = lent.stream.as_mut().poll_next(cx);
         if matches!(polled, std::task::Poll::Ready(Some(_))) {
             lent.pulled = true;
@@ -296,7 +534,7 @@ impl StorageBackend for Managed {
         self.run("put_stream", Some(size), || {
             let slot = slot.clone();
             async move {
-                if lock(&slot).pulled {
+                if lent(&slot).pulled {
                     return Err(StorageError::CloudConnection {
                         reason: ConnectionReason::TokenExpired,
                     });

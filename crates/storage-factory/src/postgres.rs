@@ -67,7 +67,7 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 ///
 /// let store = Arc::new(PostgresCredentialStore::connect("postgres://app@db.internal/app").await?);
 /// store.create("conn-42", &r#"{"provider":"memory"}"#.into()).await?;
-/// let factory = StorageFactory::builder().build()?;
+/// let factory = StorageFactory::builder().allow_memory().build()?;
 /// let backend = factory.connect("conn-42", store).await?;
 /// # Ok(()) }
 /// ```

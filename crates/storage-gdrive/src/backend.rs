@@ -82,7 +82,9 @@ impl GoogleDriveBuilder {
     }
 
     /// A shared HTTP client for uploads, ranged reads and folder creation.
-    /// It must not follow redirects with credentials; give it timeouts.
+    /// It must not follow redirects with credentials. Give it a connect timeout but
+    /// neither `timeout` nor `read_timeout`: those are deadlines on a whole upload,
+    /// and the backend applies its own idle timeout (`DriveOptions::read_timeout`).
     #[must_use]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);

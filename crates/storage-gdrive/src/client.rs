@@ -37,8 +37,147 @@ pub(crate) enum Kind {
     File,
 }
 
-type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<IdleConnector>;
 type Hub = DriveHub<Connector>;
+type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+
+/// The TCP connector of the hub's pool, whose connections fail when nothing
+/// moves on them for the idle timeout ([`IdleIo`]).
+#[derive(Clone)]
+pub(crate) struct IdleConnector {
+    inner: hyper_util::client::legacy::connect::HttpConnector,
+    idle: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<google_drive3::hyper::Uri> for IdleConnector {
+    type Response = IdleIo<Tcp>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = std::result::Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::result::Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: google_drive3::hyper::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let idle = self.idle;
+        Box::pin(async move {
+            let io = connecting.await.map_err(BoxError::from)?;
+            Ok(IdleIo::new(io, idle))
+        })
+    }
+}
+
+/// A connection that fails with `TimedOut` when a read or a write waits
+/// longer than `idle` since anything last moved on it, in either direction.
+///
+/// This is what makes the hub's timeout an idle timeout: google-drive3 sends a
+/// multipart body in one request, and a deadline on the whole call would fail a
+/// steady upload over a slow link. A pooled connection that sits unused for
+/// longer than `idle` is closed the same way, as a pool's idle timeout would.
+pub(crate) struct IdleIo<T> {
+    inner: T,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> IdleIo<T> {
+    fn new(inner: T, idle: Duration) -> Self {
+        Self {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    fn moved(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// What a read or write that waits returns: `TimedOut` once the idle time is up.
+    fn waiting<R>(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<R>> {
+        match self.deadline.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                storage_core::idle::IdleTimeout(self.idle),
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<T: google_drive3::hyper::rt::Read + Unpin> google_drive3::hyper::rt::Read for IdleIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: google_drive3::hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            std::task::Poll::Pending => self.waiting(cx),
+            ready => {
+                self.moved();
+                ready
+            }
+        }
+    }
+}
+
+impl<T: google_drive3::hyper::rt::Write + Unpin> google_drive3::hyper::rt::Write for IdleIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            std::task::Poll::Pending => self.waiting(cx),
+            ready => {
+                self.moved();
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            std::task::Poll::Pending => self.waiting(cx),
+            ready => {
+                self.moved();
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            std::task::Poll::Pending => self.waiting(cx),
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<T: hyper_util::client::legacy::connect::Connection> hyper_util::client::legacy::connect::Connection for IdleIo<T> {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.inner.connected()
+    }
+}
 
 /// A Drive file id as the API uses it in paths.
 ///
@@ -202,6 +341,9 @@ fn hub_error(err: google_drive3::Error, cap: &Capture, key: Option<&str>) -> Sto
             retry_after: cap.retry_after,
             key,
         }),
+        E::HttpError(e) if timed_out(&e) => {
+            StorageError::transport("drive made no progress within the idle timeout", e)
+        }
         E::HttpError(e) => StorageError::transport("drive request failed", e),
         E::Io(e) => StorageError::transport("drive request failed", e),
         E::MissingToken(_) => StorageError::CloudConnection {
@@ -226,28 +368,35 @@ fn hub_error(err: google_drive3::Error, cap: &Capture, key: Option<&str>) -> Sto
     }
 }
 
-fn read_timeout() -> StorageError {
-    StorageError::Transport {
-        message: "drive did not answer within the read timeout".into(),
-        source: None,
-    }
-}
-
-/// Runs one hub call under the read timeout, with a fresh [`Capture`] as its
-/// delegate, and maps a failure through [`hub_error`].
+/// Runs one hub call with a fresh [`Capture`] as its delegate, and maps a
+/// failure through [`hub_error`]. No deadline wraps the call: the pool's
+/// connections fail when nothing moves on them for the idle timeout
+/// ([`IdleIo`]), so a slow but steady upload goes through and a stalled one
+/// does not hang.
 macro_rules! hub_call {
     ($client:expr, $key:expr, |$cap:ident| $call:expr) => {{
         let mut capture = Capture::default();
         let outcome = {
             let $cap: &mut Capture = &mut capture;
-            tokio::time::timeout($client.options.read_timeout, $call).await
+            $call.await
         };
         match outcome {
-            Err(_) => Err(read_timeout()),
-            Ok(Err(e)) => Err(hub_error(e, &capture, $key)),
-            Ok(Ok(value)) => Ok(value),
+            Err(e) => Err(hub_error(e, &capture, $key)),
+            Ok(value) => Ok(value),
         }
     }};
+}
+
+/// Whether an error's source chain holds an idle timeout of [`IdleIo`].
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<storage_core::idle::IdleTimeout>().is_some() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A stream of body bytes.
@@ -289,26 +438,32 @@ impl std::fmt::Debug for DrivePool {
 }
 
 impl DrivePool {
-    /// A pool with the connect timeout of `options`.
+    /// A pool with the connect timeout of `options`, whose connections fail
+    /// when nothing moves on them for its `read_timeout` (an idle timeout).
     pub fn new(options: &DriveOptions) -> Self {
         let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
         http_connector.set_connect_timeout(Some(options.connect_timeout));
         http_connector.enforce_http(false);
+        let idle = IdleConnector {
+            inner: http_connector,
+            idle: options.read_timeout,
+        };
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http_connector);
+            .wrap_connector(idle);
         Self(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
     }
 }
 
-/// Builds the reqwest client this crate uses when the caller gives none.
+/// Builds the reqwest client this crate uses when the caller gives none: a
+/// connect timeout, and no `read_timeout` (a deadline for an upload's body);
+/// [`DriveClient::send`] applies the idle timeout instead.
 pub(crate) fn default_http(options: &DriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StorageError::transport("failed to build the http client", e))
@@ -337,6 +492,19 @@ impl DriveClient {
             endpoints,
             options,
         })
+    }
+
+    /// Sends one reqwest request, with `body` when given, under the idle
+    /// timeout (`options.read_timeout`): it fails when for that long nothing
+    /// of the body is sent and no answer comes, or later no piece of the
+    /// answer's body arrives; `what` names it in the error.
+    pub async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        body: Option<Bytes>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        storage_core::idle::send(req, body, self.options.read_timeout, what).await
     }
 
     /// The bearer value for hand-built requests.
@@ -568,14 +736,12 @@ impl DriveClient {
         self.options
             .retry
             .run(|| async {
-                let resp = self
+                let req = self
                     .http
                     .post(&url)
                     .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-                    .json(&meta)
-                    .send()
-                    .await
-                    .map_err(|e| transport("failed to create a folder", e))?;
+                    .json(&meta);
+                let resp = self.send(req, None, "failed to create a folder").await?;
                 read_json(resp, None).await
             })
             .await
@@ -598,14 +764,12 @@ impl DriveClient {
             return Ok(Box::pin(stream));
         }
         let url = format!("{}files/{id}?alt=media", self.endpoints.api_base());
-        let resp = self
+        let req = self
             .http
             .get(url)
             .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-            .header(reqwest::header::RANGE, format!("bytes={offset}-"))
-            .send()
-            .await
-            .map_err(|e| transport("failed to resume a drive download", e))?;
+            .header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        let resp = self.send(req, None, "failed to resume a drive download").await?;
         let status = resp.status().as_u16();
         if status != 206 {
             let err = answer_error(resp, Some(id)).await;

@@ -20,9 +20,12 @@ pub(crate) struct Answer<'a> {
 
 /// Reasons under 403 or 429 that mean "slow down".
 const RATE_LIMIT_REASONS: &[&str] = &["userRateLimitExceeded", "rateLimitExceeded"];
-/// Reasons under 403 that mean the user's storage is full (or, for
-/// `dailyLimitExceeded`, the project's daily quota, which also will not pass soon).
-const QUOTA_REASONS: &[&str] = &["storageQuotaExceeded", "quotaExceeded", "dailyLimitExceeded"];
+/// Reasons under 403 that mean the user's storage is full.
+const QUOTA_REASONS: &[&str] = &["storageQuotaExceeded", "quotaExceeded"];
+/// Reasons under 403 that mean the application's project has used up its
+/// request quota: "the Courier API limit" is reached, and it does not pass
+/// with a retry (<https://developers.google.com/drive/api/guides/handle-errors>).
+const APP_QUOTA_REASONS: &[&str] = &["dailyLimitExceeded"];
 /// Reasons under 403 that mean this app may not touch the file.
 const PERMISSION_REASONS: &[&str] = &[
     "insufficientFilePermissions",
@@ -58,6 +61,13 @@ pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
             retry_after: a.retry_after,
         },
         403 if has(QUOTA_REASONS) => StorageError::QuotaExceeded,
+        403 if has(APP_QUOTA_REASONS) => StorageError::AppQuotaExceeded {
+            message: if message.is_empty() {
+                "the application's daily drive request limit is used up".into()
+            } else {
+                message
+            },
+        },
         403 if has(PERMISSION_REASONS) || reason.is_none() => StorageError::PermissionDenied {
             message: if message.is_empty() {
                 "drive refused access".into()
@@ -152,6 +162,12 @@ mod tests {
             map(403, "storageQuotaExceeded", None),
             StorageError::QuotaExceeded
         ));
+        // The project's daily request quota is not the user's storage.
+        let daily = map(403, "dailyLimitExceeded", None);
+        assert!(!matches!(daily, StorageError::QuotaExceeded), "{daily:?}");
+        assert!(matches!(daily, StorageError::AppQuotaExceeded { .. }), "{daily:?}");
+        assert!(!daily.is_retryable());
+        assert!(matches!(map(403, "quotaExceeded", None), StorageError::QuotaExceeded));
         assert!(matches!(
             map(403, "insufficientFilePermissions", None),
             StorageError::PermissionDenied { .. }

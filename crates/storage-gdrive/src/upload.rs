@@ -22,7 +22,6 @@ use storage_core::{Result, StorageError};
 
 use crate::client::{DriveClient, DriveFile, FILE_FIELDS, answer_error, read_json};
 use crate::config::CHUNK_UNIT;
-use crate::error::transport;
 
 /// How one session ended.
 enum SessionEnd {
@@ -76,16 +75,14 @@ async fn start(client: &DriveClient, parent: &str, name: &str, content_type: &st
         .options
         .retry
         .run(|| async {
-            let resp = client
+            let req = client
                 .http
                 .post(&url)
                 .header(reqwest::header::AUTHORIZATION, client.bearer()?)
                 .header("X-Upload-Content-Type", content_type)
                 .header("X-Upload-Content-Length", size)
-                .json(&meta)
-                .send()
-                .await
-                .map_err(|e| transport("failed to start a resumable upload", e))?;
+                .json(&meta);
+            let resp = client.send(req, None, "failed to start a resumable upload").await?;
             if !resp.status().is_success() {
                 return Err(answer_error(resp, None).await);
             }
@@ -159,19 +156,13 @@ async fn send(client: &DriveClient, gauge: &BufferGauge, session: &str, w: &mut 
         };
         let first = w.start();
         let send_len = body.len() as u64;
-        let sent = client
-            .http
-            .put(session)
-            .header(
-                reqwest::header::CONTENT_RANGE,
-                format!("bytes {first}-{}/{}", first + send_len - 1, w.size()),
-            )
-            .body(body)
-            .send()
-            .await;
-        let reply = match sent {
+        let req = client.http.put(session).header(
+            reqwest::header::CONTENT_RANGE,
+            format!("bytes {first}-{}/{}", first + send_len - 1, w.size()),
+        );
+        let reply = match client.send(req, Some(body), "a resumable chunk was cut").await {
             Ok(resp) => interpret(resp).await,
-            Err(e) => Err(transport("a resumable chunk was cut", e)),
+            Err(e) => Err(e),
         };
         match reply {
             Ok(Reply::Stored(n)) => {
@@ -201,14 +192,12 @@ async fn send(client: &DriveClient, gauge: &BufferGauge, session: &str, w: &mut 
 
 /// `PUT` with `Content-Range: bytes */total`: what does the session hold?
 async fn query(client: &DriveClient, session: &str, total: u64) -> Result<Reply> {
-    let resp = client
+    let req = client
         .http
         .put(session)
         .header(reqwest::header::CONTENT_RANGE, format!("bytes */{total}"))
-        .header(reqwest::header::CONTENT_LENGTH, 0)
-        .send()
-        .await
-        .map_err(|e| transport("failed to query an upload session", e))?;
+        .header(reqwest::header::CONTENT_LENGTH, 0);
+    let resp = client.send(req, None, "failed to query an upload session").await?;
     interpret(resp).await
 }
 

@@ -93,7 +93,9 @@ impl OneDriveBuilder {
     }
 
     /// A shared HTTP client for upload and download URLs. It must not follow
-    /// redirects or send a `Referer`, and should have timeouts.
+    /// redirects or send a `Referer`. Give it a connect timeout but neither `timeout`
+    /// nor `read_timeout`: those are deadlines on a whole upload, and the backend
+    /// applies its own idle timeout (`OneDriveOptions::read_timeout`).
     #[must_use]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);

@@ -3,7 +3,6 @@
 //! token source graph-rs-sdk reads.
 
 use std::future::Future;
-use std::time::Duration;
 
 use bytes::Bytes;
 use graph_core::identity::ForceTokenRefresh;
@@ -16,7 +15,7 @@ use serde::Deserialize;
 use storage_core::{ConnectionReason, Result, StorageError, TokenCell};
 
 use crate::config::{GRAPH_HOSTS, GraphEndpoints, OneDriveOptions, is_loopback};
-use crate::error::{answer_error, read_json, transport};
+use crate::error::{answer_error, read_json};
 
 /// The fields every item read asks for.
 const SELECT: (&str, &str) = ("$select", "id,name,size,file,folder,eTag,@microsoft.graph.downloadUrl");
@@ -223,11 +222,12 @@ impl std::fmt::Debug for GraphApi {
 }
 
 /// The reqwest client for uploadUrls and download URLs: it follows no redirect
-/// and carries no credentials of its own.
+/// and carries no credentials of its own. It has a connect timeout and no
+/// `read_timeout` (a deadline for a fragment's body): [`GraphApi::send_raw`]
+/// applies the idle timeout instead.
 pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .build()
@@ -242,11 +242,11 @@ fn graph_client(endpoints: &GraphEndpoints, options: &OneDriveOptions) -> Result
     let mut base = endpoints.graph.clone();
     let trimmed = base.path().trim_end_matches('/').to_owned();
     base.set_path(&trimmed);
+    // No total timeout: `GraphApi::send` applies the idle timeout to every call.
     let config = GraphClientConfiguration::new()
         .client_application(ScopedToken)
         .referer(false)
-        .connect_timeout(options.connect_timeout)
-        .timeout(options.read_timeout.max(Duration::from_secs(1)));
+        .connect_timeout(options.connect_timeout);
     let known = matches!(base.host_str(), Some(h) if GRAPH_HOSTS.contains(&h));
     if known && base.scheme() == "https" {
         let mut client = GraphClient::from(config);
@@ -307,17 +307,30 @@ impl GraphApi {
         })
     }
 
-    /// Sends one graph-rs-sdk request under the read timeout. graph-rs-sdk
-    /// returns `Ok` for every status: the caller checks it.
+    /// Sends one graph-rs-sdk request under the idle timeout
+    /// (`options.read_timeout`). Its body is small JSON, so the wait for the
+    /// answer's headers is idle time; the answer's body is then watched piece
+    /// by piece. graph-rs-sdk returns `Ok` for every status: the caller checks it.
     async fn send(&self, req: impl Future<Output = GraphResult<reqwest::Response>>) -> Result<reqwest::Response> {
-        match tokio::time::timeout(self.options.read_timeout, CURRENT.scope(self.tokens.clone(), req)).await {
-            Err(_) => Err(StorageError::Transport {
-                message: "graph did not answer within the read timeout".into(),
-                source: None,
-            }),
-            Ok(Ok(resp)) => Ok(resp),
+        let idle = self.options.read_timeout;
+        match tokio::time::timeout(idle, CURRENT.scope(self.tokens.clone(), req)).await {
+            Err(_) => Err(storage_core::idle::idle_error("graph did not answer", idle)),
+            Ok(Ok(resp)) => storage_core::idle::watch(resp, idle),
             Ok(Err(e)) => Err(self.failure(e)),
         }
+    }
+
+    /// Sends one reqwest request to an upload or download URL, with `body`
+    /// when given, under the idle timeout (`options.read_timeout`): it fails
+    /// when for that long nothing of the body is sent and no answer comes, or
+    /// later no piece of the answer's body arrives; `what` names it in the error.
+    pub(crate) async fn send_raw(
+        &self,
+        req: reqwest::RequestBuilder,
+        body: Option<Bytes>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        storage_core::idle::send(req, body, self.options.read_timeout, what).await
     }
 
     fn failure(&self, e: GraphFailure) -> StorageError {
@@ -439,14 +452,11 @@ impl GraphApi {
                 .options
                 .retry
                 .run(|| async {
-                    let resp = self
+                    let req = self
                         .http
                         .get(page_url.clone())
-                        .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-                        .timeout(self.options.read_timeout)
-                        .send()
-                        .await
-                        .map_err(|e| transport("failed to reach graph", e))?;
+                        .header(reqwest::header::AUTHORIZATION, self.bearer()?);
+                    let resp = self.send_raw(req, None, "failed to list a folder").await?;
                     read_json(resp, None).await
                 })
                 .await?;
@@ -641,9 +651,7 @@ impl GraphApi {
         if offset > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
         }
-        req.send()
-            .await
-            .map_err(|e| transport("failed to read a download url", e))
+        self.send_raw(req, None, "failed to read a download url").await
     }
 }
 

@@ -164,7 +164,11 @@ pub struct OneDriveOptions {
     pub download_resumes: u32,
     /// Connect timeout of the HTTP clients this crate builds.
     pub connect_timeout: Duration,
-    /// Read timeout of the HTTP clients this crate builds.
+    /// The idle timeout, 60 s by default: a request fails when nothing of it
+    /// moves for this long (no byte of its body sent, no answer, no byte of
+    /// the answer's body), however long it takes as a whole. A reqwest client
+    /// given to the backend should not set `timeout` or `read_timeout`, which
+    /// are deadlines for a fragment's body.
     pub read_timeout: Duration,
 }
 

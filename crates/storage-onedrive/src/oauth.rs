@@ -112,8 +112,12 @@ pub async fn exchange_code(
 /// [`TokenGrant::refresh_token`], and the caller must persist it.
 ///
 /// # Errors
-/// `CloudConnection` with `InvalidGrant` when the grant is revoked or expired
-/// (AADSTS70000, 70008, 700082, 50173 …), never retried; `Provider` with code
+/// `CloudConnection` with `InvalidGrant` when the user must sign in again, never
+/// retried: the grant is revoked or expired (AADSTS70000, 70008, 700082, 50173 …),
+/// or Microsoft asks for an interactive sign-in (`interaction_required`:
+/// multi-factor authentication, AADSTS50076 and 50079) or consent
+/// (`consent_required`, AADSTS65001); see
+/// [`REAUTH_AADSTS`](storage_core::oauth::REAUTH_AADSTS). `Provider` with code
 /// `invalid_client` when the app's credentials are wrong.
 pub async fn refresh(
     http: &reqwest::Client,

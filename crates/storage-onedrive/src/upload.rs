@@ -20,7 +20,7 @@ use storage_core::{Checksum, Result, StorageError};
 
 use crate::client::{DriveItem, GraphApi, Slot};
 use crate::config::FRAGMENT_UNIT;
-use crate::error::{answer_error, read_json, transport};
+use crate::error::{answer_error, read_json};
 
 /// What one request to the upload URL produced.
 enum Reply {
@@ -65,11 +65,8 @@ async fn interpret(resp: reqwest::Response) -> Result<Reply> {
 /// Asks the session which bytes it expects next.
 async fn status(api: &GraphApi, url: &str) -> Result<Reply> {
     let resp = api
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| transport("failed to query an upload session", e))?;
+        .send_raw(api.http.get(url), None, "failed to query an upload session")
+        .await?;
     match resp.status().as_u16() {
         200 => {
             let s: Status = read_json(resp, None).await?;
@@ -82,7 +79,9 @@ async fn status(api: &GraphApi, url: &str) -> Result<Reply> {
 
 /// Cancels a session; best effort, since the session expires by itself.
 async fn cancel(api: &GraphApi, url: &str) {
-    let _ = api.http.delete(url).send().await;
+    let _ = api
+        .send_raw(api.http.delete(url), None, "failed to cancel an upload session")
+        .await;
 }
 
 enum SessionEnd {
@@ -97,6 +96,7 @@ enum SessionEnd {
 /// committed either way, since a session commits only with its last byte.
 struct CancelOnDrop {
     http: reqwest::Client,
+    idle: std::time::Duration,
     url: Option<String>,
 }
 
@@ -104,6 +104,7 @@ impl CancelOnDrop {
     fn new(api: &GraphApi, url: &str) -> Self {
         Self {
             http: api.http.clone(),
+            idle: api.options.read_timeout,
             url: Some(url.to_owned()),
         }
     }
@@ -120,9 +121,10 @@ impl Drop for CancelOnDrop {
             return;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let http = self.http.clone();
+            let (http, idle) = (self.http.clone(), self.idle);
             runtime.spawn(async move {
-                let _ = http.delete(url).send().await;
+                let _ =
+                    storage_core::idle::send(http.delete(url), None, idle, "failed to cancel an upload session").await;
             });
         }
     }
@@ -206,16 +208,11 @@ async fn send(api: &GraphApi, gauge: &BufferGauge, url: &str, w: &mut UploadWind
         };
         let first = w.start();
         let last = first + body.len() as u64 - 1;
-        let sent = api
-            .http
-            .put(url)
-            .header(
-                reqwest::header::CONTENT_RANGE,
-                format!("bytes {first}-{last}/{}", w.size()),
-            )
-            .body(body)
-            .send()
-            .await;
+        let req = api.http.put(url).header(
+            reqwest::header::CONTENT_RANGE,
+            format!("bytes {first}-{last}/{}", w.size()),
+        );
+        let sent = api.send_raw(req, Some(body), "an upload fragment was cut").await;
         let reply = match sent {
             Ok(resp) if resp.status().as_u16() == 416 => {
                 // The fragment overlaps what the server has: ask where to go on.
@@ -230,7 +227,7 @@ async fn send(api: &GraphApi, gauge: &BufferGauge, url: &str, w: &mut UploadWind
                 status(api, url).await
             }
             Ok(resp) => interpret(resp).await,
-            Err(e) => Err(transport("an upload fragment was cut", e)),
+            Err(e) => Err(e),
         };
         match reply {
             Ok(Reply::Next(n)) => {

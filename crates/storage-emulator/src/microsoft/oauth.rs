@@ -126,6 +126,7 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
             );
             match result {
                 Ok(issued) => token_response(&issued),
+                Err(GrantError::SignIn(why)) => aad_error(&shared, 400, why.error(), why.code(), why.text()),
                 Err(GrantError::Revoked) => aad_error(
                     &shared,
                     400,
