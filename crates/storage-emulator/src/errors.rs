@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::faults::Provider;
+use crate::origin::Provider;
 
 /// `Content-Type` of Google JSON API responses, errors included.
 ///

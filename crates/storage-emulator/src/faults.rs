@@ -10,17 +10,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::Origin;
-
-/// The service a request belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    /// Google Drive v3 and Google OAuth.
-    Google,
-    /// Microsoft Graph (OneDrive) and the Microsoft identity platform.
-    Microsoft,
-}
+use crate::origin::Origin;
+pub use crate::origin::Provider;
 
 /// Why Microsoft's token endpoint sends the user back to sign in, for
 /// [`EmulatorHandle::require_sign_in`](crate::EmulatorHandle::require_sign_in).

@@ -6,17 +6,8 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::faults::Provider;
-
-/// Which of the emulator's two listeners a request arrived on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    /// The API port: Drive v3, Graph, token and authorize endpoints.
-    Api,
-    /// The second port: Drive resumable session URIs, Graph upload and download URLs.
-    Content,
-}
+pub use crate::origin::Origin;
+use crate::origin::Provider;
 
 /// One recorded request.
 ///

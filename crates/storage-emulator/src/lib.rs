@@ -6,13 +6,16 @@
 )]
 
 mod emulator;
+mod endpoints;
 mod errors;
 pub mod faults;
 mod google;
 mod grants;
 mod http_util;
+mod info;
 pub mod journal;
 mod microsoft;
+mod origin;
 mod pipeline;
 mod routes;
 mod server;

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::Mutex;
 use url::Url;
 
-use crate::emulator::{AppCredentials, Endpoints};
+use crate::endpoints::{AppCredentials, Endpoints};
 use crate::faults::FaultController;
 use crate::google::store::DriveStore;
 use crate::grants::Grants;

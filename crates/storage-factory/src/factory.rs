@@ -9,7 +9,7 @@ use storage_core::MemoryBackend;
 use storage_core::{Result, RetryPolicy, StorageBackend, StorageError, TokenCell};
 
 use crate::credentials::Credentials;
-use crate::managed::{Managed, Parts};
+use crate::managed::{ManagedBackend, Parts};
 use crate::refresh::{Http, Refresher};
 use crate::store::{ConnectionStatus, CredentialStore};
 
@@ -81,7 +81,7 @@ pub struct StorageFactory {
     pub(crate) token_http: Http,
     pub(crate) retry: RetryPolicy,
     /// Which managed connections `disconnect` has ended.
-    pub(crate) connections: Arc<crate::disconnect::Connections>,
+    pub(crate) connections: Arc<crate::handles::Connections>,
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     connect_timeout: Duration,
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
@@ -400,7 +400,7 @@ impl StorageFactory {
         if matches!(refresher, Refresher::Nothing) {
             return Ok(inner);
         }
-        Ok(Arc::new(Managed::new(Parts {
+        Ok(Arc::new(ManagedBackend::new(Parts {
             id: connection_id.to_owned(),
             store,
             inner,

@@ -5,6 +5,7 @@ mod credentials;
 mod disconnect;
 mod factory;
 mod file_store;
+mod handles;
 mod managed;
 #[cfg(feature = "postgres")]
 mod postgres;

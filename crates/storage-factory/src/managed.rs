@@ -71,12 +71,12 @@ struct Conn {
 }
 
 /// A backend whose token is kept fresh; the Rust form of `_call_cloud_op`.
-pub(crate) struct Managed {
+pub(crate) struct ManagedBackend {
     conn: Arc<Conn>,
     inner: Arc<dyn StorageBackend>,
 }
 
-impl std::fmt::Debug for Managed {
+impl std::fmt::Debug for ManagedBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagedBackend")
             .field("connection", &self.conn.id)
@@ -86,7 +86,7 @@ impl std::fmt::Debug for Managed {
     }
 }
 
-/// Everything [`Managed::new`] needs.
+/// Everything [`ManagedBackend::new`] needs.
 pub(crate) struct Parts {
     pub id: String,
     pub store: Arc<dyn CredentialStore>,
@@ -388,7 +388,7 @@ fn same(a: &Credentials, b: &Credentials) -> bool {
     a.to_json() == b.to_json()
 }
 
-impl Managed {
+impl ManagedBackend {
     pub fn new(p: Parts) -> Self {
         Self {
             inner: p.inner,
@@ -509,7 +509,7 @@ impl futures::Stream for Lend {
 }
 
 #[async_trait]
-impl StorageBackend for Managed {
+impl StorageBackend for ManagedBackend {
     async fn put_object(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {
         self.run("put_object", Some(body.len() as u64), || {
             self.inner.put_object(name, body.clone(), content_type)

@@ -195,14 +195,38 @@ impl DriveOptions {
                 "chunk_size must be a positive multiple of 256 KiB",
             ));
         }
-        crate::client::check_file_id(&self.parent_folder)
+        check_file_id(&self.parent_folder)
             .map_err(|_| StorageError::invalid_input("parent_folder must be a drive folder id or `root`"))
+    }
+}
+
+/// A Drive file id as the API uses it in paths.
+///
+/// google-drive3 puts the id into the URL path unescaped, so only ids of
+/// `[A-Za-z0-9_-]` (what Drive issues) are let through.
+pub(crate) fn check_file_id(id: &str) -> Result<()> {
+    let ok = (1..=256).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::invalid_input(
+            "a drive key is a file id of letters, digits, `_` and `-`",
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_ids_are_checked() {
+        assert!(check_file_id("1AbC-_x9").is_ok());
+        assert!(check_file_id("root").is_ok());
+        for bad in ["", "a/b", "a?b", "a b", "x'", "..", &"a".repeat(257)] {
+            assert!(check_file_id(bad).is_err(), "{bad}");
+        }
+    }
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()

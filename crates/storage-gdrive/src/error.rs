@@ -87,27 +87,6 @@ pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
     }
 }
 
-/// Maps the revocation endpoint's answer: 200 revoked; 400 `invalid_token` means
-/// the token was already revoked or expired, which is what revocation wants;
-/// anything else as a token endpoint refusal (429 throttled, 5xx retryable).
-/// Source: <https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke>.
-pub(crate) fn revoke_answer(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> Result<crate::oauth::Revocation, StorageError> {
-    if (200..300).contains(&status) {
-        return Ok(crate::oauth::Revocation::Revoked);
-    }
-    let code = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
-    if status == 400 && code.as_deref() == Some("invalid_token") {
-        return Ok(crate::oauth::Revocation::AlreadyInvalid);
-    }
-    Err(storage_core::oauth::token_error(status, body, retry_after))
-}
-
 /// A transport failure from reqwest, as a retryable [`StorageError::Transport`].
 pub(crate) fn transport(what: &str, err: reqwest::Error) -> StorageError {
     // reqwest's Display can include the URL; a Drive URL holds no secret (the

@@ -5,6 +5,8 @@
 //! hard-code Google's URL or swallow `invalid_grant`).
 //! Endpoints: <https://developers.google.com/identity/protocols/oauth2/web-server>.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use storage_core::oauth::request_token;
 pub use storage_core::oauth::{Pkce, TokenGrant, random_token};
@@ -158,7 +160,27 @@ pub async fn revoke(
                 .bytes()
                 .await
                 .map_err(|e| crate::error::transport("failed to read the revocation endpoint's answer", e))?;
-            crate::error::revoke_answer(status, &body, wait)
+            revoke_answer(status, &body, wait)
         })
         .await
+}
+/// Maps the revocation endpoint's answer: 200 revoked; 400 `invalid_token` means
+/// the token was already revoked or expired, which is what revocation wants;
+/// anything else as a token endpoint refusal (429 throttled, 5xx retryable).
+/// Source: <https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke>.
+fn revoke_answer(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> std::result::Result<Revocation, StorageError> {
+    if (200..300).contains(&status) {
+        return Ok(Revocation::Revoked);
+    }
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    if status == 400 && code.as_deref() == Some("invalid_token") {
+        return Ok(Revocation::AlreadyInvalid);
+    }
+    Err(storage_core::oauth::token_error(status, body, retry_after))
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use storage_core::Checksum;
 
-use crate::emulator::DriveFileInfo;
 use crate::http_util::{random_id, rfc3339_millis};
+use crate::info::DriveFileInfo;
 
 /// Media type of Drive folders
 /// (<https://developers.google.com/drive/api/guides/folder>).

@@ -9,12 +9,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::names::invalid_reason;
+use super::answers::{invalid_name_response, item_not_found};
 use super::path::{Address, AddressError, Base, Rel, parse};
 use super::store::{Conflict, DownloadError, GraphStore, PutOutcome, RenameError};
-use crate::errors::{GRAPH_JSON, graph_error, graph_error_inner, json_response};
+use super::write::{Target, put_outcome, resolve_target};
+use crate::errors::{GRAPH_JSON, graph_error, json_response};
 use crate::pipeline::Ctx;
 use crate::state::Shared;
 
@@ -25,16 +26,6 @@ const PAGE_SIZE: usize = 200;
 /// Largest simple upload: 250 MB (current learn.microsoft.com text of
 /// <https://learn.microsoft.com/graph/api/driveitem-put-content>); over it → 413 (UNCONFIRMED).
 const SIMPLE_UPLOAD_LIMIT: usize = 250 * 1000 * 1000;
-
-pub(crate) fn item_not_found() -> Response {
-    graph_error(404, "itemNotFound", "The resource could not be found.")
-}
-
-/// 400 `invalidRequest` with inner `invalidPath` for an illegal name
-/// (github.com/OneDrive/onedrive-api-docs `docs/rest-api/concepts/errors.md`).
-pub(crate) fn invalid_name(reason: &str) -> Response {
-    graph_error_inner(400, "invalidRequest", reason, "invalidPath")
-}
 
 /// `$select`: keeps only the listed top-level properties
 /// (<https://learn.microsoft.com/graph/query-parameters#select-parameter>). Both SDKs encode the
@@ -289,11 +280,6 @@ fn create_folder(shared: &Shared, ctx: &Ctx, base: &str, path: &[String]) -> Res
     json_response(201, &value, GRAPH_JSON)
 }
 
-/// Checks a name; `Some(response)` when it is illegal.
-fn invalid_name_response(name: &str) -> Option<Response> {
-    invalid_reason(name).map(invalid_name)
-}
-
 /// `GET …/content`: 302 Found to the pre-authenticated download URL on another host
 /// (<https://learn.microsoft.com/graph/api/driveitem-get-content>).
 fn content_redirect(shared: &Shared, base: &str, path: &[String]) -> Response {
@@ -311,58 +297,6 @@ fn content_redirect(shared: &Shared, base: &str, path: &[String]) -> Response {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
-}
-
-/// Where a write lands: an existing item, or a name under a parent.
-pub(crate) enum Target {
-    Existing(String),
-    New { parent: String, name: String },
-}
-
-/// Resolves the target of `PUT …/content` or `createUploadSession`, creating missing parent
-/// folders of a path (UNCONFIRMED: the docs do not say whether missing parents are created).
-pub(crate) fn resolve_target(graph: &mut GraphStore, base: &str, path: &[String]) -> Result<Target, Response> {
-    if let Some(id) = graph.resolve(base, path) {
-        return Ok(Target::Existing(id));
-    }
-    let Some((name, dirs)) = path.split_last() else {
-        return Err(item_not_found());
-    };
-    for segment in path {
-        if let Some(resp) = invalid_name_response(segment) {
-            return Err(resp);
-        }
-    }
-    if graph.get(base).is_none() {
-        return Err(item_not_found());
-    }
-    let Some(parent) = graph.ensure_folders(base, dirs) else {
-        return Err(graph_error(
-            409,
-            "nameAlreadyExists",
-            "A file exists where a folder is needed.",
-        ));
-    };
-    Ok(Target::New {
-        parent,
-        name: name.clone(),
-    })
-}
-
-/// Answers a write: 201 Created for a new file, 200 OK for a replaced one (the docs' examples
-/// show 201 for both; 200 on replace is UNCONFIRMED), 409 `nameAlreadyExists` on a `fail`
-/// conflict (<https://learn.microsoft.com/graph/api/driveitem-put-content>).
-pub(crate) fn put_outcome(shared: &Shared, graph: &GraphStore, outcome: PutOutcome) -> Response {
-    match outcome {
-        PutOutcome::Created(item) => {
-            json_response(201, &graph.item_json(&item, shared.content_base.as_str()), GRAPH_JSON)
-        }
-        PutOutcome::Replaced(item) => {
-            json_response(200, &graph.item_json(&item, shared.content_base.as_str()), GRAPH_JSON)
-        }
-        PutOutcome::NameConflict => graph_error(409, "nameAlreadyExists", "The specified item name already exists."),
-        PutOutcome::NotAFile => graph_error(409, "nameAlreadyExists", "A folder with the same name already exists."),
-    }
 }
 
 /// `PUT …/content`: simple upload; `@microsoft.graph.conflictBehavior` in the query, default
@@ -436,19 +370,4 @@ pub(crate) async fn download(State(shared): State<Arc<Shared>>, Extension(ctx): 
             &format!("The requested range is not satisfiable for size {size}."),
         )
     })
-}
-
-/// Parses an optional JSON object body.
-pub(crate) fn json_object(body: &Bytes) -> Result<Map<String, Value>, Response> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(graph_error(
-            400,
-            "invalidRequest",
-            "The request body is not valid JSON.",
-        )),
-    }
 }

@@ -1,11 +1,13 @@
 //! Microsoft: Graph drive items, upload sessions and downloads; the identity platform.
 
+pub(crate) mod answers;
 pub(crate) mod items;
 pub(crate) mod names;
 pub(crate) mod oauth;
 pub(crate) mod path;
 pub(crate) mod store;
 pub(crate) mod upload;
+pub(crate) mod write;
 
 use axum::response::Response;
 

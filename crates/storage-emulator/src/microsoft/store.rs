@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use storage_core::Checksum;
 
-use crate::emulator::GraphItemInfo;
 use crate::http_util::{random_id, random_upper, random_uuid, rfc3339_secs};
+use crate::info::GraphItemInfo;
 
 /// The emulated drive's `driveType`. Business is chosen because the Graph docs list
 /// `quickXorHash` as the hash available there

@@ -12,8 +12,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::items::{Target, item_not_found, json_object, put_outcome, resolve_target};
+use super::answers::{item_not_found, json_object};
 use super::store::{Conflict, DRIVE_QUOTA, GraphSession};
+use super::write::{Target, put_outcome, resolve_target};
 use crate::errors::{GRAPH_JSON, graph_error, graph_error_inner, json_response};
 use crate::faults::FaultAction;
 use crate::http_util::{ContentRange, parse_content_range, random_id, rfc3339_secs};
