@@ -27,7 +27,7 @@ use storage_core::{
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
 use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints};
 use storage_factory::storage_onedrive::{
-    FRAGMENT_UNIT, GraphEndpoints, MicrosoftApp, OneDriveBackend, OneDriveOptions,
+    FRAGMENT_UNIT, MicrosoftApp, MicrosoftEndpoints, OneDriveBackend, OneDriveOptions,
 };
 use storage_factory::{ConnectionStatus, Endpoints, MemoryCredentialStore, StorageFactory};
 
@@ -468,7 +468,7 @@ fn google_endpoints(emu: &EmulatorHandle) -> GoogleEndpoints {
     serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap()
 }
 
-fn graph_endpoints(emu: &EmulatorHandle) -> GraphEndpoints {
+fn graph_endpoints(emu: &EmulatorHandle) -> MicrosoftEndpoints {
     serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap()
 }
 

@@ -15,7 +15,7 @@ use storage_core::{
 use storage_emulator::{Emulator, EmulatorHandle};
 use storage_factory::Credentials;
 use storage_factory::storage_gdrive::{GoogleDriveBackend, GoogleEndpoints};
-use storage_factory::storage_onedrive::{GraphEndpoints, OneDriveBackend};
+use storage_factory::storage_onedrive::{MicrosoftEndpoints, OneDriveBackend};
 
 const CASES: u32 = 1000;
 
@@ -58,7 +58,7 @@ async fn drives() -> Drives {
     let m = emu.microsoft_grant();
     let google: GoogleEndpoints =
         serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap();
-    let graph: GraphEndpoints =
+    let graph: MicrosoftEndpoints =
         serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap();
     let mut go = storage_factory::storage_gdrive::DriveOptions::default();
     go.retry = RetryPolicy::never();

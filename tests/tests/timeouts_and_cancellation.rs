@@ -13,7 +13,7 @@ use storage_core::{ByteStream, ObjectName, RetryPolicy, StorageBackend, StorageE
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin};
 use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints};
 use storage_factory::storage_onedrive::{
-    FRAGMENT_UNIT, GraphEndpoints, MicrosoftApp, OneDriveBackend, OneDriveOptions,
+    FRAGMENT_UNIT, MicrosoftApp, MicrosoftEndpoints, OneDriveBackend, OneDriveOptions,
 };
 use storage_factory::{Endpoints, MemoryCredentialStore, StorageFactory};
 
@@ -66,7 +66,7 @@ fn backend(p: P, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
         }
         P::Onedrive => {
             let grant = emu.microsoft_grant();
-            let endpoints: GraphEndpoints =
+            let endpoints: MicrosoftEndpoints =
                 serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap();
             let mut o = OneDriveOptions::default();
             o.fragment_size = FRAGMENT_UNIT;
@@ -357,7 +357,7 @@ fn slow_link_backend(upload: Upload, emu: &EmulatorHandle) -> Arc<dyn StorageBac
         }
         P::Onedrive => {
             let grant = emu.microsoft_grant();
-            let endpoints: GraphEndpoints =
+            let endpoints: MicrosoftEndpoints =
                 serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap();
             let mut o = OneDriveOptions::default();
             o.fragment_size = 64 * FRAGMENT_UNIT;

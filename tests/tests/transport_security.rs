@@ -12,7 +12,7 @@ use storage_core::testkit::run_conformance;
 use storage_core::{ObjectName, RetryPolicy};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
 use storage_factory::storage_gdrive::GoogleEndpoints;
-use storage_factory::storage_onedrive::GraphEndpoints;
+use storage_factory::storage_onedrive::MicrosoftEndpoints;
 use storage_factory::{Endpoints, StorageFactory};
 use storage_tests::emulator::{factory_builder, grant};
 use url::Url;
@@ -33,7 +33,7 @@ fn factory(emu: &EmulatorHandle) -> StorageFactory {
 #[test]
 fn production_endpoints_are_https_only() {
     let g = GoogleEndpoints::production();
-    let m = GraphEndpoints::production();
+    let m = MicrosoftEndpoints::production();
     let mut urls = vec![&g.root, &g.token, &g.authorize, &m.graph, &m.login];
     urls.extend(g.revoke.as_ref());
     for u in urls {

@@ -31,7 +31,7 @@ pub struct Endpoints {
     /// Microsoft's; production when absent.
     #[cfg(feature = "onedrive")]
     #[serde(default)]
-    pub microsoft: Option<storage_onedrive::GraphEndpoints>,
+    pub microsoft: Option<storage_onedrive::MicrosoftEndpoints>,
 }
 
 impl Endpoints {
@@ -451,7 +451,7 @@ impl StorageFactory {
     }
 
     #[cfg(feature = "onedrive")]
-    fn graph_endpoints(&self) -> storage_onedrive::GraphEndpoints {
+    fn graph_endpoints(&self) -> storage_onedrive::MicrosoftEndpoints {
         self.endpoints.microsoft.clone().unwrap_or_default()
     }
 

@@ -23,7 +23,7 @@ pub(crate) enum Refresher {
     #[cfg(feature = "onedrive")]
     Microsoft {
         app: storage_onedrive::MicrosoftApp,
-        endpoints: storage_onedrive::GraphEndpoints,
+        endpoints: storage_onedrive::MicrosoftEndpoints,
     },
 }
 

@@ -11,8 +11,8 @@ use storage_core::{
     TokenCell, Url,
 };
 
-use crate::client::{DriveItem, GraphApi, GraphPool, Slot, default_http};
-use crate::config::{GraphEndpoints, OneDriveOptions};
+use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http};
+use crate::config::{MicrosoftEndpoints, OneDriveOptions};
 use crate::folders::Folders;
 
 /// How long a pre-authenticated download URL may be promised for: Graph
@@ -46,7 +46,7 @@ const MAX_PRESIGN: Duration = Duration::from_secs(3600);
 /// ```
 #[derive(Clone)]
 pub struct OneDriveBackend {
-    api: GraphApi,
+    api: OneDriveClient,
     folders: Arc<Folders>,
     gauge: Arc<BufferGauge>,
 }
@@ -63,7 +63,7 @@ impl std::fmt::Debug for OneDriveBackend {
 #[derive(Debug)]
 pub struct OneDriveBuilder {
     tokens: TokenCell,
-    endpoints: GraphEndpoints,
+    endpoints: MicrosoftEndpoints,
     options: OneDriveOptions,
     http: Option<reqwest::Client>,
     pool: Option<GraphPool>,
@@ -80,7 +80,7 @@ impl OneDriveBuilder {
 
     /// Where Graph lives; production by default.
     #[must_use]
-    pub fn endpoints(mut self, endpoints: GraphEndpoints) -> Self {
+    pub fn endpoints(mut self, endpoints: MicrosoftEndpoints) -> Self {
         self.endpoints = endpoints;
         self
     }
@@ -113,7 +113,7 @@ impl OneDriveBuilder {
             None => default_http(&self.options)?,
         };
         Ok(OneDriveBackend {
-            api: GraphApi::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
+            api: OneDriveClient::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
             folders: Arc::default(),
             gauge: Arc::default(),
         })
@@ -125,7 +125,7 @@ impl OneDriveBackend {
     pub fn builder(tokens: TokenCell) -> OneDriveBuilder {
         OneDriveBuilder {
             tokens,
-            endpoints: GraphEndpoints::production(),
+            endpoints: MicrosoftEndpoints::production(),
             options: OneDriveOptions::default(),
             http: None,
             pool: None,

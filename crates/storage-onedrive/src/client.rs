@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use storage_core::{ConnectionReason, Result, StorageError, TokenCell};
 
-use crate::config::{GRAPH_HOSTS, GraphEndpoints, OneDriveOptions, is_loopback};
+use crate::config::{GRAPH_HOSTS, MicrosoftEndpoints, OneDriveOptions, is_loopback};
 use crate::error::{answer_error, read_json};
 
 /// The fields every item read asks for.
@@ -178,7 +178,7 @@ impl ClientApplication for ScopedToken {
 #[derive(Clone)]
 pub struct GraphPool {
     graph: GraphClient,
-    endpoints: GraphEndpoints,
+    endpoints: MicrosoftEndpoints,
 }
 
 impl std::fmt::Debug for GraphPool {
@@ -194,7 +194,7 @@ impl GraphPool {
     ///
     /// # Errors
     /// [`StorageError::InvalidInput`] for endpoints graph-rs-sdk would panic on.
-    pub fn new(endpoints: &GraphEndpoints, options: &OneDriveOptions) -> Result<Self> {
+    pub fn new(endpoints: &MicrosoftEndpoints, options: &OneDriveOptions) -> Result<Self> {
         Ok(Self {
             graph: graph_client(endpoints, options)?,
             endpoints: endpoints.clone(),
@@ -204,17 +204,17 @@ impl GraphPool {
 
 /// One Graph client, one reqwest client, the cell and the options; clones share all.
 #[derive(Clone)]
-pub(crate) struct GraphApi {
+pub(crate) struct OneDriveClient {
     graph: GraphClient,
     pub http: reqwest::Client,
     pub tokens: TokenCell,
-    pub endpoints: GraphEndpoints,
+    pub endpoints: MicrosoftEndpoints,
     pub options: OneDriveOptions,
 }
 
-impl std::fmt::Debug for GraphApi {
+impl std::fmt::Debug for OneDriveClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphApi")
+        f.debug_struct("OneDriveClient")
             .field("endpoints", &self.endpoints)
             .field("options", &self.options)
             .finish_non_exhaustive()
@@ -223,7 +223,7 @@ impl std::fmt::Debug for GraphApi {
 
 /// The reqwest client for uploadUrls and download URLs: it follows no redirect
 /// and carries no credentials of its own. It has a connect timeout and no
-/// `read_timeout` (a deadline for a fragment's body): [`GraphApi::send_raw`]
+/// `read_timeout` (a deadline for a fragment's body): [`OneDriveClient::send_raw`]
 /// applies the idle timeout instead.
 pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -236,13 +236,13 @@ pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client>
 
 /// Builds a `GraphClient` for `endpoints` without ever reaching
 /// `use_endpoint`'s panic on an unknown host.
-fn graph_client(endpoints: &GraphEndpoints, options: &OneDriveOptions) -> Result<GraphClient> {
+fn graph_client(endpoints: &MicrosoftEndpoints, options: &OneDriveOptions) -> Result<GraphClient> {
     endpoints.validate()?;
     // graph-rs-sdk appends path segments itself; give it the base without the trailing `/`.
     let mut base = endpoints.graph.clone();
     let trimmed = base.path().trim_end_matches('/').to_owned();
     base.set_path(&trimmed);
-    // No total timeout: `GraphApi::send` applies the idle timeout to every call.
+    // No total timeout: `OneDriveClient::send` applies the idle timeout to every call.
     let config = GraphClientConfiguration::new()
         .client_application(ScopedToken)
         .referer(false)
@@ -280,10 +280,10 @@ fn test_client(_config: GraphClientConfiguration, base: &url::Url) -> Result<Gra
     )))
 }
 
-impl GraphApi {
+impl OneDriveClient {
     pub fn new(
         tokens: TokenCell,
-        endpoints: GraphEndpoints,
+        endpoints: MicrosoftEndpoints,
         options: OneDriveOptions,
         http: reqwest::Client,
         pool: Option<GraphPool>,
@@ -384,7 +384,7 @@ impl GraphApi {
             .await
     }
 
-    /// A stored document by key: [`GraphApi::get_item`] and
+    /// A stored document by key: [`OneDriveClient::get_item`] and
     /// [`DriveItem::into_document`].
     pub async fn document(&self, id: &str) -> Result<DriveItem> {
         self.get_item(id).await?.into_document()

@@ -18,23 +18,23 @@ pub(crate) const GRAPH_HOSTS: [&str; 6] = [
 
 /// Where Graph and the Microsoft identity platform live.
 ///
-/// Production uses [`GraphEndpoints::production`]; tests and the CLI point these
+/// Production uses [`MicrosoftEndpoints::production`]; tests and the CLI point these
 /// at `storage-emulator` (which needs the `emulator` feature).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GraphEndpoints {
+pub struct MicrosoftEndpoints {
     /// Graph with its version, ending in `/`: `https://graph.microsoft.com/v1.0/`.
     pub graph: Url,
     /// The login base, ending in `/`: `https://login.microsoftonline.com/`.
     pub login: Url,
 }
 
-impl Default for GraphEndpoints {
+impl Default for MicrosoftEndpoints {
     fn default() -> Self {
         Self::production()
     }
 }
 
-impl GraphEndpoints {
+impl MicrosoftEndpoints {
     /// Microsoft's production endpoints.
     pub fn production() -> Self {
         let parse = |s: &str| Url::parse(s).unwrap_or_else(|_| unreachable!("constant url {s}"));
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn tenants_and_endpoints() {
-        let e = GraphEndpoints::production();
+        let e = MicrosoftEndpoints::production();
         e.validate().unwrap();
         assert_eq!(
             e.token("consumers").unwrap().as_str(),
@@ -228,7 +228,7 @@ mod tests {
         );
         assert!(e.token("../x").is_err());
         assert!(e.token("a/b").is_err());
-        let bad = GraphEndpoints {
+        let bad = MicrosoftEndpoints {
             graph: Url::parse("http://graph.example.com/v1.0/").unwrap(),
             login: e.login.clone(),
         };

@@ -14,13 +14,13 @@ use storage_core::upload::HashKind;
 use storage_core::{ByteStream, Checksum, Result, StorageError};
 use tokio::sync::Mutex;
 
-use crate::client::{DriveItem, GraphApi};
+use crate::client::{DriveItem, OneDriveClient};
 use crate::error::{answer_error, transport};
 
 /// Opens item `id` for reading: metadata first (size, quickXorHash, URL), then
 /// the body, resumed with `Range` after a cut and verified at the end. Returns
 /// the stream and the size OneDrive reported.
-pub(crate) async fn open(api: GraphApi, id: &str) -> Result<(ByteStream, u64)> {
+pub(crate) async fn open(api: OneDriveClient, id: &str) -> Result<(ByteStream, u64)> {
     let item = api.get_item(id).await?;
     if item.folder.is_some() {
         return Err(StorageError::not_found(id));
@@ -69,7 +69,7 @@ pub(crate) fn download_url(item: &DriveItem) -> Result<String> {
 
 /// The body from `offset` on. A server that ignores the range and answers 200
 /// with the whole body is tolerated: the first `offset` bytes are skipped.
-async fn body_from(api: &GraphApi, url: &str, offset: u64) -> Result<ByteStream> {
+async fn body_from(api: &OneDriveClient, url: &str, offset: u64) -> Result<ByteStream> {
     let resp = api.fetch(url, offset).await?;
     let status = resp.status().as_u16();
     if !(status == 200 || status == 206 && offset > 0) {

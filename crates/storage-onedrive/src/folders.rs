@@ -9,7 +9,7 @@
 use storage_core::slots::Slots;
 use storage_core::{Result, StorageError};
 
-use crate::client::{DriveItem, GraphApi};
+use crate::client::{DriveItem, OneDriveClient};
 
 /// Folder ids by stored user name, for one backend and its clones. A user's
 /// lock is held across the lookup-or-create, so that the puts of one backend
@@ -23,7 +23,7 @@ pub(crate) struct Folders {
 impl Folders {
     /// The id of the folder named `user` (a stored name) at the top of the
     /// drive, creating it when missing.
-    pub async fn folder_for(&self, api: &GraphApi, user: &str) -> Result<String> {
+    pub async fn folder_for(&self, api: &OneDriveClient, user: &str) -> Result<String> {
         let slot = self.ids.slot(user);
         let mut cached = slot.lock().await;
         if let Some(id) = cached.as_ref() {

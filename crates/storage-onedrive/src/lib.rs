@@ -13,4 +13,9 @@ mod upload;
 
 pub use backend::{OneDriveBackend, OneDriveBuilder};
 pub use client::GraphPool;
-pub use config::{FRAGMENT_UNIT, GraphEndpoints, MAX_FRAGMENT, MicrosoftApp, OneDriveOptions};
+pub use config::{FRAGMENT_UNIT, MAX_FRAGMENT, MicrosoftApp, MicrosoftEndpoints, OneDriveOptions};
+
+/// The name [`MicrosoftEndpoints`] had before both provider crates took one
+/// naming convention (`GoogleEndpoints` / `MicrosoftEndpoints`).
+#[deprecated(since = "0.1.0", note = "renamed to MicrosoftEndpoints")]
+pub type GraphEndpoints = MicrosoftEndpoints;

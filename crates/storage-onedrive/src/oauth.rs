@@ -13,7 +13,7 @@ pub use storage_core::oauth::{Pkce, TokenGrant, random_token};
 use storage_core::{Result, RetryPolicy, Secret, StorageError};
 use url::Url;
 
-use crate::config::{GraphEndpoints, MicrosoftApp};
+use crate::config::{MicrosoftApp, MicrosoftEndpoints};
 
 /// The scopes this library asks for. `offline_access` is what makes the
 /// platform issue a refresh token at all.
@@ -22,10 +22,10 @@ pub const SCOPES: &str = "offline_access Files.ReadWrite";
 /// The URL to send the user to, with `state` and a PKCE challenge.
 ///
 /// ```
-/// use storage_onedrive::{GraphEndpoints, MicrosoftApp, oauth};
+/// use storage_onedrive::{MicrosoftEndpoints, MicrosoftApp, oauth};
 /// let pkce = oauth::Pkce::from_verifier("v".repeat(43));
 /// let app = MicrosoftApp::new("cid", "secret").with_tenant("consumers");
-/// let url = oauth::authorize_url(&GraphEndpoints::production(), &app, "https://app.example/cb", "st", &pkce)?;
+/// let url = oauth::authorize_url(&MicrosoftEndpoints::production(), &app, "https://app.example/cb", "st", &pkce)?;
 /// assert!(url.as_str().starts_with("https://login.microsoftonline.com/consumers/oauth2/v2.0/authorize?"));
 /// let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
 /// assert!(q["scope"].split(' ').any(|s| s == "offline_access"));
@@ -37,7 +37,7 @@ pub const SCOPES: &str = "offline_access Files.ReadWrite";
 /// # Errors
 /// [`StorageError::InvalidInput`] for an invalid tenant.
 pub fn authorize_url(
-    endpoints: &GraphEndpoints,
+    endpoints: &MicrosoftEndpoints,
     app: &MicrosoftApp,
     redirect_uri: &str,
     state: &str,
@@ -72,7 +72,7 @@ fn with_secret<'a>(mut form: Vec<(&'a str, &'a str)>, app: &'a MicrosoftApp) -> 
 /// for a refused client or an answer without a refresh token.
 pub async fn exchange_code(
     http: &reqwest::Client,
-    endpoints: &GraphEndpoints,
+    endpoints: &MicrosoftEndpoints,
     app: &MicrosoftApp,
     code: &str,
     redirect_uri: &str,
@@ -121,7 +121,7 @@ pub async fn exchange_code(
 /// `invalid_client` when the app's credentials are wrong.
 pub async fn refresh(
     http: &reqwest::Client,
-    endpoints: &GraphEndpoints,
+    endpoints: &MicrosoftEndpoints,
     app: &MicrosoftApp,
     refresh_token: &Secret,
     retry: RetryPolicy,

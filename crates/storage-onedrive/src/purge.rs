@@ -8,12 +8,12 @@
 use storage_core::stored_name::encode_part;
 use storage_core::{FolderOutcome, PurgeReport, Result, StorageError, validate_part};
 
-use crate::client::GraphApi;
+use crate::client::OneDriveClient;
 use crate::folders::{Folders, own_folder};
 
 /// The folder named exactly `name` at the top of the drive, if any. A path
 /// taken by an item whose name differs in case belongs to someone else: `None`.
-async fn folder_named(api: &GraphApi, name: &str) -> Result<Option<String>> {
+async fn folder_named(api: &OneDriveClient, name: &str) -> Result<Option<String>> {
     match api.top_level(name).await? {
         Some(item) if item.named(name) => own_folder(item, name).map(Some),
         _ => Ok(None),
@@ -21,7 +21,7 @@ async fn folder_named(api: &GraphApi, name: &str) -> Result<Option<String>> {
 }
 
 /// Files and bytes directly in the folder (the backend makes no subfolders).
-async fn count(api: &GraphApi, folder_id: &str) -> Result<PurgeReport> {
+async fn count(api: &OneDriveClient, folder_id: &str) -> Result<PurgeReport> {
     let mut report = PurgeReport::default();
     for item in api.children(folder_id).await?.iter().filter(|i| i.file.is_some()) {
         report += PurgeReport::new(1, item.size.unwrap_or(0));
@@ -32,7 +32,7 @@ async fn count(api: &GraphApi, folder_id: &str) -> Result<PurgeReport> {
 /// Moves the user's folders to the recycle bin: the stored spelling, and the raw
 /// user id that versions before the case-safe spelling used (`Alice`, now
 /// `^alice`), when its name matches exactly.
-pub(crate) async fn purge_user(api: &GraphApi, folders: &Folders, user: &str) -> Result<PurgeReport> {
+pub(crate) async fn purge_user(api: &OneDriveClient, folders: &Folders, user: &str) -> Result<PurgeReport> {
     validate_part("user_id", user)?;
     let stored = encode_part(user);
     let mut names = vec![stored.clone()];

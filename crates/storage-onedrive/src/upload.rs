@@ -18,7 +18,7 @@ use serde::Deserialize;
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
 use storage_core::{Checksum, Result, StorageError};
 
-use crate::client::{DriveItem, GraphApi, Slot};
+use crate::client::{DriveItem, OneDriveClient, Slot};
 use crate::config::FRAGMENT_UNIT;
 use crate::error::{answer_error, read_json};
 
@@ -63,7 +63,7 @@ async fn interpret(resp: reqwest::Response) -> Result<Reply> {
 }
 
 /// Asks the session which bytes it expects next.
-async fn status(api: &GraphApi, url: &str) -> Result<Reply> {
+async fn status(api: &OneDriveClient, url: &str) -> Result<Reply> {
     let resp = api
         .send_raw(api.http.get(url), None, "failed to query an upload session")
         .await?;
@@ -78,7 +78,7 @@ async fn status(api: &GraphApi, url: &str) -> Result<Reply> {
 }
 
 /// Cancels a session; best effort, since the session expires by itself.
-async fn cancel(api: &GraphApi, url: &str) {
+async fn cancel(api: &OneDriveClient, url: &str) {
     let _ = api
         .send_raw(api.http.delete(url), None, "failed to cancel an upload session")
         .await;
@@ -101,7 +101,7 @@ struct CancelOnDrop {
 }
 
 impl CancelOnDrop {
-    fn new(api: &GraphApi, url: &str) -> Self {
+    fn new(api: &OneDriveClient, url: &str) -> Self {
         Self {
             http: api.http.clone(),
             idle: api.options.read_timeout,
@@ -133,7 +133,7 @@ impl Drop for CancelOnDrop {
 /// Uploads `size` (> 0) bytes to a new file at `slot` through upload sessions;
 /// returns the item and the quickXorHash of what was sent.
 pub(crate) async fn upload(
-    api: &GraphApi,
+    api: &OneDriveClient,
     gauge: &BufferGauge,
     slot: &Slot,
     source: UploadSource,
@@ -186,13 +186,13 @@ fn session_lost() -> StorageError {
 }
 
 /// The item at `slot` when it holds exactly the `size` bytes hashed to `sent`.
-async fn committed(api: &GraphApi, slot: &Slot, sent: Checksum, size: u64) -> Option<DriveItem> {
+async fn committed(api: &OneDriveClient, slot: &Slot, sent: Checksum, size: u64) -> Option<DriveItem> {
     let item = api.item_in(slot).await.ok()??;
     let stored = item.quick_xor().and_then(Checksum::from_quick_xor_base64)?;
     (stored == sent && item.size == Some(size)).then_some(item)
 }
 
-async fn send(api: &GraphApi, gauge: &BufferGauge, url: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
+async fn send(api: &OneDriveClient, gauge: &BufferGauge, url: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
     let fragment = api.options.fragment_size;
     let policy = api.options.retry;
     let mut failures = 0u32;

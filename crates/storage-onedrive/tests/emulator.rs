@@ -11,7 +11,7 @@ use storage_core::{
     ByteStream, ConnectionReason, ObjectKey, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell,
 };
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
-use storage_onedrive::{FRAGMENT_UNIT, GraphEndpoints, MicrosoftApp, OneDriveBackend, OneDriveOptions, oauth};
+use storage_onedrive::{FRAGMENT_UNIT, MicrosoftApp, MicrosoftEndpoints, OneDriveBackend, OneDriveOptions, oauth};
 
 /// Fragments of 640 KiB keep the fault tests small while taking several fragments.
 const FRAGMENT: usize = 2 * FRAGMENT_UNIT;
@@ -22,7 +22,7 @@ struct Fixture {
     grant: serde_json::Value,
 }
 
-fn endpoints(emu: &EmulatorHandle) -> GraphEndpoints {
+fn endpoints(emu: &EmulatorHandle) -> MicrosoftEndpoints {
     serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap()
 }
 
@@ -421,7 +421,7 @@ async fn hostile_keys_never_reach_a_url() {
 
 #[test]
 fn foreign_hosts_are_refused_not_panicked_on() {
-    let endpoints = GraphEndpoints {
+    let endpoints = MicrosoftEndpoints {
         graph: url::Url::parse("https://graph.example.com/v1.0/").unwrap(),
         login: url::Url::parse("https://login.microsoftonline.com/").unwrap(),
     };

@@ -10,9 +10,9 @@ use proptest::prelude::*;
 use storage_core::testkit::{HOSTILE_USER_IDS, PurgeFixture, run_purge_check, seed_two_users, verify_after_purge};
 use storage_core::{ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell, validate_part};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Provider};
-use storage_onedrive::{GraphEndpoints, OneDriveBackend, OneDriveOptions};
+use storage_onedrive::{MicrosoftEndpoints, OneDriveBackend, OneDriveOptions};
 
-fn endpoints(emu: &EmulatorHandle) -> GraphEndpoints {
+fn endpoints(emu: &EmulatorHandle) -> MicrosoftEndpoints {
     serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap()
 }
 
