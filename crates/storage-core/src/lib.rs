@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+#[cfg(feature = "http")]
+pub mod answer;
 mod backend;
 pub mod checksum;
 pub mod download;

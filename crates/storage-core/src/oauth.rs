@@ -133,17 +133,13 @@ pub async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &st
         .form(form)
         .send()
         .await
-        .map_err(|e| StorageError::transport("the token endpoint is unreachable", e.without_url()))?;
+        .map_err(|e| crate::answer::transport("the token endpoint is unreachable", e))?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::retry::parse_retry_after);
+    let retry_after = crate::answer::retry_after(resp.headers());
     let body = resp
         .bytes()
         .await
-        .map_err(|e| StorageError::transport("failed to read the token endpoint's answer", e.without_url()))?;
+        .map_err(|e| crate::answer::transport("failed to read the token endpoint's answer", e))?;
     if !(200..300).contains(&status) {
         return Err(token_error(status, &body, retry_after));
     }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use storage_core::{ConnectionReason, Result, StorageError, TokenCell};
 
 use crate::config::{DriveOptions, GoogleEndpoints, check_file_id};
-use crate::error::{Answer, classify, retry_after, transport};
+use crate::error::{Answer, answer_error, classify, read_json, transport};
 
 /// The MIME type of a Drive folder.
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -340,11 +340,7 @@ fn hub_error(err: google_drive3::Error, cap: &Capture, key: Option<&str>) -> Sto
         E::JsonDecodeError(_, e) if e.is_eof() => {
             StorageError::transport("drive's answer ended before its json did", e)
         }
-        E::JsonDecodeError(_, e) => StorageError::Provider {
-            status: 200,
-            code: Some("malformedResponse".into()),
-            message: format!("drive answered with json that does not parse: {e}"),
-        },
+        E::JsonDecodeError(_, e) => storage_core::answer::malformed("drive", &e),
         other => StorageError::Provider {
             status: 0,
             code: None,
@@ -773,38 +769,6 @@ impl DriveClient {
             .map(|r| r.map_err(|e| transport("drive download was cut", e)));
         Ok(Box::pin(stream))
     }
-}
-
-/// Reads a JSON answer, mapping a failure status through [`classify`].
-pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::Response, key: Option<&str>) -> Result<T> {
-    if !resp.status().is_success() {
-        return Err(answer_error(resp, key).await);
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| transport("failed to read a drive answer", e))?;
-    serde_json::from_slice(&body).map_err(|e| StorageError::Provider {
-        status: 200,
-        code: Some("malformedResponse".into()),
-        message: format!("drive answered with json that does not parse: {e}"),
-    })
-}
-
-/// Turns a failed reqwest answer into a [`StorageError`].
-pub(crate) async fn answer_error(resp: reqwest::Response, key: Option<&str>) -> StorageError {
-    let status = resp.status().as_u16();
-    let wait = retry_after(resp.headers());
-    let body = resp.bytes().await.ok();
-    let json = body
-        .as_deref()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-    classify(&Answer {
-        status,
-        body: json.as_ref(),
-        retry_after: wait,
-        key,
-    })
 }
 
 #[cfg(test)]

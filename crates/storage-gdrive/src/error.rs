@@ -4,19 +4,9 @@
 //! message text. Reasons and their meaning: Google Drive API, "Resolve errors"
 //! (<https://developers.google.com/drive/api/guides/handle-errors>).
 
-use std::time::Duration;
-
 use storage_core::{ConnectionReason, StorageError};
 
-/// What the service answered, as far as it is known.
-#[derive(Debug, Default)]
-pub(crate) struct Answer<'a> {
-    pub status: u16,
-    pub body: Option<&'a serde_json::Value>,
-    pub retry_after: Option<Duration>,
-    /// The file id the call was about, for `NotFound`.
-    pub key: Option<&'a str>,
-}
+pub(crate) use storage_core::answer::{Answer, retry_after, transport};
 
 /// Reasons under 403 or 429 that mean "slow down".
 const RATE_LIMIT_REASONS: &[&str] = &["userRateLimitExceeded", "rateLimitExceeded"];
@@ -87,23 +77,23 @@ pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
     }
 }
 
-/// A transport failure from reqwest, as a retryable [`StorageError::Transport`].
-pub(crate) fn transport(what: &str, err: reqwest::Error) -> StorageError {
-    // reqwest's Display can include the URL; a Drive URL holds no secret (the
-    // token travels in a header), but strip it anyway to keep messages short.
-    StorageError::transport(what.to_owned(), err.without_url())
+/// Reads a failed answer and classifies it.
+pub(crate) async fn answer_error(resp: reqwest::Response, key: Option<&str>) -> StorageError {
+    storage_core::answer::failure(resp, key, classify).await
 }
 
-/// Reads `Retry-After` from reqwest headers.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(storage_core::retry::parse_retry_after)
+/// Reads a JSON answer, classifying a failure status.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    key: Option<&str>,
+) -> storage_core::Result<T> {
+    storage_core::answer::json(resp, key, classify, "drive").await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
 
     use super::*;

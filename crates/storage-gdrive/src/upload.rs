@@ -20,8 +20,9 @@
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
 use storage_core::{Result, StorageError};
 
-use crate::client::{DriveClient, DriveFile, FILE_FIELDS, answer_error, read_json};
+use crate::client::{DriveClient, DriveFile, FILE_FIELDS};
 use crate::config::CHUNK_UNIT;
+use crate::error::{answer_error, read_json};
 
 /// How one session ended.
 enum SessionEnd {

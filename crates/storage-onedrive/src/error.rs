@@ -4,18 +4,9 @@
 //! resource types" (<https://learn.microsoft.com/graph/errors>) and "Throttling"
 //! (<https://learn.microsoft.com/graph/throttling>).
 
-use std::time::Duration;
-
 use storage_core::{ConnectionReason, StorageError};
 
-/// What the service answered.
-#[derive(Debug, Default)]
-pub(crate) struct Answer<'a> {
-    pub status: u16,
-    pub body: Option<&'a serde_json::Value>,
-    pub retry_after: Option<Duration>,
-    pub key: Option<&'a str>,
-}
+pub(crate) use storage_core::answer::{Answer, transport};
 
 /// Maps a non-success Graph answer.
 pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
@@ -56,33 +47,9 @@ pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
     }
 }
 
-/// A transport failure, retryable.
-pub(crate) fn transport(what: &str, err: reqwest::Error) -> StorageError {
-    StorageError::transport(what.to_owned(), err.without_url())
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(storage_core::retry::parse_retry_after)
-}
-
 /// Reads a failed answer and classifies it.
 pub(crate) async fn answer_error(resp: reqwest::Response, key: Option<&str>) -> StorageError {
-    let status = resp.status().as_u16();
-    let wait = retry_after(resp.headers());
-    let body = resp.bytes().await.ok();
-    let json = body
-        .as_deref()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-    classify(&Answer {
-        status,
-        body: json.as_ref(),
-        retry_after: wait,
-        key,
-    })
+    storage_core::answer::failure(resp, key, classify).await
 }
 
 /// Reads a JSON answer, classifying a failure status.
@@ -90,22 +57,13 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     resp: reqwest::Response,
     key: Option<&str>,
 ) -> storage_core::Result<T> {
-    if !resp.status().is_success() {
-        return Err(answer_error(resp, key).await);
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| transport("failed to read a graph answer", e))?;
-    serde_json::from_slice(&body).map_err(|e| StorageError::Provider {
-        status: 200,
-        code: Some("malformedResponse".into()),
-        message: format!("graph answered with json that does not parse: {e}"),
-    })
+    storage_core::answer::json(resp, key, classify, "graph").await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
 
     use super::*;
