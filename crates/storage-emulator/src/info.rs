@@ -21,7 +21,7 @@ pub struct DriveFileInfo {
     /// Whether the file is in the trash.
     pub trashed: bool,
     /// Whether the app made it (and so can see it under `drive.file`); false for files
-    /// added with [`EmulatorHandle::drive_add_user_file`].
+    /// added with [`EmulatorHandle::drive_add_user_file`](crate::EmulatorHandle::drive_add_user_file).
     pub created_by_app: bool,
 }
 

@@ -25,6 +25,10 @@ pub use sealed::{SealedStore, SealingKey, SealingKeys, is_sealed};
 pub use store::{ConnectionStatus, CredentialStore, MemoryCredentialStore, RefreshLock, StoredCredentials};
 
 pub use async_trait::async_trait;
+/// The `reqwest` behind [`StorageFactoryBuilder::http_client`]: a public
+/// dependency, re-exported so that an application builds its client with the
+/// very same version.
+pub use reqwest;
 pub use storage_core;
 #[cfg(feature = "gdrive")]
 pub use storage_gdrive;

@@ -14,3 +14,7 @@ mod upload;
 pub use backend::{GoogleDriveBackend, GoogleDriveBuilder};
 pub use client::DrivePool;
 pub use config::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleEndpoints};
+/// The `reqwest` this crate is built on: `http_client` and the `oauth` functions
+/// take its `Client`, so it is a public dependency, re-exported here so that an
+/// application builds its client with the very same version.
+pub use reqwest;

@@ -339,13 +339,8 @@ impl OneDriveClient {
                 reason: ConnectionReason::TokenExpired,
             };
         }
-        StorageError::Transport {
-            message: format!(
-                "graph request failed: {}",
-                e.to_string().chars().take(200).collect::<String>()
-            ),
-            source: None,
-        }
+        // The SDK's error stays boxed as the source, never in the message.
+        StorageError::transport("graph request failed", e)
     }
 
     /// A graph-rs-sdk request to `{graph}/{segments…}`.

@@ -14,6 +14,10 @@ mod upload;
 pub use backend::{OneDriveBackend, OneDriveBuilder};
 pub use client::GraphPool;
 pub use config::{FRAGMENT_UNIT, MAX_FRAGMENT, MicrosoftApp, MicrosoftEndpoints, OneDriveOptions};
+/// The `reqwest` this crate is built on: `http_client` and the `oauth` functions
+/// take its `Client`, so it is a public dependency, re-exported here so that an
+/// application builds its client with the very same version.
+pub use reqwest;
 
 /// The name [`MicrosoftEndpoints`] had before both provider crates took one
 /// naming convention (`GoogleEndpoints` / `MicrosoftEndpoints`).
