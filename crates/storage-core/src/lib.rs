@@ -20,6 +20,7 @@ pub mod oauth;
 mod purge;
 pub mod retry;
 mod secret;
+pub mod session;
 pub mod slots;
 pub mod stored_name;
 pub mod stream;

@@ -17,19 +17,14 @@
 //! - `404` (or `410`) means the session is gone: start over.
 //! - `200`/`201` carries the file resource.
 
+use bytes::Bytes;
+use storage_core::session::{End, Pace, Reply, Session, send_all};
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
 use storage_core::{Result, StorageError};
 
 use crate::client::{DriveClient, DriveFile, FILE_FIELDS};
 use crate::config::CHUNK_UNIT;
 use crate::error::{answer_error, read_json};
-
-/// How one session ended.
-enum SessionEnd {
-    Done(DriveFile),
-    /// 404/410: the session is gone.
-    Gone,
-}
 
 /// Uploads `size` bytes into a new file `name` under `parent`, verified by md5.
 pub(crate) async fn upload(
@@ -44,17 +39,25 @@ pub(crate) async fn upload(
     let mut window = UploadWindow::new(source, size, HashKind::Md5);
     let mut restarts = 1;
     loop {
-        let session = start(client, parent, name, content_type, size).await?;
-        match send(client, gauge, &session, &mut window).await? {
-            SessionEnd::Done(file) => {
+        let session = DriveSession {
+            client,
+            uri: start(client, parent, name, content_type, size).await?,
+        };
+        let pace = Pace {
+            window: client.options.chunk_size,
+            unit: CHUNK_UNIT,
+            retry: client.options.retry,
+        };
+        match send_all(&session, &mut window, gauge, &pace).await? {
+            End::Done(file) => {
                 let md5 = window.checksum().to_provider_string();
                 return Ok((file, md5));
             }
-            SessionEnd::Gone if restarts > 0 && window.can_restart() => {
+            End::Gone if restarts > 0 && window.can_restart() => {
                 restarts -= 1;
                 window.restart();
             }
-            SessionEnd::Gone => {
+            End::Gone => {
                 return Err(StorageError::Provider {
                     status: 404,
                     code: Some("uploadSessionExpired".into()),
@@ -121,85 +124,48 @@ fn stored_after_308(headers: &reqwest::header::HeaderMap) -> Result<u64> {
         })
 }
 
-/// What one request to the session URI produced.
-enum Reply {
-    Stored(u64),
-    Done(DriveFile),
-    Gone,
-}
-
-async fn interpret(resp: reqwest::Response) -> Result<Reply> {
+async fn interpret(resp: reqwest::Response) -> Result<Reply<DriveFile>> {
     match resp.status().as_u16() {
-        308 => Ok(Reply::Stored(stored_after_308(resp.headers())?)),
+        308 => Ok(Reply::Next(stored_after_308(resp.headers())?)),
         200 | 201 => Ok(Reply::Done(read_json(resp, None).await?)),
         404 | 410 => Ok(Reply::Gone),
         _ => Err(answer_error(resp, None).await),
     }
 }
 
-/// Sends the window chunk by chunk until the server holds everything.
+/// A resumable session URI.
 ///
-/// No `Authorization` goes to the session URI: the URI itself authorises the
-/// upload, and a token sent where it is not needed is a token exposed.
-async fn send(client: &DriveClient, gauge: &BufferGauge, session: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
-    let chunk = client.options.chunk_size;
-    let policy = client.options.retry;
-    let mut failures = 0u32;
-    loop {
-        w.fill(chunk).await?;
-        gauge.record(w.held());
-        let Some(body) = w.next_piece(CHUNK_UNIT) else {
-            return Err(StorageError::Provider {
-                status: 308,
-                code: Some("noProgress".into()),
-                message: "nothing left to send but drive has not finished the upload".into(),
-            });
-        };
-        let first = w.start();
-        let send_len = body.len() as u64;
-        let req = client.http.put(session).header(
-            reqwest::header::CONTENT_RANGE,
-            format!("bytes {first}-{}/{}", first + send_len - 1, w.size()),
-        );
-        let reply = match client.send(req, Some(body), "a resumable chunk was cut").await {
-            Ok(resp) => interpret(resp).await,
-            Err(e) => Err(e),
-        };
-        match reply {
-            Ok(Reply::Stored(n)) => {
-                w.acknowledge(n)?;
-                failures = 0;
-            }
-            Ok(Reply::Done(file)) => return Ok(SessionEnd::Done(file)),
-            Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
-            Err(err) => {
-                failures += 1;
-                let Some(wait) = policy.delay_after(failures, &err) else {
-                    return Err(err);
-                };
-                tokio::time::sleep(wait).await;
-                // Ask what the server kept before sending anything again.
-                match query(client, session, w.size()).await {
-                    Ok(Reply::Stored(n)) => w.acknowledge(n)?,
-                    Ok(Reply::Done(file)) => return Ok(SessionEnd::Done(file)),
-                    Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
-                    // The next round sends from the same place and counts another failure.
-                    Err(_) => {}
-                }
-            }
-        }
-    }
+/// No `Authorization` goes to it: the URI itself authorises the upload, and a
+/// token sent where it is not needed is a token exposed.
+struct DriveSession<'a> {
+    client: &'a DriveClient,
+    uri: String,
 }
 
-/// `PUT` with `Content-Range: bytes */total`: what does the session hold?
-async fn query(client: &DriveClient, session: &str, total: u64) -> Result<Reply> {
-    let req = client
-        .http
-        .put(session)
-        .header(reqwest::header::CONTENT_RANGE, format!("bytes */{total}"))
-        .header(reqwest::header::CONTENT_LENGTH, 0);
-    let resp = client.send(req, None, "failed to query an upload session").await?;
-    interpret(resp).await
+#[async_trait::async_trait]
+impl Session for DriveSession<'_> {
+    type Done = DriveFile;
+
+    async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<DriveFile>> {
+        let last = first + piece.len() as u64 - 1;
+        let req = self
+            .client
+            .http
+            .put(&self.uri)
+            .header(reqwest::header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}"));
+        interpret(self.client.send(req, Some(piece), "a resumable chunk was cut").await?).await
+    }
+
+    /// `PUT` with `Content-Range: bytes */total` and no body.
+    async fn query(&self, total: u64) -> Result<Reply<DriveFile>> {
+        let req = self
+            .client
+            .http
+            .put(&self.uri)
+            .header(reqwest::header::CONTENT_RANGE, format!("bytes */{total}"))
+            .header(reqwest::header::CONTENT_LENGTH, 0);
+        interpret(self.client.send(req, None, "failed to query an upload session").await?).await
+    }
 }
 
 #[cfg(test)]

@@ -14,21 +14,15 @@
 //! - `404` means the session expired or was cancelled: start over;
 //! - `DELETE uploadUrl` cancels the session.
 
+use bytes::Bytes;
 use serde::Deserialize;
+use storage_core::session::{End, Pace, Reply, Session, send_all};
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
 use storage_core::{Checksum, Result, StorageError};
 
 use crate::client::{DriveItem, OneDriveClient, Slot};
 use crate::config::FRAGMENT_UNIT;
 use crate::error::{answer_error, read_json};
-
-/// What one request to the upload URL produced.
-enum Reply {
-    /// The server expects bytes from this offset next.
-    Next(u64),
-    Done(DriveItem),
-    Gone,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,8 +44,10 @@ fn next_expected(ranges: &[String]) -> Result<u64> {
         })
 }
 
-async fn interpret(resp: reqwest::Response) -> Result<Reply> {
+async fn interpret(resp: reqwest::Response) -> Result<Reply<DriveItem>> {
     match resp.status().as_u16() {
+        // The fragment overlaps what the server has: ask where to go on.
+        416 => Ok(Reply::Overlap),
         202 => {
             let s: Status = read_json(resp, None).await?;
             Ok(Reply::Next(next_expected(&s.next_expected_ranges)?))
@@ -63,7 +59,7 @@ async fn interpret(resp: reqwest::Response) -> Result<Reply> {
 }
 
 /// Asks the session which bytes it expects next.
-async fn status(api: &OneDriveClient, url: &str) -> Result<Reply> {
+async fn status(api: &OneDriveClient, url: &str) -> Result<Reply<DriveItem>> {
     let resp = api
         .send_raw(api.http.get(url), None, "failed to query an upload session")
         .await?;
@@ -84,9 +80,35 @@ async fn cancel(api: &OneDriveClient, url: &str) {
         .await;
 }
 
-enum SessionEnd {
-    Done(DriveItem),
-    Gone,
+/// An upload session's `uploadUrl`. No `Authorization` goes to it: a bearer on
+/// the fragment PUT may be answered 401.
+struct GraphSession<'a> {
+    api: &'a OneDriveClient,
+    url: &'a str,
+}
+
+#[async_trait::async_trait]
+impl Session for GraphSession<'_> {
+    type Done = DriveItem;
+
+    async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<DriveItem>> {
+        let last = first + piece.len() as u64 - 1;
+        let req = self
+            .api
+            .http
+            .put(self.url)
+            .header(reqwest::header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}"));
+        interpret(
+            self.api
+                .send_raw(req, Some(piece), "an upload fragment was cut")
+                .await?,
+        )
+        .await
+    }
+
+    async fn query(&self, _total: u64) -> Result<Reply<DriveItem>> {
+        status(self.api, self.url).await
+    }
 }
 
 /// Cancels an open session when the upload future is dropped before the session
@@ -144,16 +166,22 @@ pub(crate) async fn upload(
     loop {
         let url = api.create_session(slot, size).await?;
         let mut guard = CancelOnDrop::new(api, &url);
-        let sent = send(api, gauge, &url, &mut window).await;
+        let pace = Pace {
+            window: api.options.fragment_size,
+            unit: FRAGMENT_UNIT,
+            retry: api.options.retry,
+        };
+        let session = GraphSession { api, url: &url };
+        let sent = send_all(&session, &mut window, gauge, &pace).await;
         guard.disarm();
         match sent {
-            Ok(SessionEnd::Done(item)) => return Ok((item, window.checksum())),
+            Ok(End::Done(item)) => return Ok((item, window.checksum())),
             // Graph ends a session when its last byte is stored, so a session that is gone
             // after the last fragment went out may have committed the file while the answer
             // was lost (fault matrix: reset or truncation of the last fragment's answer).
             // Look for that file before starting over, or before failing a stream that
             // cannot be replayed while the file it sent is in place.
-            Ok(SessionEnd::Gone) if window.start() + window.held() as u64 == size => {
+            Ok(End::Gone) if window.start() + window.held() as u64 == size => {
                 if let Some(item) = committed(api, slot, window.checksum(), size).await {
                     return Ok((item, window.checksum()));
                 }
@@ -164,11 +192,11 @@ pub(crate) async fn upload(
                     return Err(session_lost());
                 }
             }
-            Ok(SessionEnd::Gone) if restarts > 0 && window.can_restart() => {
+            Ok(End::Gone) if restarts > 0 && window.can_restart() => {
                 restarts -= 1;
                 window.restart();
             }
-            Ok(SessionEnd::Gone) => return Err(session_lost()),
+            Ok(End::Gone) => return Err(session_lost()),
             Err(e) => {
                 cancel(api, &url).await;
                 return Err(e);
@@ -190,69 +218,6 @@ async fn committed(api: &OneDriveClient, slot: &Slot, sent: Checksum, size: u64)
     let item = api.item_in(slot).await.ok()??;
     let stored = item.quick_xor().and_then(Checksum::from_quick_xor_base64)?;
     (stored == sent && item.size == Some(size)).then_some(item)
-}
-
-async fn send(api: &OneDriveClient, gauge: &BufferGauge, url: &str, w: &mut UploadWindow) -> Result<SessionEnd> {
-    let fragment = api.options.fragment_size;
-    let policy = api.options.retry;
-    let mut failures = 0u32;
-    loop {
-        w.fill(fragment).await?;
-        gauge.record(w.held());
-        let Some(body) = w.next_piece(FRAGMENT_UNIT) else {
-            return Err(StorageError::Provider {
-                status: 202,
-                code: Some("noProgress".into()),
-                message: "nothing left to send but onedrive has not finished the upload".into(),
-            });
-        };
-        let first = w.start();
-        let last = first + body.len() as u64 - 1;
-        let req = api.http.put(url).header(
-            reqwest::header::CONTENT_RANGE,
-            format!("bytes {first}-{last}/{}", w.size()),
-        );
-        let sent = api.send_raw(req, Some(body), "an upload fragment was cut").await;
-        let reply = match sent {
-            Ok(resp) if resp.status().as_u16() == 416 => {
-                // The fragment overlaps what the server has: ask where to go on.
-                failures += 1;
-                if failures >= policy.max_attempts() {
-                    return Err(StorageError::Provider {
-                        status: 416,
-                        code: Some("fragmentOverlap".into()),
-                        message: "onedrive keeps refusing fragments as overlapping".into(),
-                    });
-                }
-                status(api, url).await
-            }
-            Ok(resp) => interpret(resp).await,
-            Err(e) => Err(e),
-        };
-        match reply {
-            Ok(Reply::Next(n)) => {
-                w.acknowledge(n)?;
-                if n > first {
-                    failures = 0;
-                }
-            }
-            Ok(Reply::Done(item)) => return Ok(SessionEnd::Done(item)),
-            Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
-            Err(err) => {
-                failures += 1;
-                let Some(wait) = policy.delay_after(failures, &err) else {
-                    return Err(err);
-                };
-                tokio::time::sleep(wait).await;
-                match status(api, url).await {
-                    Ok(Reply::Next(n)) => w.acknowledge(n)?,
-                    Ok(Reply::Done(item)) => return Ok(SessionEnd::Done(item)),
-                    Ok(Reply::Gone) => return Ok(SessionEnd::Gone),
-                    Err(_) => {}
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

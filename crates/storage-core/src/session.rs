@@ -1,0 +1,237 @@
+//! The send loop of a resumable upload, shared by both providers: fill the
+//! window, send the next piece, read what the server holds, go on from there.
+//!
+//! A provider implements [`Session`] (how one piece is sent and how the session
+//! is asked what it holds: Drive's `PUT bytes */total`, Graph's `GET uploadUrl`)
+//! and [`send_all`] does the rest. The loop trusts only what the server says it
+//! holds, never what was sent; it retries a failed piece by asking first, within
+//! the retry policy's budget.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Result, StorageError};
+use crate::retry::RetryPolicy;
+use crate::upload::{BufferGauge, UploadWindow};
+
+/// What one request to an upload session answered.
+#[derive(Debug)]
+pub enum Reply<T> {
+    /// The server holds every byte before this offset (Drive's 308 `Range`,
+    /// Graph's `nextExpectedRanges`); the upload goes on from there.
+    Next(u64),
+    /// The upload is complete; the provider's file.
+    Done(T),
+    /// The session is gone (expired or cancelled): the upload must start over.
+    Gone,
+    /// The piece overlaps what the server holds (Graph's 416): ask where to go on.
+    Overlap,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum End<T> {
+    /// Every byte is stored; the provider's file.
+    Done(T),
+    /// The session is gone; see [`UploadWindow::can_restart`].
+    Gone,
+}
+
+/// One provider's upload-session protocol.
+#[async_trait]
+pub trait Session: Send + Sync {
+    /// What a finished upload answers with.
+    type Done: Send;
+
+    /// Sends `piece`, bytes `first..first + piece.len()` of `total`.
+    async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<Self::Done>>;
+
+    /// Asks the session what it holds.
+    async fn query(&self, total: u64) -> Result<Reply<Self::Done>>;
+}
+
+/// How much to hold and send at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// The window to fill before each piece (a chunk, a fragment).
+    pub window: usize,
+    /// Every piece but the last is a multiple of this (256 KiB, 320 KiB).
+    pub unit: usize,
+    /// The budget for failed pieces and the waits between them.
+    pub retry: RetryPolicy,
+}
+
+/// The session keeps answering without taking bytes, or there is nothing left
+/// to send while it still waits for some.
+fn stalled() -> StorageError {
+    StorageError::Provider {
+        status: 0,
+        code: Some("noProgress".into()),
+        message: "the upload session stopped taking bytes before the upload was complete".into(),
+    }
+}
+
+/// The session keeps refusing pieces as overlapping what it holds.
+fn overlapping() -> StorageError {
+    StorageError::Provider {
+        status: 416,
+        code: Some("fragmentOverlap".into()),
+        message: "the upload session keeps refusing pieces as overlapping what it holds".into(),
+    }
+}
+
+/// Sends the window piece by piece until the session holds every byte, or is gone.
+///
+/// # Errors
+/// The stream's error, a failed piece beyond the retry budget, or a session
+/// that stops taking bytes.
+pub async fn send_all<S: Session>(
+    session: &S,
+    window: &mut UploadWindow,
+    gauge: &BufferGauge,
+    pace: &Pace,
+) -> Result<End<S::Done>> {
+    let mut failures = 0u32;
+    loop {
+        window.fill(pace.window).await?;
+        gauge.record(window.held());
+        let Some(piece) = window.next_piece(pace.unit) else {
+            return Err(stalled());
+        };
+        let first = window.start();
+        let reply = match session.send(first, piece, window.size()).await {
+            Ok(Reply::Overlap) => {
+                failures += 1;
+                if failures >= pace.retry.max_attempts() {
+                    return Err(overlapping());
+                }
+                session.query(window.size()).await
+            }
+            other => other,
+        };
+        match reply {
+            Ok(Reply::Next(n)) => {
+                window.acknowledge(n)?;
+                if n > first {
+                    failures = 0;
+                } else {
+                    // Nothing was taken: count it, so that a session that never
+                    // takes a byte ends the upload instead of looping.
+                    failures += 1;
+                    if failures >= pace.retry.max_attempts() {
+                        return Err(stalled());
+                    }
+                }
+            }
+            Ok(Reply::Done(done)) => return Ok(End::Done(done)),
+            Ok(Reply::Gone) => return Ok(End::Gone),
+            Ok(Reply::Overlap) => {
+                failures += 1;
+                if failures >= pace.retry.max_attempts() {
+                    return Err(overlapping());
+                }
+            }
+            Err(err) => {
+                failures += 1;
+                let Some(wait) = pace.retry.delay_after(failures, &err) else {
+                    return Err(err);
+                };
+                tokio::time::sleep(wait).await;
+                // Ask what the server kept before sending anything again; a failed
+                // question leaves the next round to send from the same place.
+                match session.query(window.size()).await {
+                    Ok(Reply::Next(n)) => window.acknowledge(n)?,
+                    Ok(Reply::Done(done)) => return Ok(End::Done(done)),
+                    Ok(Reply::Gone) => return Ok(End::Gone),
+                    Ok(Reply::Overlap) | Err(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checksum::HashKind;
+    use crate::upload::UploadSource;
+
+    /// A session that keeps `keep(piece)` bytes of every piece and records the
+    /// offsets it was sent.
+    struct Fake {
+        held: Mutex<u64>,
+        sent: Mutex<Vec<u64>>,
+        keep: fn(usize) -> u64,
+    }
+
+    #[async_trait]
+    impl Session for Fake {
+        type Done = u64;
+        async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<u64>> {
+            self.sent.lock().unwrap().push(first);
+            let mut held = self.held.lock().unwrap();
+            *held = first + (self.keep)(piece.len());
+            Ok(if *held == total {
+                Reply::Done(total)
+            } else {
+                Reply::Next(*held)
+            })
+        }
+        async fn query(&self, _total: u64) -> Result<Reply<u64>> {
+            Ok(Reply::Next(*self.held.lock().unwrap()))
+        }
+    }
+
+    fn pace() -> Pace {
+        Pace {
+            window: 4,
+            unit: 2,
+            retry: RetryPolicy::new()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1)),
+        }
+    }
+
+    #[tokio::test]
+    async fn resumes_from_what_the_server_holds() {
+        let fake = Fake {
+            held: Mutex::new(0),
+            sent: Mutex::new(Vec::new()),
+            // Keeps one byte less than sent, except for short pieces.
+            keep: |n| if n > 1 { n as u64 - 1 } else { n as u64 },
+        };
+        let mut w = UploadWindow::new(
+            UploadSource::Bytes(Bytes::from_static(b"0123456789")),
+            10,
+            HashKind::Md5,
+        );
+        let end = send_all(&fake, &mut w, &BufferGauge::default(), &pace()).await.unwrap();
+        assert!(matches!(end, End::Done(10)));
+        let sent = fake.sent.lock().unwrap().clone();
+        // Every piece starts where the previous answer said, never where the last one ended.
+        assert_eq!(sent[0], 0);
+        assert!(sent.windows(2).all(|p| p[1] > p[0]), "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_session_that_takes_nothing_ends_the_upload() {
+        let fake = Fake {
+            held: Mutex::new(0),
+            sent: Mutex::new(Vec::new()),
+            keep: |_| 0,
+        };
+        let mut w = UploadWindow::new(
+            UploadSource::Bytes(Bytes::from_static(b"0123456789")),
+            10,
+            HashKind::Md5,
+        );
+        let err = send_all(&fake, &mut w, &BufferGauge::default(), &pace())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Provider { ref code, .. } if code.as_deref() == Some("noProgress")));
+        assert_eq!(fake.sent.lock().unwrap().len(), 3, "bounded by the retry budget");
+    }
+}
