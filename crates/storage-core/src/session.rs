@@ -71,6 +71,16 @@ fn stalled() -> StorageError {
     }
 }
 
+/// The session expired (or was cancelled) and the upload cannot start over,
+/// because its stream cannot be replayed.
+pub fn session_lost() -> StorageError {
+    StorageError::Provider {
+        status: 404,
+        code: Some("uploadSessionExpired".into()),
+        message: "the upload session expired and the stream cannot be replayed".into(),
+    }
+}
+
 /// The session keeps refusing pieces as overlapping what it holds.
 fn overlapping() -> StorageError {
     StorageError::Provider {

@@ -77,6 +77,24 @@ pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
     }
 }
 
+/// A resumable session started without a `Location`, the URI to send to.
+pub(crate) fn missing_location(status: u16) -> StorageError {
+    StorageError::Provider {
+        status,
+        code: Some("missingLocation".into()),
+        message: "drive started an upload session without a location".into(),
+    }
+}
+
+/// A 308 whose `Range` does not parse.
+pub(crate) fn bad_range(message: &str) -> StorageError {
+    StorageError::Provider {
+        status: 308,
+        code: Some("badRange".into()),
+        message: message.to_owned(),
+    }
+}
+
 /// Reads a failed answer and classifies it.
 pub(crate) async fn answer_error(resp: reqwest::Response, key: Option<&str>) -> StorageError {
     storage_core::answer::failure(resp, key, classify).await

@@ -18,9 +18,9 @@
 //! - `200`/`201` carries the file resource.
 
 use bytes::Bytes;
-use storage_core::session::{End, Pace, Reply, Session, send_all};
+use storage_core::Result;
+use storage_core::session::{End, Pace, Reply, Session, send_all, session_lost};
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
-use storage_core::{Result, StorageError};
 
 use crate::client::{DriveClient, DriveFile, FILE_FIELDS};
 use crate::config::CHUNK_UNIT;
@@ -57,13 +57,7 @@ pub(crate) async fn upload(
                 restarts -= 1;
                 window.restart();
             }
-            End::Gone => {
-                return Err(StorageError::Provider {
-                    status: 404,
-                    code: Some("uploadSessionExpired".into()),
-                    message: "the upload session expired and the stream cannot be replayed".into(),
-                });
-            }
+            End::Gone => return Err(session_lost()),
         }
     }
 }
@@ -95,11 +89,7 @@ async fn start(client: &DriveClient, parent: &str, name: &str, content_type: &st
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| resp.url().join(v).ok())
-                .ok_or_else(|| StorageError::Provider {
-                    status: resp.status().as_u16(),
-                    code: Some("missingLocation".into()),
-                    message: "drive started an upload session without a location".into(),
-                })?;
+                .ok_or_else(|| crate::error::missing_location(resp.status().as_u16()))?;
             Ok(location.to_string())
         })
         .await
@@ -117,11 +107,7 @@ fn stored_after_308(headers: &reqwest::header::HeaderMap) -> Result<u64> {
         // `bytes=0-18446744073709551615` must be an error, not an overflow (found by
         // the property test below).
         .and_then(|last| last.checked_add(1))
-        .ok_or_else(|| StorageError::Provider {
-            status: 308,
-            code: Some("badRange".into()),
-            message: "drive answered with a range header that does not parse".into(),
-        })
+        .ok_or_else(|| crate::error::bad_range("drive answered with a range header that does not parse"))
 }
 
 async fn interpret(resp: reqwest::Response) -> Result<Reply<DriveFile>> {

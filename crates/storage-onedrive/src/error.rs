@@ -47,6 +47,15 @@ pub(crate) fn classify(a: &Answer<'_>) -> StorageError {
     }
 }
 
+/// A 202 whose `nextExpectedRanges` names no offset.
+pub(crate) fn bad_range(message: &str) -> StorageError {
+    StorageError::Provider {
+        status: 202,
+        code: Some("badRange".into()),
+        message: message.to_owned(),
+    }
+}
+
 /// Reads a failed answer and classifies it.
 pub(crate) async fn answer_error(resp: reqwest::Response, key: Option<&str>) -> StorageError {
     storage_core::answer::failure(resp, key, classify).await

@@ -16,9 +16,9 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use storage_core::session::{End, Pace, Reply, Session, send_all};
+use storage_core::session::{End, Pace, Reply, Session, send_all, session_lost};
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
-use storage_core::{Checksum, Result, StorageError};
+use storage_core::{Checksum, Result};
 
 use crate::client::{DriveItem, OneDriveClient, Slot};
 use crate::config::FRAGMENT_UNIT;
@@ -37,11 +37,7 @@ fn next_expected(ranges: &[String]) -> Result<u64> {
         .iter()
         .filter_map(|r| r.split('-').next()?.trim().parse::<u64>().ok())
         .min()
-        .ok_or_else(|| StorageError::Provider {
-            status: 202,
-            code: Some("badRange".into()),
-            message: "onedrive did not say which bytes it expects next".into(),
-        })
+        .ok_or_else(|| crate::error::bad_range("onedrive did not say which bytes it expects next"))
 }
 
 async fn interpret(resp: reqwest::Response) -> Result<Reply<DriveItem>> {
@@ -202,14 +198,6 @@ pub(crate) async fn upload(
                 return Err(e);
             }
         }
-    }
-}
-
-fn session_lost() -> StorageError {
-    StorageError::Provider {
-        status: 404,
-        code: Some("uploadSessionExpired".into()),
-        message: "the upload session expired and the stream cannot be replayed".into(),
     }
 }
 
