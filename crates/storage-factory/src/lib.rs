@@ -28,6 +28,7 @@ pub use async_trait::async_trait;
 /// The `reqwest` behind [`StorageFactoryBuilder::http_client`]: a public
 /// dependency, re-exported so that an application builds its client with the
 /// very same version.
+#[cfg(any(feature = "gdrive", feature = "onedrive"))]
 pub use reqwest;
 pub use storage_core;
 #[cfg(feature = "gdrive")]
