@@ -365,17 +365,39 @@ impl OneDriveClient {
         req.send()
     }
 
-    /// An item by id, with its hash and download URL.
-    pub async fn get_item(&self, id: &str) -> Result<DriveItem> {
-        check_item_id(id)?;
+    /// The one way a Graph API call with a JSON answer goes out: graph-rs-sdk's
+    /// request, with this connection's token and the idle timeout, under the
+    /// retry policy, its answer read through `error::classify`. `key` names the
+    /// item for `NotFound`.
+    async fn call<T, S>(
+        &self,
+        method: Method,
+        path: &[S],
+        query: Option<(&str, &str)>,
+        body: Option<&serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<T>
+    where
+        T: serde::de::DeserializeOwned,
+        S: AsRef<str> + Sync,
+    {
         self.options
             .retry
             .run(|| async {
-                let resp = self
-                    .send(self.request(Method::GET, &["me", "drive", "items", id], Some(SELECT), None))
-                    .await?;
-                read_json(resp, Some(id)).await
+                let body = body
+                    .map(BodyRead::from_serialize)
+                    .transpose()
+                    .map_err(|e| self.failure(e))?;
+                let resp = self.send(self.request(method.clone(), path, query, body)).await?;
+                read_json(resp, key).await
             })
+            .await
+    }
+
+    /// An item by id, with its hash and download URL.
+    pub async fn get_item(&self, id: &str) -> Result<DriveItem> {
+        check_item_id(id)?;
+        self.call(Method::GET, &["me", "drive", "items", id], Some(SELECT), None, Some(id))
             .await
     }
 
@@ -387,15 +409,10 @@ impl OneDriveClient {
 
     /// The item at a path of segments below `me/drive/`, or `None` when there is none.
     async fn item_at<S: AsRef<str> + Sync>(&self, path: &[S]) -> Result<Option<DriveItem>> {
-        let found = self
-            .options
-            .retry
-            .run(|| async {
-                let resp = self.send(self.request(Method::GET, path, Some(SELECT), None)).await?;
-                read_json::<DriveItem>(resp, None).await
-            })
-            .await;
-        match found {
+        match self
+            .call::<DriveItem, S>(Method::GET, path, Some(SELECT), None, None)
+            .await
+        {
             Ok(item) => Ok(Some(item)),
             Err(StorageError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -489,22 +506,11 @@ impl OneDriveClient {
             "folder": {},
             "@microsoft.graph.conflictBehavior": "fail",
         });
-        let created = self
-            .options
-            .retry
-            .run(|| async {
-                let resp = self
-                    .send(self.request(
-                        Method::POST,
-                        &["me", "drive", "root", "children"],
-                        None,
-                        Some(BodyRead::from_serialize(&body).map_err(|e| self.failure(e))?),
-                    ))
-                    .await?;
-                read_json::<DriveItem>(resp, None).await
-            })
-            .await;
-        match created {
+        let path = ["me", "drive", "root", "children"];
+        match self
+            .call::<DriveItem, _>(Method::POST, &path, None, Some(&body), None)
+            .await
+        {
             Ok(item) => Ok(Some(item)),
             Err(StorageError::Provider { status: 409, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -517,22 +523,11 @@ impl OneDriveClient {
     pub async fn rename(&self, id: &str, name: &str) -> Result<Option<DriveItem>> {
         check_item_id(id)?;
         let body = serde_json::json!({ "name": name });
-        let renamed = self
-            .options
-            .retry
-            .run(|| async {
-                let resp = self
-                    .send(self.request(
-                        Method::PATCH,
-                        &["me", "drive", "items", id],
-                        None,
-                        Some(BodyRead::from_serialize(&body).map_err(|e| self.failure(e))?),
-                    ))
-                    .await?;
-                read_json::<DriveItem>(resp, Some(id)).await
-            })
-            .await;
-        match renamed {
+        let path = ["me", "drive", "items", id];
+        match self
+            .call::<DriveItem, _>(Method::PATCH, &path, None, Some(&body), Some(id))
+            .await
+        {
             Ok(item) => Ok(Some(item)),
             Err(StorageError::Provider { status: 409, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -578,15 +573,9 @@ impl OneDriveClient {
 
     /// `GET /me/drive`: a cheap authenticated call.
     pub async fn drive(&self) -> Result<()> {
-        self.options
-            .retry
-            .run(|| async {
-                let resp = self
-                    .send(self.request(Method::GET, &["me", "drive"], None, None))
-                    .await?;
-                read_json::<serde_json::Value>(resp, None).await.map(drop)
-            })
+        self.call::<serde_json::Value, _>(Method::GET, &["me", "drive"], None, None, None)
             .await
+            .map(drop)
     }
 
     /// Creates an upload session for a new file at `slot` and returns its
@@ -603,21 +592,8 @@ impl OneDriveClient {
         struct Session {
             upload_url: String,
         }
-        self.options
-            .retry
-            .run(|| async {
-                let resp = self
-                    .send(self.request(
-                        Method::POST,
-                        &path,
-                        None,
-                        Some(BodyRead::from_serialize(&body).map_err(|e| self.failure(e))?),
-                    ))
-                    .await?;
-                let s: Session = read_json(resp, None).await?;
-                Ok(s.upload_url)
-            })
-            .await
+        let session: Session = self.call(Method::POST, &path, None, Some(&body), None).await?;
+        Ok(session.upload_url)
     }
 
     /// A simple `PUT …:/content` of a new file at `slot`: only for empty files,
