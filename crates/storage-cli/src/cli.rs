@@ -106,6 +106,8 @@ pub enum Command {
     /// Download an object.
     Get {
         /// The object key `put` printed.
+        /// Drive ids may begin with `-`; a key is taken as a value all the same.
+        #[arg(allow_hyphen_values = true)]
         key: String,
         /// Where to write it; `-` (the default) is stdout.
         #[arg(short, long, default_value = "-")]
@@ -114,6 +116,8 @@ pub enum Command {
     /// Size, media type and checksum of an object.
     Stat {
         /// The object key.
+        /// Drive ids may begin with `-`; a key is taken as a value all the same.
+        #[arg(allow_hyphen_values = true)]
         key: String,
         /// Print JSON.
         #[arg(long)]
@@ -122,6 +126,8 @@ pub enum Command {
     /// Delete an object (already gone is fine).
     Rm {
         /// The object key.
+        /// Drive ids may begin with `-`; a key is taken as a value all the same.
+        #[arg(allow_hyphen_values = true)]
         key: String,
     },
     /// Check that the connection works.
@@ -194,6 +200,8 @@ pub enum Presign {
     /// A URL that reads the object without credentials.
     Get {
         /// The object key.
+        /// Drive ids may begin with `-`; a key is taken as a value all the same.
+        #[arg(allow_hyphen_values = true)]
         key: String,
         /// How long it must stay valid: `900`, `900s`, `15m`, `1h`.
         #[arg(long, default_value = "15m")]
@@ -219,7 +227,7 @@ pub enum Auth {
         #[arg(long)]
         redirect_uri: String,
         /// The `state` value; random when absent.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         state: Option<String>,
     },
     /// Exchange an authorization code for credential JSON, written with mode 0600.
@@ -300,6 +308,20 @@ mod tests {
             "out.json",
         ]);
         assert!(cli.is_ok(), "{:?}", cli.err());
+    }
+
+    #[test]
+    fn a_key_may_begin_with_a_hyphen() {
+        use clap::Parser as _;
+        // Drive file ids hold `-`, first character included (the cli test met one).
+        for args in [
+            vec!["storage", "--credentials", "c.json", "get", "-tK3y", "-o", "out"],
+            vec!["storage", "--credentials", "c.json", "stat", "-tK3y"],
+            vec!["storage", "--credentials", "c.json", "rm", "-tK3y"],
+        ] {
+            let cli = Cli::try_parse_from(&args);
+            assert!(cli.is_ok(), "{args:?}: {:?}", cli.err());
+        }
     }
 
     #[test]
