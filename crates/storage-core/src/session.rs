@@ -90,6 +90,16 @@ fn overlapping() -> StorageError {
     }
 }
 
+/// Counts one more failed piece; past the retry budget, the upload ends with `error`.
+fn spend(failures: &mut u32, pace: &Pace, error: fn() -> StorageError) -> Result<()> {
+    *failures += 1;
+    if *failures >= pace.retry.max_attempts() {
+        Err(error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Sends the window piece by piece until the session holds every byte, or is gone.
 ///
 /// # Errors
@@ -111,10 +121,7 @@ pub async fn send_all<S: Session>(
         let first = window.start();
         let reply = match session.send(first, piece, window.size()).await {
             Ok(Reply::Overlap) => {
-                failures += 1;
-                if failures >= pace.retry.max_attempts() {
-                    return Err(overlapping());
-                }
+                spend(&mut failures, pace, overlapping)?;
                 session.query(window.size()).await
             }
             other => other,
@@ -127,20 +134,12 @@ pub async fn send_all<S: Session>(
                 } else {
                     // Nothing was taken: count it, so that a session that never
                     // takes a byte ends the upload instead of looping.
-                    failures += 1;
-                    if failures >= pace.retry.max_attempts() {
-                        return Err(stalled());
-                    }
+                    spend(&mut failures, pace, stalled)?;
                 }
             }
             Ok(Reply::Done(done)) => return Ok(End::Done(done)),
             Ok(Reply::Gone) => return Ok(End::Gone),
-            Ok(Reply::Overlap) => {
-                failures += 1;
-                if failures >= pace.retry.max_attempts() {
-                    return Err(overlapping());
-                }
-            }
+            Ok(Reply::Overlap) => spend(&mut failures, pace, overlapping)?,
             Err(err) => {
                 failures += 1;
                 let Some(wait) = pace.retry.delay_after(failures, &err) else {

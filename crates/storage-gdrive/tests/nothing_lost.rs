@@ -7,32 +7,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use storage_core::testkit::payload;
-use storage_core::{ObjectKey, ObjectName, RetryPolicy, StorageBackend, TokenCell};
-use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Provider};
-use storage_gdrive::{DriveOptions, GoogleDriveBackend, GoogleEndpoints};
+use storage_core::{ObjectKey, ObjectName, RetryPolicy, StorageBackend};
+use storage_emulator::{EmulatorHandle, FaultAction, FaultRule, Provider};
+use storage_gdrive::GoogleDriveBackend;
 
-fn endpoints(emu: &EmulatorHandle) -> GoogleEndpoints {
-    serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap()
-}
+mod common;
+use common::start;
 
 /// A backend with its own folder cache and pool, as another process would have.
 fn backend(emu: &EmulatorHandle, token: &str) -> GoogleDriveBackend {
-    let mut o = DriveOptions::default();
-    o.retry = RetryPolicy::new()
-        .with_initial_backoff(Duration::from_millis(10))
-        .with_max_backoff(Duration::from_millis(50));
-    o.read_timeout = Duration::from_secs(10);
-    GoogleDriveBackend::builder(TokenCell::new(token))
-        .endpoints(endpoints(emu))
-        .options(o)
-        .build()
-        .unwrap()
-}
-
-async fn start() -> (EmulatorHandle, String) {
-    let emu = Emulator::start().await.unwrap();
-    let token = emu.google_grant()["access_token"].as_str().unwrap().to_owned();
-    (emu, token)
+    common::backend(emu, token, RetryPolicy::new())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,36 +3,13 @@
 //! finished by the next call; hostile user ids never reach the network.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use storage_core::testkit::{HOSTILE_USER_IDS, PurgeFixture, run_purge_check, seed_two_users, verify_after_purge};
-use storage_core::{RetryPolicy, StorageBackend, StorageError, TokenCell, validate_part};
-use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Provider};
-use storage_gdrive::{DriveOptions, GoogleDriveBackend, GoogleEndpoints};
+use storage_core::{RetryPolicy, StorageBackend, StorageError, validate_part};
+use storage_emulator::{EmulatorHandle, FaultAction, FaultRule, Provider};
 
-fn endpoints(emu: &EmulatorHandle) -> GoogleEndpoints {
-    serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap()
-}
-
-fn backend(emu: &EmulatorHandle, token: &str, retry: RetryPolicy) -> GoogleDriveBackend {
-    let mut o = DriveOptions::default();
-    o.retry = retry
-        .with_initial_backoff(Duration::from_millis(10))
-        .with_max_backoff(Duration::from_millis(50));
-    o.read_timeout = Duration::from_secs(5);
-    GoogleDriveBackend::builder(TokenCell::new(token))
-        .endpoints(endpoints(emu))
-        .options(o)
-        .build()
-        .unwrap()
-}
-
-async fn start() -> (EmulatorHandle, String) {
-    let emu = Emulator::start().await.unwrap();
-    let token = emu.google_grant()["access_token"].as_str().unwrap().to_owned();
-    (emu, token)
-}
+mod common;
+use common::{backend, start};
 
 /// The ids of the folders named `user` outside the trash, of those in the trash, and
 /// of the files in any of them, in the emulator.
