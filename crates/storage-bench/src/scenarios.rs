@@ -48,18 +48,9 @@ fn sizes(quick: bool) -> Sizes {
     }
 }
 
+/// The benchmark's body: the conformance kit's deterministic bytes.
 fn data(len: usize) -> Bytes {
-    let mut v = vec![0u8; len];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    for chunk in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        for (b, s) in chunk.iter_mut().zip(x.to_le_bytes()) {
-            *b = s;
-        }
-    }
-    Bytes::from(v)
+    storage_core::testkit::payload(len, 0x2545_f491_4f6c_dd1d)
 }
 
 fn factory(emu: &EmulatorHandle) -> R<StorageFactory> {

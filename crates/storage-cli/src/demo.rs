@@ -86,18 +86,9 @@ impl Table {
     }
 }
 
+/// The demo's bodies: the conformance kit's deterministic bytes, so a failure is reproducible.
 fn deterministic(size: usize) -> Bytes {
-    let mut v = vec![0u8; size];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        for (b, s) in chunk.iter_mut().zip(x.to_le_bytes()) {
-            *b = s;
-        }
-    }
-    Bytes::from(v)
+    storage_core::testkit::payload(size, 0x9e37_79b9_7f4a_7c15)
 }
 
 /// The access and refresh tokens a store holds, for comparison only (never printed).

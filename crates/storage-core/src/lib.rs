@@ -8,6 +8,8 @@ pub mod checksum;
 pub mod download;
 pub mod endpoint;
 mod error;
+#[cfg(feature = "http")]
+pub mod exchange;
 mod hash;
 #[cfg(feature = "http")]
 pub mod idle;
@@ -17,7 +19,7 @@ mod meta;
 mod name;
 #[cfg(feature = "oauth")]
 pub mod oauth;
-mod purge;
+pub mod purge;
 pub mod retry;
 mod secret;
 pub mod session;

@@ -117,6 +117,42 @@ struct OAuthError {
     error_codes: Vec<u64>,
 }
 
+/// What an OAuth endpoint answered to a form `POST`.
+#[derive(Debug)]
+pub struct FormAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// `Retry-After`, when the endpoint sent one.
+    pub retry_after: Option<Duration>,
+    /// The whole body (token endpoints answer with small JSON).
+    pub body: bytes::Bytes,
+}
+
+/// `POST`s `form` (`application/x-www-form-urlencoded`) to an OAuth endpoint
+/// (token or revocation) and reads the whole answer, whatever its status.
+///
+/// # Errors
+/// `Transport` when the endpoint is unreachable or the answer is cut.
+pub async fn post_form(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<FormAnswer> {
+    let resp = http
+        .post(url.clone())
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| crate::answer::transport("the oauth endpoint is unreachable", e))?;
+    let status = resp.status().as_u16();
+    let retry_after = crate::answer::retry_after(resp.headers());
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| crate::answer::transport("failed to read the oauth endpoint's answer", e))?;
+    Ok(FormAnswer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
 /// POSTs `form` to a token endpoint and reads the grant.
 ///
 /// # Errors
@@ -128,18 +164,11 @@ struct OAuthError {
 /// - [`StorageError::RateLimited`] for 429, `Provider` for 5xx (both retryable),
 ///   [`StorageError::Transport`] when the endpoint is unreachable.
 pub async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<TokenGrant> {
-    let resp = http
-        .post(url.clone())
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| crate::answer::transport("the token endpoint is unreachable", e))?;
-    let status = resp.status().as_u16();
-    let retry_after = crate::answer::retry_after(resp.headers());
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| crate::answer::transport("failed to read the token endpoint's answer", e))?;
+    let FormAnswer {
+        status,
+        retry_after,
+        body,
+    } = post_form(http, url, form).await?;
     if !(200..300).contains(&status) {
         return Err(token_error(status, &body, retry_after));
     }
@@ -176,6 +205,18 @@ const REAUTH_ERRORS: &[&str] = &["invalid_grant", "interaction_required", "conse
 /// invalid or expired), 700082 (inactive too long), 70043 (Conditional Access
 /// sign-in frequency), 700084 (a single-page app's 24 h limit).
 pub const REAUTH_AADSTS: &[u64] = &[50_076, 50_079, 65_001, 50_173, 70_000, 70_008, 700_082, 70_043, 700_084];
+
+/// A code exchange whose grant carries no refresh token: the connection could
+/// not outlive its first access token. `hint` says what the authorize request
+/// must ask for.
+#[must_use]
+pub fn missing_refresh_token(hint: &str) -> StorageError {
+    StorageError::Provider {
+        status: 200,
+        code: Some("missingRefreshToken".into()),
+        message: hint.to_owned(),
+    }
+}
 
 /// Maps a token endpoint refusal (RFC 6749 §5.2; Microsoft adds `error_codes`
 /// with AADSTS numbers).

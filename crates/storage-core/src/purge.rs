@@ -2,6 +2,8 @@
 
 use std::ops::AddAssign;
 
+use crate::error::StorageError;
+
 /// What a purge did with the user's folder.
 ///
 /// A purge removes the application's own objects one by one; the folder they
@@ -23,6 +25,23 @@ pub enum FolderOutcome {
     Trashed,
     /// The folder was left in place, because it is not provably empty.
     Kept,
+}
+
+/// A purge that finished its deletes while the provider still lists what it
+/// deleted (`what`, e.g. "3 of the user's files"): nothing is reported done
+/// that the listing contradicts, and calling the purge again is safe.
+///
+/// ```
+/// let e = storage_core::purge::incomplete("the user's folder is");
+/// assert!(e.to_string().contains("still listed"));
+/// ```
+#[must_use]
+pub fn incomplete(what: &str) -> StorageError {
+    StorageError::Provider {
+        status: 200,
+        code: Some("purgeIncomplete".to_owned()),
+        message: format!("{what} still listed after the purge; call it again"),
+    }
 }
 
 impl FolderOutcome {

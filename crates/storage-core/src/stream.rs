@@ -88,6 +88,38 @@ pub async fn collect_exact(mut stream: ByteStream, size: u64) -> Result<Bytes> {
 /// The most [`collect`] reserves ahead of the bytes: 64 MiB.
 pub const MAX_RESERVE: usize = 64 * 1024 * 1024;
 
+/// Drops the first `n` bytes of a stream: how a download reads on after a
+/// server that ignored `Range` sent the whole body again.
+///
+/// ```
+/// use bytes::Bytes;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let s = storage_core::stream::from_bytes(Bytes::from_static(b"abcdefg"), 3);
+/// let rest = storage_core::stream::skip(s, 5);
+/// assert_eq!(storage_core::stream::collect(rest, 2).await.unwrap(), Bytes::from_static(b"fg"));
+/// # });
+/// ```
+pub fn skip(body: ByteStream, n: u64) -> ByteStream {
+    Box::pin(
+        body.scan(n, |left, item| {
+            let out = match item {
+                Ok(bytes) if *left >= bytes.len() as u64 => {
+                    *left -= bytes.len() as u64;
+                    Some(Ok(Bytes::new()))
+                }
+                Ok(bytes) => {
+                    let cut = usize::try_from(*left).unwrap_or(0);
+                    *left = 0;
+                    Some(Ok(bytes.slice(cut..)))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        })
+        .filter(|item| futures::future::ready(!matches!(item, Ok(b) if b.is_empty()))),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -97,6 +129,23 @@ mod tests {
 
     fn pieces(items: Vec<Result<Bytes>>) -> ByteStream {
         Box::pin(futures::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn skip_drops_exactly_the_prefix_across_pieces() {
+        let body = || pieces(vec![Ok(Bytes::from_static(b"abc")), Ok(Bytes::from_static(b"defg"))]);
+        for (n, want) in [(0, &b"abcdefg"[..]), (3, b"defg"), (5, b"fg"), (7, b""), (99, b"")] {
+            assert_eq!(
+                collect(skip(body(), n), 0).await.unwrap(),
+                Bytes::from_static(want),
+                "{n}"
+            );
+        }
+        let failing = pieces(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(StorageError::transport("cut", std::io::Error::other("x"))),
+        ]);
+        assert!(collect(skip(failing, 1), 0).await.is_err());
     }
 
     #[tokio::test]

@@ -11,11 +11,12 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt as _};
+use futures::StreamExt as _;
 use google_drive3::common::GetToken;
 use google_drive3::{DriveHub, hyper_rustls, hyper_util};
 use serde::Deserialize;
-use storage_core::{ConnectionReason, Result, StorageError, TokenCell};
+use storage_core::exchange::Exchange;
+use storage_core::{ByteStream, ConnectionReason, Result, StorageError, TokenCell};
 
 use crate::config::{DriveOptions, GoogleEndpoints, check_file_id};
 use crate::error::{Answer, answer_error, classify, read_json, transport};
@@ -349,23 +350,28 @@ fn hub_error(err: google_drive3::Error, cap: &Capture, key: Option<&str>) -> Sto
     }
 }
 
-/// Runs one hub call with a fresh [`Capture`] as its delegate, and maps a
-/// failure through [`hub_error`]. No deadline wraps the call: the pool's
-/// connections fail when nothing moves on them for the idle timeout
+/// The one door for google-drive3 calls: runs a hub call under the retry
+/// policy, each attempt with a fresh [`Capture`] as its delegate, and maps a
+/// failure through [`hub_error`] (and so `error::classify`). The hub adds the
+/// bearer from the token cell ([`HubToken`]). No deadline wraps the call: the
+/// pool's connections fail when nothing moves on them for the idle timeout
 /// ([`IdleIo`]), so a slow but steady upload goes through and a stalled one
 /// does not hang.
-macro_rules! hub_call {
-    ($client:expr, $key:expr, |$cap:ident| $call:expr) => {{
-        let mut capture = Capture::default();
-        let outcome = {
-            let $cap: &mut Capture = &mut capture;
-            $call.await
-        };
-        match outcome {
-            Err(e) => Err(hub_error(e, &capture, $key)),
-            Ok(value) => Ok(value),
-        }
-    }};
+macro_rules! hub {
+    ($client:expr, $key:expr, |$cap:ident| $call:expr) => {
+        $client
+            .options
+            .retry
+            .run(|| async {
+                let mut capture = Capture::default();
+                let outcome = {
+                    let $cap: &mut Capture = &mut capture;
+                    $call.await
+                };
+                outcome.map_err(|e| hub_error(e, &capture, $key))
+            })
+            .await
+    };
 }
 
 /// Whether an error's source chain holds an idle timeout of [`IdleIo`].
@@ -379,9 +385,6 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
-
-/// A stream of body bytes.
-pub(crate) type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
 /// One hub, one reqwest client, the token cell and the options; clones share all.
 #[derive(Clone)]
@@ -441,7 +444,7 @@ impl DrivePool {
 
 /// Builds the reqwest client this crate uses when the caller gives none: a
 /// connect timeout, and no `read_timeout` (a deadline for an upload's body);
-/// [`DriveClient::send`] applies the idle timeout instead.
+/// [`DriveClient::api`] applies the idle timeout instead.
 pub(crate) fn default_http(options: &DriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
@@ -475,45 +478,36 @@ impl DriveClient {
         })
     }
 
-    /// Sends one reqwest request, with `body` when given, under the idle
-    /// timeout (`options.read_timeout`): it fails when for that long nothing
-    /// of the body is sent and no answer comes, or later no piece of the
-    /// answer's body arrives; `what` names it in the error.
-    pub async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-        body: Option<Bytes>,
-        what: &str,
-    ) -> Result<reqwest::Response> {
-        storage_core::idle::send(req, body, self.options.read_timeout, what).await
+    /// The one door for reqwest requests to Drive's API: this connection's
+    /// bearer, the idle timeout (`options.read_timeout`: it fails when for
+    /// that long nothing of the body is sent and no answer comes, or later no
+    /// piece of the answer's body arrives) and the retry policy; `what` names
+    /// the request in errors.
+    fn api<'a>(&'a self, what: &'a str) -> Exchange<'a> {
+        Exchange::new(what, self.options.read_timeout)
+            .bearer(&self.tokens)
+            .retry(&self.options.retry)
     }
 
-    /// The bearer value for hand-built requests.
-    pub fn bearer(&self) -> Result<String> {
-        self.tokens
-            .get()
-            .map(|t| format!("Bearer {}", t.expose()))
-            .ok_or(StorageError::CloudConnection {
-                reason: ConnectionReason::TokenExpired,
-            })
+    /// The door for a resumable session URI, which authorises the upload by
+    /// itself: no `Authorization` (a token sent where it is not needed is a
+    /// token exposed), the idle timeout, and one attempt, since the session
+    /// driver resumes from what the server holds.
+    fn session<'a>(&'a self, what: &'a str) -> Exchange<'a> {
+        Exchange::new(what, self.options.read_timeout)
     }
 
     /// `files.get` with [`FILE_FIELDS`].
     pub async fn get_file(&self, id: &str) -> Result<DriveFile> {
         check_file_id(id)?;
-        self.options
-            .retry
-            .run(|| async {
-                let (_, f) = hub_call!(self, Some(id), |cap| self
-                    .hub
-                    .files()
-                    .get(id)
-                    .param("fields", FILE_FIELDS)
-                    .delegate(cap)
-                    .doit())?;
-                Ok(DriveFile::from(f))
-            })
-            .await
+        let (_, f) = hub!(self, Some(id), |cap| self
+            .hub
+            .files()
+            .get(id)
+            .param("fields", FILE_FIELDS)
+            .delegate(cap)
+            .doit())?;
+        Ok(DriveFile::from(f))
     }
 
     /// `files.list` over every page of `q`.
@@ -522,27 +516,21 @@ impl DriveClient {
         let mut page: Option<String> = None;
         loop {
             let token = page.as_deref();
-            let (_, list) = self
-                .options
-                .retry
-                .run(|| async {
-                    hub_call!(self, None, |cap| {
-                        let call = self
-                            .hub
-                            .files()
-                            .list()
-                            .q(q)
-                            .page_size(1000)
-                            .param("fields", LIST_FIELDS);
-                        match token {
-                            Some(t) => call.page_token(t),
-                            None => call,
-                        }
-                        .delegate(cap)
-                        .doit()
-                    })
-                })
-                .await?;
+            let (_, list) = hub!(self, None, |cap| {
+                let call = self
+                    .hub
+                    .files()
+                    .list()
+                    .q(q)
+                    .page_size(1000)
+                    .param("fields", LIST_FIELDS);
+                match token {
+                    Some(t) => call.page_token(t),
+                    None => call,
+                }
+                .delegate(cap)
+                .doit()
+            })?;
             out.extend(list.files.unwrap_or_default().into_iter().map(DriveFile::from));
             match list.next_page_token {
                 Some(t) if !t.is_empty() => page = Some(t),
@@ -611,20 +599,18 @@ impl DriveClient {
     /// one folder to another (`add`, `remove`).
     async fn update(&self, id: &str, trashed: Option<bool>, moved: Option<(&str, &str)>) -> Result<()> {
         check_file_id(id)?;
-        self.options
-            .retry
-            .run(|| async {
-                let file = google_drive3::api::File {
-                    trashed,
-                    ..Default::default()
-                };
-                let mut call = self.hub.files().update(file, id).param("fields", "id");
-                if let Some((to, from)) = moved {
-                    call = call.add_parents(to).remove_parents(from);
-                }
-                hub_call!(self, Some(id), |cap| call.delegate(cap).doit_without_upload()).map(drop)
-            })
-            .await
+        hub!(self, Some(id), |cap| {
+            let file = google_drive3::api::File {
+                trashed,
+                ..Default::default()
+            };
+            let mut call = self.hub.files().update(file, id).param("fields", "id");
+            if let Some((to, from)) = moved {
+                call = call.add_parents(to).remove_parents(from);
+            }
+            call.delegate(cap).doit_without_upload()
+        })
+        .map(drop)
     }
 
     /// Moves a file, or a folder with everything in it, to the trash, where the
@@ -642,16 +628,7 @@ impl DriveClient {
     /// `files.delete`; a missing file is `Ok`.
     pub async fn delete(&self, id: &str) -> Result<()> {
         check_file_id(id)?;
-        let res = self
-            .options
-            .retry
-            .run(|| async {
-                hub_call!(self, Some(id), |cap| async {
-                    self.hub.files().delete(id).delegate(cap).doit().await.map(|r| (r, ()))
-                })
-            })
-            .await;
-        match res {
+        match hub!(self, Some(id), |cap| self.hub.files().delete(id).delegate(cap).doit()) {
             Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -659,19 +636,14 @@ impl DriveClient {
 
     /// `about.get`, asking for the user only: a cheap authenticated call.
     pub async fn about(&self) -> Result<()> {
-        self.options
-            .retry
-            .run(|| async {
-                hub_call!(self, None, |cap| self
-                    .hub
-                    .about()
-                    .get()
-                    .param("fields", "user")
-                    .delegate(cap)
-                    .doit())
-            })
-            .await
-            .map(drop)
+        hub!(self, None, |cap| self
+            .hub
+            .about()
+            .get()
+            .param("fields", "user")
+            .delegate(cap)
+            .doit())
+        .map(drop)
     }
 
     /// One multipart `files.create` of a body held in memory.
@@ -688,25 +660,21 @@ impl DriveClient {
         let mime: mime::Mime = content_type
             .parse()
             .map_err(|_| StorageError::invalid_input("content type is not a valid media type"))?;
-        self.options
-            .retry
-            .run(|| async {
-                let file = google_drive3::api::File {
-                    name: Some(name.to_owned()),
-                    parents: Some(vec![parent.to_owned()]),
-                    mime_type: Some(mime.to_string()),
-                    ..Default::default()
-                };
-                let (_, f) = hub_call!(self, None, |cap| self
-                    .hub
-                    .files()
-                    .create(file)
-                    .param("fields", FILE_FIELDS)
-                    .delegate(cap)
-                    .upload(Cursor::new(body.clone()), mime.clone()))?;
-                Ok(DriveFile::from(f))
-            })
-            .await
+        let (_, f) = hub!(self, None, |cap| {
+            let file = google_drive3::api::File {
+                name: Some(name.to_owned()),
+                parents: Some(vec![parent.to_owned()]),
+                mime_type: Some(mime.to_string()),
+                ..Default::default()
+            };
+            self.hub
+                .files()
+                .create(file)
+                .param("fields", FILE_FIELDS)
+                .delegate(cap)
+                .upload(Cursor::new(body.clone()), mime.clone())
+        })?;
+        Ok(DriveFile::from(f))
     }
 
     /// Creates a folder. google-drive3 has no metadata-only `files.create`
@@ -714,26 +682,82 @@ impl DriveClient {
     pub async fn create_folder(&self, parent: &str, name: &str) -> Result<DriveFile> {
         let url = format!("{}files?fields={}", self.endpoints.api_base(), "id,name,mimeType");
         let meta = serde_json::json!({"name": name, "mimeType": FOLDER_MIME, "parents": [parent]});
-        self.options
-            .retry
-            .run(|| async {
-                let req = self
-                    .http
-                    .post(&url)
-                    .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-                    .json(&meta);
-                let resp = self.send(req, None, "failed to create a folder").await?;
-                read_json(resp, None).await
+        self.api("failed to create a folder")
+            .run(|| self.http.post(&url).json(&meta), None, |resp| read_json(resp, None))
+            .await
+    }
+
+    /// Starts a resumable upload of `size` bytes into a new file `name` under
+    /// `parent`, and returns the session URI from `Location`.
+    ///
+    /// google-drive3's `upload_resumable` is not used (see `upload.rs`).
+    pub async fn start_upload(&self, parent: &str, name: &str, content_type: &str, size: u64) -> Result<String> {
+        let url = format!(
+            "{}?uploadType=resumable&fields={FILE_FIELDS}",
+            self.endpoints.upload_files()
+        );
+        let meta = serde_json::json!({"name": name, "parents": [parent], "mimeType": content_type});
+        let build = || {
+            self.http
+                .post(&url)
+                .header("X-Upload-Content-Type", content_type)
+                .header("X-Upload-Content-Length", size)
+                .json(&meta)
+        };
+        self.api("failed to start a resumable upload")
+            .run(build, None, |resp| async move {
+                if !resp.status().is_success() {
+                    return Err(answer_error(resp, None).await);
+                }
+                resp.headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| resp.url().join(v).ok())
+                    .map(|location| location.to_string())
+                    .ok_or_else(|| crate::error::missing_location(resp.status().as_u16()))
             })
             .await
     }
 
-    /// Starts an `alt=media` download through the hub, or, from `offset` > 0,
-    /// a ranged one with reqwest (the hub cannot send `Range`).
-    pub async fn download(&self, id: &str, offset: u64) -> Result<BodyStream> {
+    /// `PUT`s bytes `first..` of a resumable upload of `total` bytes to its
+    /// session URI; the caller reads the answer (308, 200/201, 404).
+    pub async fn put_chunk(&self, uri: &str, first: u64, piece: Bytes, total: u64) -> Result<reqwest::Response> {
+        let last = first + piece.len() as u64 - 1;
+        let range = format!("bytes {first}-{last}/{total}");
+        self.session("a resumable chunk was cut")
+            .send(
+                || self.http.put(uri).header(reqwest::header::CONTENT_RANGE, &range),
+                Some(piece),
+            )
+            .await
+    }
+
+    /// Asks a resumable session what it holds: `PUT` with `Content-Range:
+    /// bytes */total` and no body.
+    pub async fn query_upload(&self, uri: &str, total: u64) -> Result<reqwest::Response> {
+        let range = format!("bytes */{total}");
+        self.session("failed to query an upload session")
+            .send(
+                || {
+                    self.http
+                        .put(uri)
+                        .header(reqwest::header::CONTENT_RANGE, &range)
+                        .header(reqwest::header::CONTENT_LENGTH, 0)
+                },
+                None,
+            )
+            .await
+    }
+
+    /// Opens the body of `id` from `offset`: an `alt=media` download through the
+    /// hub (retried), or, from `offset` > 0, a ranged one with reqwest (the hub
+    /// cannot send `Range`), which the download's resume budget governs. An
+    /// answer that ignores the range (200, the whole body) is read past the
+    /// bytes already held.
+    pub async fn download(&self, id: &str, offset: u64) -> Result<ByteStream> {
         check_file_id(id)?;
         if offset == 0 {
-            let (resp, _) = hub_call!(self, Some(id), |cap| self
+            let (resp, _) = hub!(self, Some(id), |cap| self
                 .hub
                 .files()
                 .get(id)
@@ -745,29 +769,24 @@ impl DriveClient {
             return Ok(Box::pin(stream));
         }
         let url = format!("{}files/{id}?alt=media", self.endpoints.api_base());
-        let req = self
-            .http
-            .get(url)
-            .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-            .header(reqwest::header::RANGE, format!("bytes={offset}-"));
-        let resp = self.send(req, None, "failed to resume a drive download").await?;
+        let range = format!("bytes={offset}-");
+        let resp = Exchange::new("failed to resume a drive download", self.options.read_timeout)
+            .bearer(&self.tokens)
+            .send(|| self.http.get(&url).header(reqwest::header::RANGE, &range), None)
+            .await?;
         let status = resp.status().as_u16();
-        if status != 206 {
-            let err = answer_error(resp, Some(id)).await;
-            return Err(if status == 200 {
-                StorageError::Provider {
-                    status,
-                    code: None,
-                    message: "drive ignored the range of a resumed download".into(),
-                }
-            } else {
-                err
-            });
+        if status != 200 && status != 206 {
+            return Err(answer_error(resp, Some(id)).await);
         }
-        let stream = resp
-            .bytes_stream()
-            .map(|r| r.map_err(|e| transport("drive download was cut", e)));
-        Ok(Box::pin(stream))
+        let body: ByteStream = Box::pin(
+            resp.bytes_stream()
+                .map(|r| r.map_err(|e| transport("drive download was cut", e))),
+        );
+        Ok(if status == 200 {
+            storage_core::stream::skip(body, offset)
+        } else {
+            body
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 
 use storage_core::{ConnectionReason, StorageError};
 
-pub(crate) use storage_core::answer::{Answer, retry_after, transport};
+pub(crate) use storage_core::answer::{Answer, transport};
 
 /// Reasons under 403 or 429 that mean "slow down".
 const RATE_LIMIT_REASONS: &[&str] = &["userRateLimitExceeded", "rateLimitExceeded"];
@@ -92,6 +92,16 @@ pub(crate) fn bad_range(message: &str) -> StorageError {
         status: 308,
         code: Some("badRange".into()),
         message: message.to_owned(),
+    }
+}
+
+/// A folder this process created that Drive's listing does not show yet
+/// (listings can lag a create): nothing was written into it; try again.
+pub(crate) fn folder_not_listed() -> StorageError {
+    StorageError::Provider {
+        status: 200,
+        code: Some("folderNotListed".into()),
+        message: "drive created the user's folder but does not list it yet; try again".into(),
     }
 }
 

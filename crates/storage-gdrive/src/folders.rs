@@ -40,11 +40,7 @@ impl Folders {
             found = named(client, user).await?;
         }
         let Some((winner, losers)) = split_winner(found) else {
-            return Err(storage_core::StorageError::Provider {
-                status: 200,
-                code: Some("folderNotListed".into()),
-                message: "drive created the user's folder but does not list it yet; try again".into(),
-            });
+            return Err(crate::error::folder_not_listed());
         };
         tidy(client, &winner, &losers).await;
         *cached = Some(winner.id.clone());

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use storage_core::oauth::request_token;
 pub use storage_core::oauth::{Pkce, TokenGrant, random_token};
+use storage_core::oauth::{post_form, request_token};
 use storage_core::{Result, RetryPolicy, Secret, StorageError};
 use url::Url;
 
@@ -80,10 +80,10 @@ pub async fn exchange_code(
         ("code_verifier", pkce.verifier().expose()),
     ];
     let grant = request_token(http, &endpoints.token, &form).await?;
-    let refresh = grant.refresh_token.ok_or_else(|| StorageError::Provider {
-        status: 200,
-        code: Some("missingRefreshToken".into()),
-        message: "google returned no refresh token; the authorize url must ask for offline access with consent".into(),
+    let refresh = grant.refresh_token.ok_or_else(|| {
+        storage_core::oauth::missing_refresh_token(
+            "google returned no refresh token; the authorize url must ask for offline access with consent",
+        )
     })?;
     let expiry = Utc::now() + chrono::Duration::from_std(grant.expires_in).unwrap_or(chrono::Duration::hours(1));
     Ok(serde_json::json!({
@@ -148,22 +148,12 @@ pub async fn revoke(
     let url = endpoints.revoke_url();
     retry
         .run(|| async {
-            let resp = http
-                .post(url.clone())
-                .form(&[("token", token.expose())])
-                .send()
-                .await
-                .map_err(|e| crate::error::transport("the revocation endpoint is unreachable", e))?;
-            let status = resp.status().as_u16();
-            let wait = crate::error::retry_after(resp.headers());
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| crate::error::transport("failed to read the revocation endpoint's answer", e))?;
-            revoke_answer(status, &body, wait)
+            let answer = post_form(http, &url, &[("token", token.expose())]).await?;
+            revoke_answer(answer.status, &answer.body, answer.retry_after)
         })
         .await
 }
+
 /// Maps the revocation endpoint's answer: 200 revoked; 400 `invalid_token` means
 /// the token was already revoked or expired, which is what revocation wants;
 /// anything else as a token endpoint refusal (429 throttled, 5xx retryable).

@@ -10,7 +10,7 @@
 //! it still holds: gone from the user's Drive, restorable for 30 days.
 
 use storage_core::stored_name::encode_part;
-use storage_core::{FolderOutcome, PurgeReport, Result, StorageError, validate_part};
+use storage_core::{FolderOutcome, PurgeReport, Result, validate_part};
 
 use crate::client::DriveClient;
 use crate::folders::{Folders, named};
@@ -55,11 +55,9 @@ pub(crate) async fn purge_user(client: &DriveClient, folders: &Folders, user: &s
             .map_or(0, |files| files.iter().filter(|f| !f.is_folder()).count());
     }
     if left > 0 {
-        return Err(StorageError::Provider {
-            status: 200,
-            code: Some("purgeIncomplete".to_owned()),
-            message: format!("{left} of the user's files are still listed after the purge; call it again"),
-        });
+        return Err(storage_core::purge::incomplete(&format!(
+            "{left} of the user's files are"
+        )));
     }
     Ok(report)
 }

@@ -22,7 +22,7 @@ use storage_core::Result;
 use storage_core::session::{End, Pace, Reply, Session, send_all, session_lost};
 use storage_core::upload::{BufferGauge, HashKind, UploadSource, UploadWindow};
 
-use crate::client::{DriveClient, DriveFile, FILE_FIELDS};
+use crate::client::{DriveClient, DriveFile};
 use crate::config::CHUNK_UNIT;
 use crate::error::{answer_error, read_json};
 
@@ -41,7 +41,7 @@ pub(crate) async fn upload(
     loop {
         let session = DriveSession {
             client,
-            uri: start(client, parent, name, content_type, size).await?,
+            uri: client.start_upload(parent, name, content_type, size).await?,
         };
         let pace = Pace {
             window: client.options.chunk_size,
@@ -60,39 +60,6 @@ pub(crate) async fn upload(
             End::Gone => return Err(session_lost()),
         }
     }
-}
-
-/// Starts a session and returns its URI.
-async fn start(client: &DriveClient, parent: &str, name: &str, content_type: &str, size: u64) -> Result<String> {
-    let url = format!(
-        "{}?uploadType=resumable&fields={FILE_FIELDS}",
-        client.endpoints.upload_files()
-    );
-    let meta = serde_json::json!({"name": name, "parents": [parent], "mimeType": content_type});
-    client
-        .options
-        .retry
-        .run(|| async {
-            let req = client
-                .http
-                .post(&url)
-                .header(reqwest::header::AUTHORIZATION, client.bearer()?)
-                .header("X-Upload-Content-Type", content_type)
-                .header("X-Upload-Content-Length", size)
-                .json(&meta);
-            let resp = client.send(req, None, "failed to start a resumable upload").await?;
-            if !resp.status().is_success() {
-                return Err(answer_error(resp, None).await);
-            }
-            let location = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| resp.url().join(v).ok())
-                .ok_or_else(|| crate::error::missing_location(resp.status().as_u16()))?;
-            Ok(location.to_string())
-        })
-        .await
 }
 
 /// `Range: bytes=0-N` after a 308 means N+1 bytes are stored; no header means none.
@@ -133,24 +100,12 @@ impl Session for DriveSession<'_> {
     type Done = DriveFile;
 
     async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<DriveFile>> {
-        let last = first + piece.len() as u64 - 1;
-        let req = self
-            .client
-            .http
-            .put(&self.uri)
-            .header(reqwest::header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}"));
-        interpret(self.client.send(req, Some(piece), "a resumable chunk was cut").await?).await
+        interpret(self.client.put_chunk(&self.uri, first, piece, total).await?).await
     }
 
     /// `PUT` with `Content-Range: bytes */total` and no body.
     async fn query(&self, total: u64) -> Result<Reply<DriveFile>> {
-        let req = self
-            .client
-            .http
-            .put(&self.uri)
-            .header(reqwest::header::CONTENT_RANGE, format!("bytes */{total}"))
-            .header(reqwest::header::CONTENT_LENGTH, 0);
-        interpret(self.client.send(req, None, "failed to query an upload session").await?).await
+        interpret(self.client.query_upload(&self.uri, total).await?).await
     }
 }
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use storage_core::testkit::payload as data;
-use storage_core::{
-    ByteStream, ConnectionReason, ObjectKey, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell,
-};
+use storage_core::{ByteStream, ConnectionReason, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
-use storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints, oauth};
+use storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, oauth};
+use storage_testsupport::gdrive::{backend_with, endpoints, folders, options};
+use storage_testsupport::{name, stream_of};
 
 /// Chunks of 512 KiB keep the fault tests small while still taking several chunks.
 const CHUNK: usize = 2 * CHUNK_UNIT;
@@ -21,57 +21,16 @@ struct Fixture {
     grant: serde_json::Value,
 }
 
-fn endpoints(emu: &EmulatorHandle) -> GoogleEndpoints {
-    serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap()
-}
-
-fn options(chunk: usize) -> DriveOptions {
-    let mut o = DriveOptions::default();
-    o.chunk_size = chunk;
-    o.retry = RetryPolicy::new()
-        .with_initial_backoff(Duration::from_millis(10))
-        .with_max_backoff(Duration::from_millis(50));
-    o.read_timeout = Duration::from_secs(5);
-    o
-}
-
 async fn fixture_with(opts: DriveOptions) -> Fixture {
     let emu = Emulator::start().await.unwrap();
     let grant = emu.google_grant();
     let token = grant["access_token"].as_str().unwrap().to_owned();
-    let drive = GoogleDriveBackend::builder(TokenCell::new(token))
-        .endpoints(endpoints(&emu))
-        .options(opts)
-        .build()
-        .unwrap();
+    let drive = backend_with(&emu, &token, opts);
     Fixture { emu, drive, grant }
 }
 
 async fn fixture() -> Fixture {
     fixture_with(options(CHUNK)).await
-}
-
-/// The conformance kit's folder probe: every folder above a document, as the
-/// emulator stores it.
-struct EmulatorFolders<'a>(&'a EmulatorHandle);
-
-#[storage_core::async_trait]
-impl storage_core::testkit::FolderKeys for EmulatorFolders<'_> {
-    async fn folder_keys(&self, _user: &str, document: &ObjectKey) -> Vec<ObjectKey> {
-        self.0
-            .drive_ancestors(document.as_str())
-            .into_iter()
-            .map(ObjectKey::new)
-            .collect()
-    }
-}
-
-fn name(doc: &str) -> ObjectName {
-    ObjectName::new("user-1", doc, ".bin").unwrap()
-}
-
-fn stream_of(body: Bytes) -> ByteStream {
-    storage_core::stream::from_bytes(body, 100_003)
 }
 
 /// Files named `file_name` the emulator holds.
@@ -90,7 +49,7 @@ fn chunk_rule(action: FaultAction) -> FaultRule {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_conformance_kit_in_strict_mode() {
     let f = fixture().await;
-    let report = storage_core::testkit::run_conformance_with(&f.drive, &EmulatorFolders(&f.emu)).await;
+    let report = storage_core::testkit::run_conformance_with(&f.drive, &folders(&f.emu)).await;
     report.assert_passed();
     assert!(report.skipped.is_empty(), "{report}");
     // No chunk request carried a token: the session URI authorises the upload.

@@ -11,12 +11,11 @@ use storage_core::{ObjectKey, ObjectName, RetryPolicy, StorageBackend};
 use storage_emulator::{EmulatorHandle, FaultAction, FaultRule, Provider};
 use storage_gdrive::GoogleDriveBackend;
 
-mod common;
-use common::start;
+use storage_testsupport::gdrive::start;
 
 /// A backend with its own folder cache and pool, as another process would have.
 fn backend(emu: &EmulatorHandle, token: &str) -> GoogleDriveBackend {
-    common::backend(emu, token, RetryPolicy::new())
+    storage_testsupport::gdrive::backend(emu, token, RetryPolicy::new())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

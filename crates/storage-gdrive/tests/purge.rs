@@ -8,8 +8,7 @@ use storage_core::testkit::{HOSTILE_USER_IDS, PurgeFixture, run_purge_check, see
 use storage_core::{RetryPolicy, StorageBackend, StorageError, validate_part};
 use storage_emulator::{EmulatorHandle, FaultAction, FaultRule, Provider};
 
-mod common;
-use common::{backend, start};
+use storage_testsupport::gdrive::{backend, start};
 
 /// The ids of the folders named `user` outside the trash, of those in the trash, and
 /// of the files in any of them, in the emulator.

@@ -46,7 +46,7 @@ const MAX_PRESIGN: Duration = Duration::from_secs(3600);
 /// ```
 #[derive(Clone)]
 pub struct OneDriveBackend {
-    api: OneDriveClient,
+    client: OneDriveClient,
     folders: Arc<Folders>,
     gauge: Arc<BufferGauge>,
 }
@@ -54,7 +54,7 @@ pub struct OneDriveBackend {
 impl std::fmt::Debug for OneDriveBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OneDriveBackend")
-            .field("endpoints", &self.api.endpoints)
+            .field("endpoints", &self.client.endpoints)
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +113,7 @@ impl OneDriveBuilder {
             None => default_http(&self.options)?,
         };
         Ok(OneDriveBackend {
-            api: OneDriveClient::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
+            client: OneDriveClient::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
             folders: Arc::default(),
             gauge: Arc::default(),
         })
@@ -140,7 +140,7 @@ impl OneDriveBackend {
 
     async fn store(&self, name: &ObjectName, source: UploadSource, size: u64) -> Result<ObjectKey> {
         let user = name.stored_user();
-        let folder = self.folders.folder_for(&self.api, &user).await?;
+        let folder = self.folders.folder_for(&self.client, &user).await?;
         let replay = match &source {
             UploadSource::Bytes(b) => Some(b.clone()),
             UploadSource::Stream(_) => None,
@@ -153,7 +153,7 @@ impl OneDriveBackend {
                 let Some(body) = replay else {
                     return Err(StorageError::not_found(format!("{user} (the user's folder)")));
                 };
-                let folder = self.folders.folder_for(&self.api, &user).await?;
+                let folder = self.folders.folder_for(&self.client, &user).await?;
                 self.upload_new(&folder, UploadSource::Bytes(body), size).await?
             }
             other => other?,
@@ -170,11 +170,11 @@ impl OneDriveBackend {
         };
         let (item, sent) = if size == 0 {
             (
-                self.api.put_small(&slot, Bytes::new()).await?,
+                self.client.put_small(&slot, Bytes::new()).await?,
                 Checksum::quick_xor_of(&[]),
             )
         } else {
-            crate::upload::upload(&self.api, &self.gauge, &slot, source, size).await?
+            crate::upload::upload(&self.client, &self.gauge, &slot, source, size).await?
         };
         match self.verify(item, sent, size).await {
             Ok(item) => Ok((folder.to_owned(), item)),
@@ -182,7 +182,7 @@ impl OneDriveBackend {
                 // Only the new file goes: it carries the temporary name, so it
                 // can never be a version a caller was told is stored.
                 if let Some(id) = item {
-                    let _ = self.api.delete(&id).await;
+                    let _ = self.client.delete(&id).await;
                 }
                 Err(e)
             }
@@ -201,7 +201,7 @@ impl OneDriveBackend {
     ) -> std::result::Result<DriveItem, (StorageError, Option<String>)> {
         let item = if item.quick_xor().is_none() || item.size.is_none() {
             let id = item.id.clone();
-            self.api.get_item(&item.id).await.map_err(|e| (e, Some(id)))?
+            self.client.get_item(&item.id).await.map_err(|e| (e, Some(id)))?
         } else {
             item
         };
@@ -232,29 +232,21 @@ impl OneDriveBackend {
         let mut replaced = false;
         let outcome = async {
             for _ in 0..PUBLISH_ATTEMPTS {
-                if let Some(done) = self.api.rename(&item.id, name).await? {
+                if let Some(done) = self.client.rename(&item.id, name).await? {
                     return Ok(ObjectKey::new(done.id));
                 }
-                match self.api.item_in(&slot).await? {
+                match self.client.item_in(&slot).await? {
                     None => {}
                     Some(old) if old.id == item.id => return Ok(ObjectKey::new(old.id)),
                     Some(old) if old.named(name) && old.file.is_some() => {
-                        replaced |= self.api.delete_version(&old.id, old.e_tag.as_deref()).await?;
+                        replaced |= self.client.delete_version(&old.id, old.e_tag.as_deref()).await?;
                     }
                     Some(_) => {
-                        return Err(StorageError::Provider {
-                            status: 409,
-                            code: Some("nameCaseConflict".into()),
-                            message: "the object's name is taken by an item whose name differs only in case (made outside this library, or before names were stored case-safe); it was left alone".into(),
-                        });
+                        return Err(crate::error::name_case_conflict());
                     }
                 }
             }
-            Err(StorageError::Provider {
-                status: 409,
-                code: Some("nameContested".into()),
-                message: "other puts of the same name kept taking it; try again".into(),
-            })
+            Err(crate::error::name_contested())
         }
         .await;
         match outcome {
@@ -263,7 +255,7 @@ impl OneDriveBackend {
             // bytes, verified, stay readable by their key under the temporary name.
             Err(_) if replaced => Ok(ObjectKey::new(item.id)),
             Err(e) => {
-                let _ = self.api.delete(&item.id).await;
+                let _ = self.client.delete(&item.id).await;
                 Err(e)
             }
         }
@@ -303,12 +295,12 @@ impl StorageBackend for OneDriveBackend {
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
-        let (stream, size) = crate::download::open(self.api.clone(), key.as_str()).await?;
+        let (stream, size) = crate::download::open(self.client.clone(), key.as_str()).await?;
         storage_core::stream::collect(stream, usize::try_from(size).unwrap_or(usize::MAX)).await
     }
 
     async fn get_stream(&self, key: &ObjectKey) -> Result<ByteStream> {
-        Ok(crate::download::open(self.api.clone(), key.as_str()).await?.0)
+        Ok(crate::download::open(self.client.clone(), key.as_str()).await?.0)
     }
 
     /// Deletes a stored file (OneDrive keeps it in the recycle bin). The key is
@@ -316,24 +308,20 @@ impl StorageBackend for OneDriveBackend {
     /// folder's id is refused, not deleted with everything in it.
     async fn delete_object(&self, key: &ObjectKey) -> Result<()> {
         for _ in 0..3 {
-            let item = match self.api.document(key.as_str()).await {
+            let item = match self.client.document(key.as_str()).await {
                 Ok(item) => item,
                 Err(StorageError::NotFound { .. }) => return Ok(()),
                 Err(e) => return Err(e),
             };
-            if self.api.delete_version(&item.id, item.e_tag.as_deref()).await? {
+            if self.client.delete_version(&item.id, item.e_tag.as_deref()).await? {
                 return Ok(());
             }
         }
-        Err(StorageError::Provider {
-            status: 412,
-            code: Some("resourceModified".into()),
-            message: "the file kept changing while it was being deleted; try again".into(),
-        })
+        Err(crate::error::resource_modified())
     }
 
     async fn stat_object(&self, key: &ObjectKey) -> Result<ObjectMeta> {
-        let item = self.api.document(key.as_str()).await?;
+        let item = self.client.document(key.as_str()).await?;
         let mut meta = ObjectMeta::new(item.size.unwrap_or(0));
         if let Some(ct) = item.file.as_ref().and_then(|f| f.mime_type.clone()) {
             meta = meta.with_content_type(ct);
@@ -352,13 +340,9 @@ impl StorageBackend for OneDriveBackend {
                 "onedrive download urls live at most one hour; ask for an expiry of one hour or less",
             ));
         }
-        let item = self.api.document(key.as_str()).await?;
+        let item = self.client.document(key.as_str()).await?;
         let url = crate::download::download_url(&item)?;
-        Url::parse(&url).map_err(|_| StorageError::Provider {
-            status: 200,
-            code: Some("badDownloadUrl".into()),
-            message: "onedrive returned a download url that does not parse".into(),
-        })
+        Url::parse(&url).map_err(|_| crate::error::download_url(true))
     }
 
     async fn generate_presigned_put_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
@@ -369,14 +353,14 @@ impl StorageBackend for OneDriveBackend {
     }
 
     async fn health_check(&self) -> Result<()> {
-        self.api.drive().await
+        self.client.drive().await
     }
 
     /// Moves the user's folder, with the files in it, to the recycle bin
     /// ([`FolderOutcome::Trashed`](storage_core::FolderOutcome::Trashed)). A user
     /// with no folder is an empty report.
     async fn purge_user(&self, user_id: &str) -> Result<storage_core::PurgeReport> {
-        crate::purge::purge_user(&self.api, &self.folders, user_id).await
+        crate::purge::purge_user(&self.client, &self.folders, user_id).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use graph_core::identity::ForceTokenRefresh;
 use graph_rs_sdk::error::{AuthExecutionError, AuthExecutionResult};
 use graph_rs_sdk::http::BodyRead;
@@ -12,10 +13,11 @@ use graph_rs_sdk::identity::ClientApplication;
 use graph_rs_sdk::{GraphClient, GraphClientConfiguration, GraphFailure, GraphResult};
 use reqwest::Method;
 use serde::Deserialize;
-use storage_core::{ConnectionReason, Result, StorageError, TokenCell};
+use storage_core::exchange::Exchange;
+use storage_core::{ByteStream, ConnectionReason, Result, StorageError, TokenCell};
 
 use crate::config::{GRAPH_HOSTS, MicrosoftEndpoints, OneDriveOptions, is_loopback};
-use crate::error::{answer_error, read_json};
+use crate::error::{answer_error, read_json, transport};
 
 /// The fields every item read asks for.
 const SELECT: (&str, &str) = ("$select", "id,name,size,file,folder,eTag,@microsoft.graph.downloadUrl");
@@ -223,8 +225,8 @@ impl std::fmt::Debug for OneDriveClient {
 
 /// The reqwest client for uploadUrls and download URLs: it follows no redirect
 /// and carries no credentials of its own. It has a connect timeout and no
-/// `read_timeout` (a deadline for a fragment's body): [`OneDriveClient::send_raw`]
-/// applies the idle timeout instead.
+/// `read_timeout` (a deadline for a fragment's body): [`Exchange`] applies the
+/// idle timeout instead.
 pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
@@ -320,19 +322,6 @@ impl OneDriveClient {
         }
     }
 
-    /// Sends one reqwest request to an upload or download URL, with `body`
-    /// when given, under the idle timeout (`options.read_timeout`): it fails
-    /// when for that long nothing of the body is sent and no answer comes, or
-    /// later no piece of the answer's body arrives; `what` names it in the error.
-    pub(crate) async fn send_raw(
-        &self,
-        req: reqwest::RequestBuilder,
-        body: Option<Bytes>,
-        what: &str,
-    ) -> Result<reqwest::Response> {
-        storage_core::idle::send(req, body, self.options.read_timeout, what).await
-    }
-
     fn failure(&self, e: GraphFailure) -> StorageError {
         if self.tokens.get().is_none() {
             return StorageError::CloudConnection {
@@ -355,20 +344,45 @@ impl OneDriveClient {
         &self,
         method: Method,
         path: &[S],
-        query: Option<(&str, &str)>,
-        body: Option<BodyRead>,
-    ) -> impl Future<Output = GraphResult<reqwest::Response>> + Send {
+        extras: &Extras<'_>,
+    ) -> Result<impl Future<Output = GraphResult<reqwest::Response>> + Send> {
+        let body = match (extras.json, &extras.bytes) {
+            (Some(json), _) => Some(BodyRead::from_serialize(json).map_err(|e| self.failure(e))?),
+            (None, Some(bytes)) => Some(BodyRead::from(bytes.to_vec())),
+            (None, None) => None,
+        };
         let mut req = self.graph.custom(method, body).extend_path(path);
-        if let Some((key, value)) = query {
+        if let Some((key, value)) = extras.query {
             req = req.append_query_pair(key, value);
         }
-        req.send()
+        if let Some(tag) = extras.if_match {
+            let value = reqwest::header::HeaderValue::from_str(tag)
+                .map_err(|_| StorageError::invalid_input("onedrive sent an etag that is not a header value"))?;
+            req = req.header(reqwest::header::IF_MATCH, value);
+        }
+        Ok(req.send())
     }
 
-    /// The one way a Graph API call with a JSON answer goes out: graph-rs-sdk's
-    /// request, with this connection's token and the idle timeout, under the
-    /// retry policy, its answer read through `error::classify`. `key` names the
-    /// item for `NotFound`.
+    /// The one door for graph-rs-sdk calls: the request, with this
+    /// connection's token and the idle timeout, under the retry policy, each
+    /// answer read by `read` (a failure status through `error::classify`).
+    async fn graph<T, S, R, Fut>(&self, method: Method, path: &[S], extras: Extras<'_>, read: R) -> Result<T>
+    where
+        S: AsRef<str> + Sync,
+        R: Fn(reqwest::Response) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.options
+            .retry
+            .run(|| async {
+                let resp = self.send(self.request(method.clone(), path, &extras)?).await?;
+                read(resp).await
+            })
+            .await
+    }
+
+    /// A Graph API call with a JSON answer, through [`OneDriveClient::graph`];
+    /// `key` names the item for `NotFound`.
     async fn call<T, S>(
         &self,
         method: Method,
@@ -381,17 +395,29 @@ impl OneDriveClient {
         T: serde::de::DeserializeOwned,
         S: AsRef<str> + Sync,
     {
-        self.options
-            .retry
-            .run(|| async {
-                let body = body
-                    .map(BodyRead::from_serialize)
-                    .transpose()
-                    .map_err(|e| self.failure(e))?;
-                let resp = self.send(self.request(method.clone(), path, query, body)).await?;
-                read_json(resp, key).await
-            })
-            .await
+        let extras = Extras {
+            query,
+            json: body,
+            ..Extras::default()
+        };
+        self.graph(method, path, extras, |resp| read_json(resp, key)).await
+    }
+
+    /// The door for reqwest requests to the Graph API (a next link): this
+    /// connection's bearer, the idle timeout and the retry policy.
+    fn api<'a>(&'a self, what: &'a str) -> Exchange<'a> {
+        Exchange::new(what, self.options.read_timeout)
+            .bearer(&self.tokens)
+            .retry(&self.options.retry)
+    }
+
+    /// The door for pre-authenticated upload and download URLs: no
+    /// `Authorization` (a bearer on a fragment PUT may be answered 401, and a
+    /// token sent where it is not needed is a token exposed), the idle
+    /// timeout, one attempt: the session driver and the download's resume
+    /// budget decide what happens next.
+    fn preauthorised<'a>(&'a self, what: &'a str) -> Exchange<'a> {
+        Exchange::new(what, self.options.read_timeout)
     }
 
     /// An item by id, with its hash and download URL.
@@ -461,16 +487,8 @@ impl OneDriveClient {
         let mut items = Vec::new();
         while let Some(page_url) = next.take() {
             let page: Page = self
-                .options
-                .retry
-                .run(|| async {
-                    let req = self
-                        .http
-                        .get(page_url.clone())
-                        .header(reqwest::header::AUTHORIZATION, self.bearer()?);
-                    let resp = self.send_raw(req, None, "failed to list a folder").await?;
-                    read_json(resp, None).await
-                })
+                .api("failed to list a folder")
+                .run(|| self.http.get(page_url.clone()), None, |resp| read_json(resp, None))
                 .await?;
             items.extend(page.value);
             next = match page.next {
@@ -486,16 +504,6 @@ impl OneDriveClient {
             };
         }
         Ok(items)
-    }
-
-    /// The bearer value for requests sent with reqwest to the Graph origin.
-    fn bearer(&self) -> Result<String> {
-        self.tokens
-            .get()
-            .map(|t| format!("Bearer {}", t.expose()))
-            .ok_or(StorageError::CloudConnection {
-                reason: ConnectionReason::TokenExpired,
-            })
     }
 
     /// Creates a folder at the top of the drive; `None` when an item of that
@@ -539,20 +547,13 @@ impl OneDriveClient {
     /// changed since (412).
     pub async fn delete_version(&self, id: &str, etag: Option<&str>) -> Result<bool> {
         check_item_id(id)?;
+        let extras = Extras {
+            if_match: etag,
+            ..Extras::default()
+        };
+        let path = ["me", "drive", "items", id];
         let res = self
-            .options
-            .retry
-            .run(|| async {
-                let mut req = self
-                    .graph
-                    .custom(Method::DELETE, None)
-                    .extend_path(&["me", "drive", "items", id]);
-                if let Some(tag) = etag {
-                    let value = reqwest::header::HeaderValue::from_str(tag)
-                        .map_err(|_| StorageError::invalid_input("onedrive sent an etag that is not a header value"))?;
-                    req = req.header(reqwest::header::IF_MATCH, value);
-                }
-                let resp = self.send(req.send()).await?;
+            .graph(Method::DELETE, &path, extras, |resp| async move {
                 match resp.status().as_u16() {
                     200..=299 => Ok(true),
                     412 => Ok(false),
@@ -600,30 +601,84 @@ impl OneDriveClient {
     /// which an upload session cannot carry (a fragment needs at least one byte).
     pub async fn put_small(&self, slot: &Slot, body: Bytes) -> Result<DriveItem> {
         let path = in_folder(slot, &["content"]);
-        self.options
-            .retry
-            .run(|| async {
-                let resp = self
-                    .send(self.request(
-                        Method::PUT,
-                        &path,
-                        Some(FAIL_ON_CONFLICT),
-                        Some(BodyRead::from(body.to_vec())),
-                    ))
-                    .await?;
-                read_json(resp, None).await
-            })
+        let extras = Extras {
+            query: Some(FAIL_ON_CONFLICT),
+            bytes: Some(body),
+            ..Extras::default()
+        };
+        self.graph(Method::PUT, &path, extras, |resp| read_json(resp, None))
             .await
     }
 
-    /// `GET` a pre-authenticated download URL from `offset`, without credentials.
-    pub async fn fetch(&self, url: &str, offset: u64) -> Result<reqwest::Response> {
-        let mut req = self.http.get(url);
-        if offset > 0 {
-            req = req.header(reqwest::header::RANGE, format!("bytes={offset}-"));
-        }
-        self.send_raw(req, None, "failed to read a download url").await
+    /// `PUT`s bytes `first..` of an upload of `total` bytes to its session's
+    /// `uploadUrl`; the caller reads the answer (202, 200/201, 404, 416).
+    pub async fn put_fragment(&self, url: &str, first: u64, piece: Bytes, total: u64) -> Result<reqwest::Response> {
+        let last = first + piece.len() as u64 - 1;
+        let range = format!("bytes {first}-{last}/{total}");
+        self.preauthorised("an upload fragment was cut")
+            .send(
+                || self.http.put(url).header(reqwest::header::CONTENT_RANGE, &range),
+                Some(piece),
+            )
+            .await
     }
+
+    /// `GET uploadUrl`: which bytes the session expects next.
+    pub async fn session_status(&self, url: &str) -> Result<reqwest::Response> {
+        self.preauthorised("failed to query an upload session")
+            .send(|| self.http.get(url), None)
+            .await
+    }
+
+    /// `DELETE uploadUrl`: cancels a session; best effort, since the session
+    /// expires by itself.
+    pub async fn cancel_session(&self, url: &str) {
+        let _ = self
+            .preauthorised("failed to cancel an upload session")
+            .send(|| self.http.delete(url), None)
+            .await;
+    }
+
+    /// The body of a pre-authenticated download URL from `offset`, sent
+    /// without credentials. A server that ignores the range and answers 200
+    /// with the whole body is tolerated: the first `offset` bytes are skipped.
+    pub async fn download(&self, url: &str, offset: u64) -> Result<ByteStream> {
+        let range = format!("bytes={offset}-");
+        let build = || {
+            let req = self.http.get(url);
+            if offset > 0 {
+                req.header(reqwest::header::RANGE, &range)
+            } else {
+                req
+            }
+        };
+        let resp = self
+            .preauthorised("failed to read a download url")
+            .send(build, None)
+            .await?;
+        let status = resp.status().as_u16();
+        if !(status == 200 || status == 206 && offset > 0) {
+            return Err(answer_error(resp, None).await);
+        }
+        let body: ByteStream = Box::pin(
+            resp.bytes_stream()
+                .map(|r| r.map_err(|e| transport("a onedrive download was cut", e))),
+        );
+        Ok(if status == 200 && offset > 0 {
+            storage_core::stream::skip(body, offset)
+        } else {
+            body
+        })
+    }
+}
+
+/// What a graph-rs-sdk request carries besides its method and path.
+#[derive(Default)]
+struct Extras<'a> {
+    query: Option<(&'a str, &'a str)>,
+    json: Option<&'a serde_json::Value>,
+    bytes: Option<Bytes>,
+    if_match: Option<&'a str>,
 }
 
 #[cfg(test)]

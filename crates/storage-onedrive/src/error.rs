@@ -56,6 +56,59 @@ pub(crate) fn bad_range(message: &str) -> StorageError {
     }
 }
 
+/// The user's folder was created and removed again while it was looked up.
+pub(crate) fn folder_race() -> StorageError {
+    StorageError::Provider {
+        status: 409,
+        code: Some("folderRace".into()),
+        message: "the user's folder was created and removed while it was looked up; try again".into(),
+    }
+}
+
+/// A put's name is held by an item whose name differs only in case (made
+/// outside this library, or before names were stored case-safe): that item is
+/// left alone.
+pub(crate) fn name_case_conflict() -> StorageError {
+    StorageError::Provider {
+        status: 409,
+        code: Some("nameCaseConflict".into()),
+        message: "the object's name is taken by an item whose name differs only in case (made outside this library, or before names were stored case-safe); it was left alone".into(),
+    }
+}
+
+/// Other puts of the same name kept taking it for every attempt of this one.
+pub(crate) fn name_contested() -> StorageError {
+    StorageError::Provider {
+        status: 409,
+        code: Some("nameContested".into()),
+        message: "other puts of the same name kept taking it; try again".into(),
+    }
+}
+
+/// A conditional delete kept meeting a newer version (412) of the file.
+pub(crate) fn resource_modified() -> StorageError {
+    StorageError::Provider {
+        status: 412,
+        code: Some("resourceModified".into()),
+        message: "the file kept changing while it was being deleted; try again".into(),
+    }
+}
+
+/// An item read (200) without `@microsoft.graph.downloadUrl`, or with one
+/// that does not parse (`present`).
+pub(crate) fn download_url(present: bool) -> StorageError {
+    let (code, message) = if present {
+        ("badDownloadUrl", "onedrive returned a download url that does not parse")
+    } else {
+        ("missingDownloadUrl", "onedrive returned no download url for the item")
+    };
+    StorageError::Provider {
+        status: 200,
+        code: Some(code.into()),
+        message: message.into(),
+    }
+}
+
 /// Reads a failed answer and classifies it.
 pub(crate) async fn answer_error(resp: reqwest::Response, key: Option<&str>) -> StorageError {
     storage_core::answer::failure(resp, key, classify).await

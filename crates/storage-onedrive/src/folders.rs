@@ -42,11 +42,7 @@ impl Folders {
                 return Ok(id);
             }
         }
-        Err(StorageError::Provider {
-            status: 409,
-            code: Some("folderRace".into()),
-            message: "the user's folder was created and removed while it was looked up; try again".into(),
-        })
+        Err(crate::error::folder_race())
     }
 
     /// Forgets a cached folder that turned out to be gone.

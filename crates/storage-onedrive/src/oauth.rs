@@ -10,7 +10,7 @@
 use chrono::Utc;
 use storage_core::oauth::request_token;
 pub use storage_core::oauth::{Pkce, TokenGrant, random_token};
-use storage_core::{Result, RetryPolicy, Secret, StorageError};
+use storage_core::{Result, RetryPolicy, Secret};
 use url::Url;
 
 use crate::config::{MicrosoftApp, MicrosoftEndpoints};
@@ -91,10 +91,10 @@ pub async fn exchange_code(
         app,
     );
     let grant = request_token(http, &url, &form).await?;
-    let refresh = grant.refresh_token.ok_or_else(|| StorageError::Provider {
-        status: 200,
-        code: Some("missingRefreshToken".into()),
-        message: "microsoft returned no refresh token; the scopes must include offline_access".into(),
+    let refresh = grant.refresh_token.ok_or_else(|| {
+        storage_core::oauth::missing_refresh_token(
+            "microsoft returned no refresh token; the scopes must include offline_access",
+        )
     })?;
     let expires_at = Utc::now() + chrono::Duration::from_std(grant.expires_in).unwrap_or(chrono::Duration::hours(1));
     Ok(serde_json::json!({

@@ -6,7 +6,7 @@
 //! only to report what goes.
 
 use storage_core::stored_name::encode_part;
-use storage_core::{FolderOutcome, PurgeReport, Result, StorageError, validate_part};
+use storage_core::{FolderOutcome, PurgeReport, Result, validate_part};
 
 use crate::client::OneDriveClient;
 use crate::folders::{Folders, own_folder};
@@ -49,11 +49,7 @@ pub(crate) async fn purge_user(api: &OneDriveClient, folders: &Folders, user: &s
         api.delete(&folder).await?;
         report.folder = report.folder.or_more_cautious(FolderOutcome::Trashed);
         if folder_named(api, name).await?.is_some() {
-            return Err(StorageError::Provider {
-                status: 200,
-                code: Some("purgeIncomplete".to_owned()),
-                message: "the user's folder is still listed after the purge; call it again".to_owned(),
-            });
+            return Err(storage_core::purge::incomplete("the user's folder is"));
         }
     }
     folders.forget(&stored).await;

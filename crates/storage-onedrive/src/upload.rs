@@ -56,9 +56,7 @@ async fn interpret(resp: reqwest::Response) -> Result<Reply<DriveItem>> {
 
 /// Asks the session which bytes it expects next.
 async fn status(api: &OneDriveClient, url: &str) -> Result<Reply<DriveItem>> {
-    let resp = api
-        .send_raw(api.http.get(url), None, "failed to query an upload session")
-        .await?;
+    let resp = api.session_status(url).await?;
     match resp.status().as_u16() {
         200 => {
             let s: Status = read_json(resp, None).await?;
@@ -67,13 +65,6 @@ async fn status(api: &OneDriveClient, url: &str) -> Result<Reply<DriveItem>> {
         404 => Ok(Reply::Gone),
         _ => Err(answer_error(resp, None).await),
     }
-}
-
-/// Cancels a session; best effort, since the session expires by itself.
-async fn cancel(api: &OneDriveClient, url: &str) {
-    let _ = api
-        .send_raw(api.http.delete(url), None, "failed to cancel an upload session")
-        .await;
 }
 
 /// An upload session's `uploadUrl`. No `Authorization` goes to it: a bearer on
@@ -88,18 +79,7 @@ impl Session for GraphSession<'_> {
     type Done = DriveItem;
 
     async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<DriveItem>> {
-        let last = first + piece.len() as u64 - 1;
-        let req = self
-            .api
-            .http
-            .put(self.url)
-            .header(reqwest::header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}"));
-        interpret(
-            self.api
-                .send_raw(req, Some(piece), "an upload fragment was cut")
-                .await?,
-        )
-        .await
+        interpret(self.api.put_fragment(self.url, first, piece, total).await?).await
     }
 
     async fn query(&self, _total: u64) -> Result<Reply<DriveItem>> {
@@ -113,16 +93,14 @@ impl Session for GraphSession<'_> {
 /// session expires. Best effort, and only inside a Tokio runtime; nothing is
 /// committed either way, since a session commits only with its last byte.
 struct CancelOnDrop {
-    http: reqwest::Client,
-    idle: std::time::Duration,
+    api: OneDriveClient,
     url: Option<String>,
 }
 
 impl CancelOnDrop {
     fn new(api: &OneDriveClient, url: &str) -> Self {
         Self {
-            http: api.http.clone(),
-            idle: api.options.read_timeout,
+            api: api.clone(),
             url: Some(url.to_owned()),
         }
     }
@@ -139,11 +117,8 @@ impl Drop for CancelOnDrop {
             return;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (http, idle) = (self.http.clone(), self.idle);
-            runtime.spawn(async move {
-                let _ =
-                    storage_core::idle::send(http.delete(url), None, idle, "failed to cancel an upload session").await;
-            });
+            let api = self.api.clone();
+            runtime.spawn(async move { api.cancel_session(&url).await });
         }
     }
 }
@@ -194,7 +169,7 @@ pub(crate) async fn upload(
             }
             Ok(End::Gone) => return Err(session_lost()),
             Err(e) => {
-                cancel(api, &url).await;
+                api.cancel_session(&url).await;
                 return Err(e);
             }
         }

@@ -12,6 +12,8 @@ use storage_core::{
 };
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
 use storage_onedrive::{FRAGMENT_UNIT, MicrosoftApp, MicrosoftEndpoints, OneDriveBackend, OneDriveOptions, oauth};
+use storage_testsupport::onedrive::{backend_with, endpoints, folders, options};
+use storage_testsupport::{name, stream_of};
 
 /// Fragments of 640 KiB keep the fault tests small while taking several fragments.
 const FRAGMENT: usize = 2 * FRAGMENT_UNIT;
@@ -22,56 +24,15 @@ struct Fixture {
     grant: serde_json::Value,
 }
 
-fn endpoints(emu: &EmulatorHandle) -> MicrosoftEndpoints {
-    serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap()
-}
-
-fn options(fragment: usize) -> OneDriveOptions {
-    let mut o = OneDriveOptions::default();
-    o.fragment_size = fragment;
-    o.retry = RetryPolicy::new()
-        .with_initial_backoff(Duration::from_millis(10))
-        .with_max_backoff(Duration::from_millis(50));
-    o.read_timeout = Duration::from_secs(5);
-    o
-}
-
 async fn fixture_with(opts: OneDriveOptions) -> Fixture {
     let emu = Emulator::start().await.unwrap();
     let grant = emu.microsoft_grant();
-    let drive = OneDriveBackend::builder(TokenCell::new(grant["access_token"].as_str().unwrap()))
-        .endpoints(endpoints(&emu))
-        .options(opts)
-        .build()
-        .unwrap();
+    let drive = backend_with(&emu, grant["access_token"].as_str().unwrap(), opts);
     Fixture { emu, drive, grant }
 }
 
 async fn fixture() -> Fixture {
     fixture_with(options(FRAGMENT)).await
-}
-
-/// The conformance kit's folder probe: every folder above a document, as the
-/// emulator stores it.
-struct EmulatorFolders<'a>(&'a EmulatorHandle);
-
-#[storage_core::async_trait]
-impl storage_core::testkit::FolderKeys for EmulatorFolders<'_> {
-    async fn folder_keys(&self, _user: &str, document: &ObjectKey) -> Vec<ObjectKey> {
-        self.0
-            .graph_ancestors(document.as_str())
-            .into_iter()
-            .map(ObjectKey::new)
-            .collect()
-    }
-}
-
-fn name(doc: &str) -> ObjectName {
-    ObjectName::new("user-1", doc, ".bin").unwrap()
-}
-
-fn stream_of(body: Bytes) -> ByteStream {
-    storage_core::stream::from_bytes(body, 100_003)
 }
 
 fn fragment_rule(action: FaultAction) -> FaultRule {
@@ -120,7 +81,7 @@ fn assert_clean_wire(emu: &EmulatorHandle) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_conformance_kit_in_strict_mode() {
     let f = fixture().await;
-    let report = storage_core::testkit::run_conformance_with(&f.drive, &EmulatorFolders(&f.emu)).await;
+    let report = storage_core::testkit::run_conformance_with(&f.drive, &folders(&f.emu)).await;
     report.assert_passed();
     assert!(report.skipped.is_empty(), "{report}");
     assert!(!fragment_ranges(&f.emu).is_empty());

@@ -3,37 +3,12 @@
 //! purge is finished by the next call; hostile user ids never reach the network.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use proptest::prelude::*;
 use storage_core::testkit::{HOSTILE_USER_IDS, PurgeFixture, run_purge_check, seed_two_users, verify_after_purge};
-use storage_core::{ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell, validate_part};
-use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Provider};
-use storage_onedrive::{MicrosoftEndpoints, OneDriveBackend, OneDriveOptions};
-
-fn endpoints(emu: &EmulatorHandle) -> MicrosoftEndpoints {
-    serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap()
-}
-
-fn backend(emu: &EmulatorHandle, token: &str, retry: RetryPolicy) -> OneDriveBackend {
-    let mut o = OneDriveOptions::default();
-    o.retry = retry
-        .with_initial_backoff(Duration::from_millis(10))
-        .with_max_backoff(Duration::from_millis(50));
-    o.read_timeout = Duration::from_secs(5);
-    OneDriveBackend::builder(TokenCell::new(token))
-        .endpoints(endpoints(emu))
-        .options(o)
-        .build()
-        .unwrap()
-}
-
-async fn start() -> (EmulatorHandle, String) {
-    let emu = Emulator::start().await.unwrap();
-    let token = emu.microsoft_grant()["access_token"].as_str().unwrap().to_owned();
-    (emu, token)
-}
+use storage_core::{ObjectName, RetryPolicy, StorageBackend, StorageError, validate_part};
+use storage_emulator::{EmulatorHandle, FaultAction, FaultRule, Provider};
+use storage_testsupport::onedrive::{backend, start};
 
 /// Paths of every item at or below `/{user}` (the emulator compares paths
 /// without case, as OneDrive does; this compares them exactly).
