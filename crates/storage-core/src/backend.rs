@@ -10,9 +10,11 @@ use url::Url;
 
 use crate::error::Result;
 use crate::error::StorageError;
+use crate::listing::{Page, PageRequest, Quota};
 use crate::meta::ObjectMeta;
 use crate::name::{ObjectKey, ObjectName, validate_part};
 use crate::purge::PurgeReport;
+use crate::range::ByteRange;
 
 /// A stream of body chunks, as `put_stream` takes and `get_stream` returns.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
@@ -179,6 +181,147 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
             "purge_user",
             "this backend cannot remove a user's objects",
         ))
+    }
+
+    /// Reads bytes `range` of an object as a stream: what a server needs to
+    /// answer a browser's `Range` request (a PDF viewer, a video).
+    ///
+    /// # Contract
+    /// - The range is resolved against the object's size ([`ByteRange::resolve`]):
+    ///   a start past the end is `InvalidInput` naming the size, the end is
+    ///   clamped, a suffix longer than the object is the whole object, and an
+    ///   empty range is an empty stream.
+    /// - The stream yields exactly the resolved length, or ends with an error: a
+    ///   provider that ignores the range and sends the whole body is read past
+    ///   the bytes before the range, and a cut resumes at the next byte.
+    /// - The bytes are **not** checked against the provider's hash, which covers
+    ///   the whole object only; only their length is checked.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use storage_core::{ByteRange, MemoryBackend, ObjectName, StorageBackend};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let backend = MemoryBackend::new();
+    /// let key = backend.put_object(&ObjectName::new("u1", "d1", "")?, Bytes::from_static(b"0123456789"), "t").await?;
+    /// let tail = backend.get_range(&key, ByteRange::last(3)).await?;
+    /// assert_eq!(storage_core::stream::collect(tail, 3).await?, Bytes::from_static(b"789"));
+    /// assert!(backend.get_range(&key, ByteRange::from(11..)).await.is_err());
+    /// # Ok::<(), storage_core::StorageError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` for a range past the end; as `get_stream` otherwise;
+    /// `Unsupported` from backends that do not implement it (the default).
+    async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<ByteStream> {
+        let _ = (key, range);
+        Err(StorageError::unsupported(
+            "get_range",
+            "this backend cannot read a range",
+        ))
+    }
+
+    /// One page of the objects the application stored for `user_id`, by the same
+    /// name and case rules as put: files the application cannot see, or did not
+    /// store (another name spelling, a temporary upload), are left out, and so
+    /// is every other user's folder, even one whose id differs only in case.
+    ///
+    /// Follow [`Page::next`] with [`PageRequest::after`] until it is `None`. A
+    /// token may be stored and used later; a backend checks it before it
+    /// follows it. Objects stored or deleted while a listing is paged may or
+    /// may not appear.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use storage_core::{MemoryBackend, ObjectName, PageRequest, StorageBackend};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let backend = MemoryBackend::new();
+    /// for doc in ["a", "b", "c"] {
+    ///     backend.put_object(&ObjectName::new("u1", doc, ".pdf")?, Bytes::from_static(b"%PDF"), "t").await?;
+    /// }
+    /// let first = backend.list_user("u1", &PageRequest::first(2)?).await?;
+    /// assert_eq!(first.items.len(), 2);
+    /// let rest = backend.list_user("u1", &PageRequest::first(2)?.after(first.next.unwrap())).await?;
+    /// assert_eq!(rest.items[0].name.document_id(), "c");
+    /// assert!(rest.next.is_none());
+    /// # Ok::<(), storage_core::StorageError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad user id or a token this backend did not issue;
+    /// the provider categories otherwise; `Unsupported` from backends that do not
+    /// implement it (the default).
+    async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
+        validate_part("user_id", user_id)?;
+        let _ = page;
+        Err(StorageError::unsupported(
+            "list_user",
+            "this backend cannot list a user's objects",
+        ))
+    }
+
+    /// The storage figures of the drive behind this backend. A figure the
+    /// provider does not report, or an unlimited quota, is `None`, not zero.
+    ///
+    /// # Errors
+    /// The provider categories; `Unsupported` from backends that do not
+    /// implement it (the default).
+    async fn quota(&self) -> Result<Quota> {
+        Err(StorageError::unsupported("quota", "this backend reports no quota"))
+    }
+
+    /// [`put_stream`](Self::put_stream), unless the name is stored already:
+    /// then [`StorageError::AlreadyExists`] with the stored object's key, and the
+    /// stored object is left as it was. Of any number of concurrent creators of
+    /// one name, one wins and the others get `AlreadyExists`; a loser leaves
+    /// nothing behind.
+    ///
+    /// Google Drive has no precondition on names, so its backend checks, uploads,
+    /// checks again and removes its own copy when an earlier one appeared: a
+    /// best effort that holds while Drive's listing shows every file it has
+    /// created (see the Drive backend's docs).
+    ///
+    /// # Errors
+    /// `AlreadyExists`; as `put_stream` otherwise; `Unsupported` from backends
+    /// that do not implement it (the default).
+    async fn put_stream_if_absent(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectKey> {
+        let _ = (name, body, size, content_type);
+        Err(StorageError::unsupported(
+            "put_stream_if_absent",
+            "this backend cannot create conditionally",
+        ))
+    }
+
+    /// [`put_object`](Self::put_object), unless the name is stored already; see
+    /// [`put_stream_if_absent`](Self::put_stream_if_absent).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use storage_core::{MemoryBackend, ObjectName, StorageBackend, StorageError};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let backend = MemoryBackend::new();
+    /// let name = ObjectName::new("u1", "invoice-7", ".pdf")?;
+    /// let key = backend.put_object_if_absent(&name, Bytes::from_static(b"one"), "t").await?;
+    /// let again = backend.put_object_if_absent(&name, Bytes::from_static(b"two"), "t").await;
+    /// assert!(matches!(again, Err(StorageError::AlreadyExists { key: k }) if k == key.as_str()));
+    /// assert_eq!(backend.get_object(&key).await?, Bytes::from_static(b"one"));
+    /// # Ok::<(), storage_core::StorageError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`put_stream_if_absent`](Self::put_stream_if_absent).
+    async fn put_object_if_absent(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {
+        let size = body.len() as u64;
+        self.put_stream_if_absent(name, crate::stream::from_bytes(body, 1 << 20), size, content_type)
+            .await
     }
 
     /// What this backend supports beyond the required operations.

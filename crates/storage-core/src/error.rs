@@ -61,6 +61,23 @@ pub enum StorageError {
     /// that is [`AppQuotaExceeded`](Self::AppQuotaExceeded).
     #[error("storage quota exceeded")]
     QuotaExceeded,
+    /// A put would not fit: `needed` bytes against `free` bytes left in the
+    /// user's drive, found before a byte was sent (the managed layer's quota
+    /// check). Nothing was stored.
+    #[error("not enough storage: {needed} bytes needed, {free} bytes free")]
+    InsufficientStorage {
+        /// The size of the refused put.
+        needed: u64,
+        /// What the drive reported as remaining.
+        free: u64,
+    },
+    /// A conditional create (`put_*_if_absent`) found the name stored already;
+    /// the stored object was left as it was.
+    #[error("object exists already: {key}")]
+    AlreadyExists {
+        /// The key of the object that holds the name.
+        key: String,
+    },
     /// The application's request quota at the provider is used up (Drive's
     /// `dailyLimitExceeded`: the project's daily limit in the Google Cloud
     /// console). Every user of the application meets it, until the provider

@@ -13,6 +13,7 @@ pub mod exchange;
 mod hash;
 #[cfg(feature = "http")]
 pub mod idle;
+mod listing;
 mod local;
 mod memory;
 mod meta;
@@ -20,6 +21,7 @@ mod name;
 #[cfg(feature = "oauth")]
 pub mod oauth;
 pub mod purge;
+pub mod range;
 pub mod retry;
 mod secret;
 pub mod session;
@@ -33,6 +35,7 @@ pub mod upload;
 pub use backend::{ByteStream, Capabilities, StorageBackend};
 pub use checksum::{Checksum, Md5Hasher, QuickXorHasher};
 pub use error::{BoxError, ConnectionReason, Result, StorageError};
+pub use listing::{MAX_PAGE_SIZE, ObjectInfo, Page, PageRequest, PageToken, Quota};
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
 pub use meta::ObjectMeta;
@@ -41,6 +44,7 @@ pub use name::{
     validate_stored_part,
 };
 pub use purge::{FolderOutcome, PurgeReport};
+pub use range::ByteRange;
 pub use retry::RetryPolicy;
 pub use secret::{Secret, TokenCell};
 

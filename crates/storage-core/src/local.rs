@@ -7,15 +7,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use url::Url;
 
 use crate::backend::{ByteStream, StorageBackend};
 use crate::checksum::Md5Hasher;
 use crate::error::{Result, StorageError};
+use crate::listing::{ObjectInfo, Page, PageRequest, Quota, page_of};
 use crate::meta::ObjectMeta;
 use crate::name::{ObjectKey, ObjectName, validate_part, validate_stored_part as validate_stored};
 use crate::purge::PurgeReport;
+use crate::range::ByteRange;
 
 /// Read buffer size for streams and hashing.
 const READ_PIECE: usize = 256 * 1024;
@@ -108,7 +110,11 @@ impl LocalBackend {
     }
 
     /// Writes through a temporary file and renames it into place.
-    async fn write_atomically(&self, name: &ObjectName, body: Body) -> Result<ObjectKey> {
+    ///
+    /// With `create` only, the file is linked into place with `link(2)`, which
+    /// fails when the name exists: of concurrent creators exactly one wins, and
+    /// the others get `AlreadyExists` and leave nothing behind.
+    async fn write_atomically(&self, name: &ObjectName, body: Body, create: bool) -> Result<ObjectKey> {
         let key = ObjectKey::new(name.stored_path());
         let (dir, path) = self.resolve(&key)?;
         Self::refuse_symlink(&dir).await?;
@@ -149,10 +155,21 @@ impl LocalBackend {
         }
         file.sync_all().await.map_err(write_error)?;
         drop(file);
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| StorageError::io("failed to move the object into place", e))?;
-        guard.disarm();
+        if create {
+            // The temporary file goes either way (`guard`); the link is the object.
+            match tokio::fs::hard_link(&tmp, &path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    return Err(StorageError::AlreadyExists { key: key.into_string() });
+                }
+                Err(e) => return Err(StorageError::io("failed to move the object into place", e)),
+            }
+        } else {
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(|e| StorageError::io("failed to move the object into place", e))?;
+            guard.disarm();
+        }
         sync_dir(&dir).await?;
         Ok(key)
     }
@@ -212,7 +229,7 @@ async fn sync_dir(dir: &Path) -> Result<()> {
 #[async_trait]
 impl StorageBackend for LocalBackend {
     async fn put_object(&self, name: &ObjectName, body: Bytes, _content_type: &str) -> Result<ObjectKey> {
-        self.write_atomically(name, Body::Bytes(body)).await
+        self.write_atomically(name, Body::Bytes(body), false).await
     }
 
     async fn put_stream(
@@ -222,7 +239,8 @@ impl StorageBackend for LocalBackend {
         size: u64,
         _content_type: &str,
     ) -> Result<ObjectKey> {
-        self.write_atomically(name, Body::Stream { stream: body, size }).await
+        self.write_atomically(name, Body::Stream { stream: body, size }, false)
+            .await
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
@@ -263,6 +281,76 @@ impl StorageBackend for LocalBackend {
             hasher.update(&buf[..n]);
         }
         Ok(ObjectMeta::new(size).with_checksum(hasher.finish()))
+    }
+
+    async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<ByteStream> {
+        let mut file = self.open(key).await?;
+        let size = file.metadata().await.map_err(|e| map_read_error(e, key))?.len();
+        let (first, len) = range.resolve(size)?;
+        file.seek(std::io::SeekFrom::Start(first))
+            .await
+            .map_err(|e| map_read_error(e, key))?;
+        let reader = file.take(len);
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_PIECE)
+            .map(|r| r.map_err(|e| StorageError::io("failed to read the object", e)));
+        // A file cut short under the read ends early: that is an error, not a short range.
+        Ok(crate::range::exact_len(Box::pin(stream), len))
+    }
+
+    /// Pages in the order of the stored file names; a token is the last one
+    /// returned. Temporaries of unfinished puts, and files whose names this
+    /// backend did not write, are left out.
+    async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
+        validate_part("user_id", user_id)?;
+        let stored_user = crate::stored_name::encode_part(user_id);
+        let dir = self.root.join(&stored_user);
+        Self::refuse_symlink(&dir).await?;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(Page::default());
+            }
+            Err(e) => return Err(StorageError::io("failed to list the user folder", e)),
+        };
+        let mut found = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| StorageError::io("failed to list the user folder", e))?
+        {
+            let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some(name) = ObjectName::from_stored(user_id, &file_name) else {
+                continue;
+            };
+            let meta = match tokio::fs::symlink_metadata(entry.path()).await {
+                Ok(m) if m.is_file() => m,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("failed to inspect a file in the user folder", e)),
+            };
+            let key = ObjectKey::new(format!("{stored_user}/{file_name}"));
+            let info = ObjectInfo::new(name, key, meta.len()).with_modified(meta.modified().ok());
+            found.push((file_name, info));
+        }
+        Ok(page_of(found, page))
+    }
+
+    /// The file system's figures are not read: every figure is `None`.
+    async fn quota(&self) -> Result<Quota> {
+        Ok(Quota::default())
+    }
+
+    async fn put_stream_if_absent(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        _content_type: &str,
+    ) -> Result<ObjectKey> {
+        self.write_atomically(name, Body::Stream { stream: body, size }, true)
+            .await
     }
 
     async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {

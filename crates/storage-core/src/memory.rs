@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -12,23 +12,50 @@ use url::Url;
 use crate::backend::{ByteStream, StorageBackend};
 use crate::checksum::Checksum;
 use crate::error::{Result, StorageError};
+use crate::listing::{ObjectInfo, Page, PageRequest, Quota, page_of};
 use crate::meta::ObjectMeta;
 use crate::name::{ObjectKey, ObjectName, validate_part};
 use crate::purge::PurgeReport;
+use crate::range::ByteRange;
+
+/// Reads a body of exactly the declared `size` into memory.
+async fn collect_declared(mut body: ByteStream, size: u64) -> Result<Bytes> {
+    let expected = usize::try_from(size).map_err(|_| StorageError::invalid_input("size does not fit in memory"))?;
+    let mut buf = BytesMut::with_capacity(expected.min(64 * 1024 * 1024));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if buf.len() + chunk.len() > expected {
+            return Err(StorageError::invalid_input(format!(
+                "stream is longer than the declared {size} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.len() != expected {
+        return Err(StorageError::invalid_input(format!(
+            "stream ended after {} of the declared {size} bytes",
+            buf.len()
+        )));
+    }
+    Ok(buf.freeze())
+}
 
 /// How many bytes a `get_stream` chunk of the memory backend holds.
 const STREAM_PIECE: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 struct Entry {
+    name: ObjectName,
     body: Bytes,
     content_type: String,
     md5: Checksum,
+    modified: SystemTime,
 }
 
 /// Objects kept in a map in this process; clones share the map.
 ///
-/// Keys are `{user_id}/{document_id}{extension}`. Presigned URLs are
+/// Keys are `{user_id}/{document_id}{extension}` in the stored spelling of
+/// [`crate::stored_name`] ([`ObjectName::stored_path`]). Presigned URLs are
 /// [`Unsupported`](StorageError::Unsupported).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBackend {
@@ -68,18 +95,33 @@ impl MemoryBackend {
             .ok_or_else(|| StorageError::not_found(key.as_str()))
     }
 
+    fn entry_of(name: &ObjectName, body: Bytes, content_type: &str) -> Entry {
+        Entry {
+            name: name.clone(),
+            md5: Checksum::md5_of(&body),
+            body,
+            content_type: content_type.to_owned(),
+            modified: SystemTime::now(),
+        }
+    }
+
     fn store(&self, name: &ObjectName, body: Bytes, content_type: &str) -> ObjectKey {
-        let key = name.path();
-        let md5 = Checksum::md5_of(&body);
-        self.write().insert(
-            key.clone(),
-            Entry {
-                body,
-                content_type: content_type.to_owned(),
-                md5,
-            },
-        );
+        let key = name.stored_path();
+        self.write()
+            .insert(key.clone(), Self::entry_of(name, body, content_type));
         ObjectKey::new(key)
+    }
+
+    /// Stores under a name that is not stored yet, in one step under the lock.
+    fn create(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {
+        let key = name.stored_path();
+        match self.write().entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(StorageError::AlreadyExists { key }),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Self::entry_of(name, body, content_type));
+                Ok(ObjectKey::new(key))
+            }
+        }
     }
 }
 
@@ -92,28 +134,12 @@ impl StorageBackend for MemoryBackend {
     async fn put_stream(
         &self,
         name: &ObjectName,
-        mut body: ByteStream,
+        body: ByteStream,
         size: u64,
         content_type: &str,
     ) -> Result<ObjectKey> {
-        let expected = usize::try_from(size).map_err(|_| StorageError::invalid_input("size does not fit in memory"))?;
-        let mut buf = BytesMut::with_capacity(expected.min(64 * 1024 * 1024));
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            if buf.len() + chunk.len() > expected {
-                return Err(StorageError::invalid_input(format!(
-                    "stream is longer than the declared {size} bytes"
-                )));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        if buf.len() != expected {
-            return Err(StorageError::invalid_input(format!(
-                "stream ended after {} of the declared {size} bytes",
-                buf.len()
-            )));
-        }
-        Ok(self.store(name, buf.freeze(), content_type))
+        let body = collect_declared(body, size).await?;
+        Ok(self.store(name, body, content_type))
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
@@ -137,6 +163,54 @@ impl StorageBackend for MemoryBackend {
             .with_checksum(e.md5))
     }
 
+    async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<ByteStream> {
+        let body = self.entry(key)?.body;
+        let (first, len) = range.resolve(body.len() as u64)?;
+        let (first, len) = (usize::try_from(first).unwrap_or(0), usize::try_from(len).unwrap_or(0));
+        Ok(crate::stream::from_bytes(body.slice(first..first + len), STREAM_PIECE))
+    }
+
+    /// Pages in the order of the stored names; a token is the last stored path returned.
+    async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
+        validate_part("user_id", user_id)?;
+        let entries = self
+            .read()
+            .iter()
+            .filter(|(_, e)| e.name.user_id() == user_id)
+            .map(|(key, e)| {
+                let info = ObjectInfo::new(e.name.clone(), ObjectKey::new(key.clone()), e.body.len() as u64)
+                    .with_checksum(Some(e.md5))
+                    .with_modified(Some(e.modified));
+                (key.clone(), info)
+            })
+            .collect();
+        Ok(page_of(entries, page))
+    }
+
+    /// The bytes held; memory has no limit of its own.
+    async fn quota(&self) -> Result<Quota> {
+        let used = self.read().values().map(|e| e.body.len() as u64).sum();
+        Ok(Quota::new(None, Some(used), None))
+    }
+
+    async fn put_stream_if_absent(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectKey> {
+        // Checked before the body is read, so that a loser reads no body; checked
+        // again under the lock by `create`.
+        if self.read().contains_key(&name.stored_path()) {
+            return Err(StorageError::AlreadyExists {
+                key: name.stored_path(),
+            });
+        }
+        let body = collect_declared(body, size).await?;
+        self.create(name, body, content_type)
+    }
+
     async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
         Err(StorageError::unsupported(
             "presigned_get_url",
@@ -157,11 +231,9 @@ impl StorageBackend for MemoryBackend {
 
     async fn purge_user(&self, user_id: &str) -> Result<PurgeReport> {
         validate_part("user_id", user_id)?;
-        // A user id holds no `/`, so this prefix matches that user's keys only.
-        let prefix = format!("{user_id}/");
         let mut report = PurgeReport::default();
-        self.write().retain(|key, entry| {
-            let theirs = key.starts_with(&prefix);
+        self.write().retain(|_, entry| {
+            let theirs = entry.name.user_id() == user_id;
             if theirs {
                 report += PurgeReport::new(1, entry.body.len() as u64);
             }

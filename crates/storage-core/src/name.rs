@@ -132,6 +132,48 @@ impl ObjectName {
         encode_file_name(&self.document_id, &self.extension)
     }
 
+    /// The name whose stored file name, in the folder of `user_id`, is
+    /// `stored`: the inverse of [`ObjectName::stored_file_name`]. `None` for a
+    /// file this library did not store (a temporary upload, a legacy or a
+    /// foreign name), which a listing leaves out.
+    ///
+    /// ```
+    /// use storage_core::ObjectName;
+    ///
+    /// for (doc, ext) in [("doc-1", ".pdf"), ("Doc-1", ".PDF"), ("v1.2", ""), ("v1", ".2"), ("Straße", "")] {
+    ///     let name = ObjectName::new("u", doc, ext).unwrap();
+    ///     assert_eq!(ObjectName::from_stored("u", &name.stored_file_name()), Some(name));
+    /// }
+    /// assert_eq!(ObjectName::from_stored("u", "Report.pdf"), None); // not a stored spelling
+    /// assert_eq!(ObjectName::from_stored("u", "^^upload-1f"), None);
+    /// ```
+    #[must_use]
+    pub fn from_stored(user_id: &str, stored: &str) -> Option<Self> {
+        // The extension starts at the last dot that is not the escaped `^.`.
+        let mut dot = None;
+        let mut escaped = false;
+        for (i, c) in stored.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == ESCAPE {
+                escaped = true;
+            } else if c == '.' {
+                dot = Some(i);
+            }
+        }
+        let split = dot.filter(|&i| i > 0).and_then(|i| {
+            let ext = decode_part(&stored[i..])?;
+            validate_extension(&ext).ok()?;
+            Some((decode_part(&stored[..i])?, ext))
+        });
+        let (document_id, extension) = match split {
+            Some(parts) => parts,
+            None => (decode_part(stored)?, String::new()),
+        };
+        let name = Self::new(user_id, &document_id, &extension).ok()?;
+        (name.stored_file_name() == stored).then_some(name)
+    }
+
     /// `{stored_user}/{stored_file_name}`.
     pub fn stored_path(&self) -> String {
         format!("{}/{}", self.stored_user(), self.stored_file_name())

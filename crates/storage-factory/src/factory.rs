@@ -88,6 +88,8 @@ pub struct StorageFactory {
     read_timeout: Duration,
     refresh_skew: Duration,
     refresh_backoff: Duration,
+    /// Puts of at least this many bytes check the free space first.
+    quota_check: u64,
     /// What `{"provider":"memory"}` opens: one store per factory, when enabled.
     #[cfg(feature = "memory")]
     memory: Option<MemoryBackend>,
@@ -130,6 +132,7 @@ pub struct StorageFactoryBuilder {
     read_timeout: Option<Duration>,
     refresh_skew: Option<Duration>,
     refresh_backoff: Option<Duration>,
+    quota_check: Option<u64>,
     local_base: Option<std::path::PathBuf>,
     #[cfg_attr(not(feature = "memory"), allow(dead_code))]
     memory: bool,
@@ -236,6 +239,18 @@ impl StorageFactoryBuilder {
         self
     }
 
+    /// Whether a managed connection checks the drive's free space before a
+    /// `put_stream` of at least `min_size` bytes, and refuses one that cannot fit
+    /// with [`StorageError::InsufficientStorage`] before a byte is sent. On by
+    /// default, from 8 MiB: below that the extra `quota` request would cost
+    /// more than it saves. `None` turns it off. A drive that reports no
+    /// remaining space (unlimited, or unknown) is never refused.
+    #[must_use]
+    pub fn quota_check(mut self, min_size: Option<u64>) -> Self {
+        self.quota_check = Some(min_size.unwrap_or(u64::MAX));
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -319,6 +334,7 @@ impl StorageFactoryBuilder {
             read_timeout,
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
             refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
+            quota_check: self.quota_check.unwrap_or(crate::managed::QUOTA_CHECK_FROM),
             #[cfg(feature = "memory")]
             memory: self.memory.then(MemoryBackend::new),
             local_base: self.local_base,
@@ -410,6 +426,7 @@ impl StorageFactory {
             retry: self.retry,
             skew: self.refresh_skew,
             backoff: self.refresh_backoff,
+            quota_check: self.quota_check,
             creds,
             disconnected: self.connections.flag(connection_id),
         })))

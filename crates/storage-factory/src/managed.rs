@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_core::{
-    ByteStream, Capabilities, ConnectionReason, ObjectKey, ObjectMeta, ObjectName, PurgeReport, Result, RetryPolicy,
-    StorageBackend, StorageError, TokenCell, Url, validate_part,
+    ByteRange, ByteStream, Capabilities, ConnectionReason, ObjectKey, ObjectMeta, ObjectName, Page, PageRequest,
+    PurgeReport, Quota, Result, RetryPolicy, StorageBackend, StorageError, TokenCell, Url, validate_part,
 };
 use tokio::sync::watch;
 use tracing::Instrument as _;
@@ -25,6 +25,10 @@ use crate::store::{ConnectionStatus, CredentialStore};
 /// How long a failed refresh is shared by default: see
 /// [`StorageFactoryBuilder::refresh_backoff`](crate::StorageFactoryBuilder::refresh_backoff).
 pub(crate) const REFRESH_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The smallest `put_stream` whose size is checked against the free space by
+/// default: see [`StorageFactoryBuilder::quota_check`](crate::StorageFactoryBuilder::quota_check).
+pub(crate) const QUOTA_CHECK_FROM: u64 = 8 * 1024 * 1024;
 
 /// How a refresh sequence ended; an error is shared by every caller waiting on it.
 type Outcome = std::result::Result<(), Arc<StorageError>>;
@@ -74,6 +78,8 @@ struct Conn {
 pub(crate) struct ManagedBackend {
     conn: Arc<Conn>,
     inner: Arc<dyn StorageBackend>,
+    /// Puts of at least this many bytes check the free space first.
+    quota_check: u64,
 }
 
 impl std::fmt::Debug for ManagedBackend {
@@ -97,6 +103,7 @@ pub(crate) struct Parts {
     pub retry: RetryPolicy,
     pub skew: Duration,
     pub backoff: Duration,
+    pub quota_check: u64,
     pub creds: Credentials,
     pub disconnected: Arc<AtomicBool>,
 }
@@ -389,9 +396,27 @@ fn same(a: &Credentials, b: &Credentials) -> bool {
 }
 
 impl ManagedBackend {
+    /// Refuses a put of `size` bytes that the drive reports no room for. The
+    /// check is skipped below the configured size, for backends that report no
+    /// quota, and when the quota cannot be read (the put then fails or not on
+    /// its own).
+    async fn check_space(&self, size: u64) -> Result<()> {
+        if size < self.quota_check {
+            return Ok(());
+        }
+        match self.quota().await {
+            Ok(Quota {
+                remaining: Some(free), ..
+            }) if size > free => Err(StorageError::InsufficientStorage { needed: size, free }),
+            Err(e @ StorageError::CloudConnection { .. }) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub fn new(p: Parts) -> Self {
         Self {
             inner: p.inner,
+            quota_check: p.quota_check,
             conn: Arc::new(Conn {
                 id: p.id,
                 provider: p.creds.provider(),
@@ -480,6 +505,25 @@ impl ManagedBackend {
     }
 }
 
+/// A put's body, lent to one attempt at a time.
+fn lend(body: ByteStream) -> Arc<std::sync::Mutex<Lent>> {
+    Arc::new(std::sync::Mutex::new(Lent {
+        stream: body,
+        pulled: false,
+    }))
+}
+
+/// The body for the next attempt, or the refusal that ends the retries when an
+/// earlier attempt consumed some of it.
+fn borrow(slot: &Arc<std::sync::Mutex<Lent>>) -> Result<ByteStream> {
+    if lent(slot).pulled {
+        return Err(StorageError::CloudConnection {
+            reason: ConnectionReason::TokenExpired,
+        });
+    }
+    Ok(Box::pin(Lend(slot.clone())))
+}
+
 /// A stream lent to one attempt at a time; it remembers whether any of it was read.
 struct Lent {
     stream: ByteStream,
@@ -519,7 +563,8 @@ impl StorageBackend for ManagedBackend {
 
     /// A stream cannot be replayed, so the retry after a refresh happens only
     /// when the refused attempt consumed none of it (the usual case: the token
-    /// is checked when the upload session starts).
+    /// is checked when the upload session starts). A large put is first checked
+    /// against the free space ([`StorageFactoryBuilder::quota_check`](crate::StorageFactoryBuilder::quota_check)).
     async fn put_stream(
         &self,
         name: &ObjectName,
@@ -527,24 +572,56 @@ impl StorageBackend for ManagedBackend {
         size: u64,
         content_type: &str,
     ) -> Result<ObjectKey> {
-        let slot = Arc::new(std::sync::Mutex::new(Lent {
-            stream: body,
-            pulled: false,
-        }));
+        self.check_space(size).await?;
+        let slot = lend(body);
         self.run("put_stream", Some(size), || {
             let slot = slot.clone();
             async move {
-                if lent(&slot).pulled {
-                    return Err(StorageError::CloudConnection {
-                        reason: ConnectionReason::TokenExpired,
-                    });
-                }
-                self.inner
-                    .put_stream(name, Box::pin(Lend(slot)), size, content_type)
-                    .await
+                let body = borrow(&slot)?;
+                self.inner.put_stream(name, body, size, content_type).await
             }
         })
         .await
+    }
+
+    async fn put_stream_if_absent(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectKey> {
+        self.check_space(size).await?;
+        let slot = lend(body);
+        self.run("put_stream_if_absent", Some(size), || {
+            let slot = slot.clone();
+            async move {
+                let body = borrow(&slot)?;
+                self.inner.put_stream_if_absent(name, body, size, content_type).await
+            }
+        })
+        .await
+    }
+
+    async fn put_object_if_absent(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {
+        self.run("put_object_if_absent", Some(body.len() as u64), || {
+            self.inner.put_object_if_absent(name, body.clone(), content_type)
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<ByteStream> {
+        self.run("get_range", None, || self.inner.get_range(key, range)).await
+    }
+
+    async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
+        validate_part("user_id", user_id)?;
+        self.run("list_user", None, || self.inner.list_user(user_id, page))
+            .await
+    }
+
+    async fn quota(&self) -> Result<Quota> {
+        self.run("quota", None, || self.inner.quota()).await
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {

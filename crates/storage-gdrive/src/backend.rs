@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_core::{
-    ByteStream, Checksum, ObjectKey, ObjectMeta, ObjectName, Result, StorageBackend, StorageError, TokenCell, Url,
+    ByteRange, ByteStream, Checksum, ObjectKey, ObjectMeta, ObjectName, Page, PageRequest, Quota, Result,
+    StorageBackend, StorageError, TokenCell, Url,
 };
 
 use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_http};
@@ -129,9 +130,18 @@ impl GoogleDriveBackend {
     /// Uploads into the user's folder, retrying once with a fresh folder lookup
     /// when the cached folder has gone.
     async fn store(&self, name: &ObjectName, content_type: &str, body: Body) -> Result<ObjectKey> {
+        self.store_as(name, content_type, body, Mode::Replace).await
+    }
+
+    async fn store_as(&self, name: &ObjectName, content_type: &str, body: Body, mode: Mode) -> Result<ObjectKey> {
         let user = name.stored_user();
         let file_name = name.stored_file_name();
         let folder = self.folders.folder_for(&self.client, &user).await?;
+        if mode == Mode::Create {
+            if let Some(first) = self.copies(&folder, &file_name).await?.into_iter().next() {
+                return Err(StorageError::AlreadyExists { key: first.id });
+            }
+        }
         let (file, folder) = match self.store_in(&folder, &file_name, content_type, body).await {
             Err((StorageError::NotFound { .. }, Some(body))) => {
                 self.folders.forget(&user).await;
@@ -145,8 +155,46 @@ impl GoogleDriveBackend {
             Err((e, _)) => return Err(e),
             Ok(file) => (file, folder),
         };
-        self.remove_older_copies(&folder, &file_name, &file).await;
+        match mode {
+            Mode::Replace => self.remove_older_copies(&folder, &file_name, &file).await,
+            Mode::Create => self.keep_if_first(&folder, &file_name, &file).await?,
+        }
         Ok(ObjectKey::new(file.id))
+    }
+
+    /// The documents named `file_name` in `folder`, earliest created first.
+    async fn copies(&self, folder: &str, file_name: &str) -> Result<Vec<DriveFile>> {
+        let mut files: Vec<DriveFile> = self
+            .client
+            .find_named(&[folder], file_name, Kind::File)
+            .await?
+            .into_iter()
+            .filter(DriveFile::is_document)
+            .collect();
+        files.sort_by(DriveFile::creation_order);
+        Ok(files)
+    }
+
+    /// A conditional create's second look: when a copy of the name was created
+    /// before `new`, `new` is deleted and the earlier copy's key is
+    /// `AlreadyExists`. Every creator orders the copies the same way (creation
+    /// time, then id), so exactly one keeps its file, as long as Drive's listing
+    /// shows every copy created so far.
+    async fn keep_if_first(&self, folder: &str, file_name: &str, new: &DriveFile) -> Result<()> {
+        let first = match self.copies(folder, file_name).await {
+            Ok(c) => c.into_iter().next(),
+            Err(e) => {
+                let _ = self.client.delete(&new.id).await;
+                return Err(e);
+            }
+        };
+        match first {
+            Some(first) if first.id != new.id => {
+                let _ = self.client.delete(&new.id).await;
+                Err(StorageError::AlreadyExists { key: first.id })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// One attempt; on a `NotFound` (the folder is gone) hands a replayable body back.
@@ -237,6 +285,13 @@ enum Body {
     Large(UploadSource, u64),
 }
 
+/// Whether a put replaces what holds its name, or stores only when nothing does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Replace,
+    Create,
+}
+
 #[async_trait]
 impl StorageBackend for GoogleDriveBackend {
     async fn put_object(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {
@@ -301,6 +356,57 @@ impl StorageBackend for GoogleDriveBackend {
             meta = meta.with_checksum(sum);
         }
         Ok(meta)
+    }
+
+    /// `files.get` for the size and kind, then `alt=media` with `Range`; a cut
+    /// resumes at the next byte, at most `download_resumes` times.
+    async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<ByteStream> {
+        let file = self.client.document(key.as_str()).await?;
+        let (first, len) = range.resolve(file.size.unwrap_or(0))?;
+        let last = (first + len).saturating_sub(1);
+        let (client, id) = (self.client.clone(), key.as_str().to_owned());
+        let resumes = client.options.download_resumes;
+        Ok(storage_core::range::read(first, len, resumes, move |offset| {
+            let (client, id) = (client.clone(), id.clone());
+            async move { client.download(&id, offset, Some(last)).await }
+        }))
+    }
+
+    /// The documents in the user's folder (every folder of the stored name,
+    /// should a race have made several), one `files.list` page per call. The
+    /// token is Drive's `nextPageToken`, bound to the user: another user's
+    /// token is `InvalidInput`.
+    async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
+        storage_core::validate_part("user_id", user_id)?;
+        crate::listing::list_user(&self.client, user_id, page).await
+    }
+
+    /// `about.get` with `storageQuota`: `limit` absent means unlimited.
+    async fn quota(&self) -> Result<Quota> {
+        self.client.quota().await
+    }
+
+    /// Drive has no precondition on names, so this is a best effort: the name is
+    /// looked up; the body is uploaded and verified; the name is looked up again,
+    /// and when a copy created earlier appears, this copy is deleted and the
+    /// earlier one's key is `AlreadyExists`. Of concurrent creators exactly one
+    /// keeps its file while Drive's listing shows every file it has created; a
+    /// listing that lags a create (Drive promises no read-after-write order for
+    /// `files.list`) can let two copies stand, the earlier of which a later
+    /// `put_object` of the name replaces.
+    async fn put_stream_if_absent(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+    ) -> Result<ObjectKey> {
+        let body = if size == 0 {
+            Body::Small(storage_core::stream::collect_exact(body, 0).await?)
+        } else {
+            Body::Large(UploadSource::Stream(body), size)
+        };
+        self.store_as(name, content_type, body, Mode::Create).await
     }
 
     async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {

@@ -26,7 +26,7 @@ pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// The fields every file read asks for.
 pub(crate) const FILE_FIELDS: &str = "id,name,mimeType,size,md5Checksum,parents,createdTime";
 /// The fields every listing asks for.
-const LIST_FIELDS: &str = "nextPageToken,files(id,name,mimeType,size,md5Checksum,createdTime)";
+const LIST_FIELDS: &str = "nextPageToken,files(id,name,mimeType,size,md5Checksum,createdTime,modifiedTime)";
 /// Media types Drive gives its own documents, folders and shortcuts; none is a
 /// stored blob.
 const GOOGLE_APPS_PREFIX: &str = "application/vnd.google-apps.";
@@ -214,6 +214,9 @@ pub(crate) struct DriveFile {
     /// When Drive created the file; orders same-name copies.
     #[serde(default)]
     pub created_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the file's content last changed, when the request asked for it.
+    #[serde(default)]
+    pub modified_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl DriveFile {
@@ -223,6 +226,18 @@ impl DriveFile {
         match (self.created_time, other.created_time) {
             (Some(a), Some(b)) => (a, &self.id) < (b, &other.id),
             _ => false,
+        }
+    }
+
+    /// The order every process agrees on for same-name copies: earliest created
+    /// first ([`DriveFile::created_before`]), then by id.
+    pub fn creation_order(a: &DriveFile, b: &DriveFile) -> std::cmp::Ordering {
+        if a.created_before(b) {
+            std::cmp::Ordering::Less
+        } else if b.created_before(a) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.id.cmp(&b.id)
         }
     }
 
@@ -259,6 +274,7 @@ impl From<google_drive3::api::File> for DriveFile {
             md5_checksum: f.md5_checksum,
             name: f.name,
             created_time: f.created_time,
+            modified_time: f.modified_time,
         }
     }
 }
@@ -515,28 +531,41 @@ impl DriveClient {
         let mut out = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let token = page.as_deref();
-            let (_, list) = hub!(self, None, |cap| {
-                let call = self
-                    .hub
-                    .files()
-                    .list()
-                    .q(q)
-                    .page_size(1000)
-                    .param("fields", LIST_FIELDS);
-                match token {
-                    Some(t) => call.page_token(t),
-                    None => call,
-                }
-                .delegate(cap)
-                .doit()
-            })?;
-            out.extend(list.files.unwrap_or_default().into_iter().map(DriveFile::from));
-            match list.next_page_token {
-                Some(t) if !t.is_empty() => page = Some(t),
-                _ => return Ok(out),
+            let (files, next) = self.list_page(q, 1000, page.as_deref()).await?;
+            out.extend(files);
+            match next {
+                Some(t) => page = Some(t),
+                None => return Ok(out),
             }
         }
+    }
+
+    /// One `files.list` page of up to `size` files of `q`, after `token`; the
+    /// token of the next page, when there is one.
+    pub async fn list_page(&self, q: &str, size: u32, token: Option<&str>) -> Result<(Vec<DriveFile>, Option<String>)> {
+        let size = i32::try_from(size).unwrap_or(1000);
+        let (_, list) = hub!(self, None, |cap| {
+            let call = self
+                .hub
+                .files()
+                .list()
+                .q(q)
+                .page_size(size)
+                .param("fields", LIST_FIELDS);
+            match token {
+                Some(t) => call.page_token(t),
+                None => call,
+            }
+            .delegate(cap)
+            .doit()
+        })?;
+        let files = list
+            .files
+            .unwrap_or_default()
+            .into_iter()
+            .map(DriveFile::from)
+            .collect();
+        Ok((files, list.next_page_token.filter(|t| !t.is_empty())))
     }
 
     /// The files named exactly `name` in any of `parents`, not trashed: the one
@@ -632,6 +661,22 @@ impl DriveClient {
             Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// `about.get` of `storageQuota`. Drive sends its figures as int64 strings,
+    /// and leaves `limit` out when the user's storage is unlimited
+    /// (<https://developers.google.com/drive/api/reference/rest/v3/about>).
+    pub async fn quota(&self) -> Result<storage_core::Quota> {
+        let (_, about) = hub!(self, None, |cap| self
+            .hub
+            .about()
+            .get()
+            .param("fields", "storageQuota")
+            .delegate(cap)
+            .doit())?;
+        let q = about.storage_quota.unwrap_or_default();
+        let bytes = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+        Ok(storage_core::Quota::new(bytes(q.limit), bytes(q.usage), None))
     }
 
     /// `about.get`, asking for the user only: a cheap authenticated call.
@@ -754,9 +799,12 @@ impl DriveClient {
     /// cannot send `Range`), which the download's resume budget governs. An
     /// answer that ignores the range (200, the whole body) is read past the
     /// bytes already held.
-    pub async fn download(&self, id: &str, offset: u64) -> Result<ByteStream> {
+    ///
+    /// With `last`, the body ends at byte `last` (inclusive): a ranged read,
+    /// sent with reqwest whatever the offset, and retried like any API call.
+    pub async fn download(&self, id: &str, offset: u64, last: Option<u64>) -> Result<ByteStream> {
         check_file_id(id)?;
-        if offset == 0 {
+        if offset == 0 && last.is_none() {
             let (resp, _) = hub!(self, Some(id), |cap| self
                 .hub
                 .files()
@@ -769,15 +817,25 @@ impl DriveClient {
             return Ok(Box::pin(stream));
         }
         let url = format!("{}files/{id}?alt=media", self.endpoints.api_base());
-        let range = format!("bytes={offset}-");
-        let resp = Exchange::new("failed to resume a drive download", self.options.read_timeout)
-            .bearer(&self.tokens)
-            .send(|| self.http.get(&url).header(reqwest::header::RANGE, &range), None)
+        let range = match last {
+            Some(last) => format!("bytes={offset}-{last}"),
+            None => format!("bytes={offset}-"),
+        };
+        let mut door =
+            Exchange::new("failed to read a range of a drive file", self.options.read_timeout).bearer(&self.tokens);
+        if last.is_some() {
+            door = door.retry(&self.options.retry);
+        }
+        let build = || self.http.get(&url).header(reqwest::header::RANGE, &range);
+        let resp = door
+            .run(build, None, |resp| async move {
+                match resp.status().as_u16() {
+                    200 | 206 => Ok(resp),
+                    _ => Err(answer_error(resp, Some(id)).await),
+                }
+            })
             .await?;
         let status = resp.status().as_u16();
-        if status != 200 && status != 206 {
-            return Err(answer_error(resp, Some(id)).await);
-        }
         let body: ByteStream = Box::pin(
             resp.bytes_stream()
                 .map(|r| r.map_err(|e| transport("drive download was cut", e))),

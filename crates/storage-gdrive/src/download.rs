@@ -15,7 +15,7 @@ use crate::client::DriveClient;
 /// size Drive reported.
 pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u64)> {
     let meta = client.document(id).await?;
-    let body = client.download(id, 0).await?;
+    let body = client.download(id, 0, None).await?;
     let expected = Expected {
         size: meta.size.unwrap_or(0),
         checksum: meta.md5_checksum.as_deref().and_then(Checksum::from_md5_hex),
@@ -27,7 +27,7 @@ pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u
     let size = expected.size;
     let stream = verified(body, expected, move |offset| {
         let (client, id) = (client.clone(), id.clone());
-        async move { client.download(&id, offset).await }
+        async move { client.download(&id, offset, None).await }
     });
     Ok((stream, size))
 }

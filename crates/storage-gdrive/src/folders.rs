@@ -62,15 +62,7 @@ pub(crate) async fn named(client: &DriveClient, user: &str) -> Result<Vec<DriveF
 
 /// The earliest created folder, and the others.
 fn split_winner(mut found: Vec<DriveFile>) -> Option<(DriveFile, Vec<DriveFile>)> {
-    found.sort_by(|a, b| {
-        if a.created_before(b) {
-            std::cmp::Ordering::Less
-        } else if b.created_before(a) {
-            std::cmp::Ordering::Greater
-        } else {
-            a.id.cmp(&b.id)
-        }
-    });
+    found.sort_by(DriveFile::creation_order);
     let mut all = found.into_iter();
     let winner = all.next()?;
     Some((winner, all.collect()))

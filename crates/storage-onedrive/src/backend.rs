@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storage_core::upload::{BufferGauge, UploadSource};
 use storage_core::{
-    ByteStream, Capabilities, Checksum, ObjectKey, ObjectMeta, ObjectName, Result, StorageBackend, StorageError,
-    TokenCell, Url,
+    ByteRange, ByteStream, Capabilities, Checksum, ObjectInfo, ObjectKey, ObjectMeta, ObjectName, Page, PageRequest,
+    PageToken, Quota, Result, StorageBackend, StorageError, TokenCell, Url,
 };
 
 use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http};
@@ -139,6 +139,10 @@ impl OneDriveBackend {
     }
 
     async fn store(&self, name: &ObjectName, source: UploadSource, size: u64) -> Result<ObjectKey> {
+        self.store_as(name, source, size, Mode::Replace).await
+    }
+
+    async fn store_as(&self, name: &ObjectName, source: UploadSource, size: u64, mode: Mode) -> Result<ObjectKey> {
         let user = name.stored_user();
         let folder = self.folders.folder_for(&self.client, &user).await?;
         let replay = match &source {
@@ -158,7 +162,7 @@ impl OneDriveBackend {
             }
             other => other?,
         };
-        self.publish(placed, &name.stored_file_name()).await
+        self.publish(placed, &name.stored_file_name(), mode).await
     }
 
     /// Uploads to a new file under a temporary name in `folder` and verifies it;
@@ -224,7 +228,12 @@ impl OneDriveBackend {
     /// eTag): a rename never replaces, so that nothing is overwritten unseen.
     /// Another put of the same name may win the name in between; the loop goes
     /// on until this one holds it, the last writer winning.
-    async fn publish(&self, (folder, item): (String, DriveItem), name: &str) -> Result<ObjectKey> {
+    ///
+    /// In [`Mode::Create`] a file that holds the name wins: the new file is
+    /// deleted and the holder's key is `AlreadyExists`. The rename is the
+    /// server's atomic step (it answers 409 `nameAlreadyExists` on a clash), so
+    /// of concurrent creators exactly one takes the name.
+    async fn publish(&self, (folder, item): (String, DriveItem), name: &str, mode: Mode) -> Result<ObjectKey> {
         let slot = Slot {
             folder,
             name: name.to_owned(),
@@ -238,6 +247,9 @@ impl OneDriveBackend {
                 match self.client.item_in(&slot).await? {
                     None => {}
                     Some(old) if old.id == item.id => return Ok(ObjectKey::new(old.id)),
+                    Some(old) if old.named(name) && old.file.is_some() && mode == Mode::Create => {
+                        return Err(StorageError::AlreadyExists { key: old.id });
+                    }
                     Some(old) if old.named(name) && old.file.is_some() => {
                         replaced |= self.client.delete_version(&old.id, old.e_tag.as_deref()).await?;
                     }
@@ -260,6 +272,13 @@ impl OneDriveBackend {
             }
         }
     }
+}
+
+/// Whether a put replaces what holds its name, or stores only when nothing does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Replace,
+    Create,
 }
 
 /// How many times a put tries to take its name from other puts of that name.
@@ -334,6 +353,60 @@ impl StorageBackend for OneDriveBackend {
 
     /// The item's pre-authenticated `@microsoft.graph.downloadUrl`. Graph decides
     /// its lifetime (minutes to an hour), so an `expires_in` over one hour is refused.
+    /// The item (size, kind, download URL), then the URL with `Range`; a cut
+    /// resumes at the next byte, an expired URL is fetched afresh.
+    async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<ByteStream> {
+        crate::download::open_range(self.client.clone(), key.as_str(), range).await
+    }
+
+    /// The files in the user's folder, one `children` page per call
+    /// (`$top` = the page size). The token is Graph's `@odata.nextLink`, which is
+    /// followed only on the Graph origin and for this user's folder.
+    async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
+        storage_core::validate_part("user_id", user_id)?;
+        let stored = storage_core::stored_name::encode_part(user_id);
+        let Some(folder) = self.folders.find(&self.client, &stored).await? else {
+            return Ok(Page::default());
+        };
+        let (items, next) = self
+            .client
+            .children_page(&folder, page.size(), page.token().map(PageToken::as_str))
+            .await?;
+        let items = items
+            .into_iter()
+            .filter(|i| i.file.is_some())
+            .filter_map(|i| {
+                let name = ObjectName::from_stored(user_id, i.name.as_deref()?)?;
+                let checksum = i.quick_xor().and_then(Checksum::from_quick_xor_base64);
+                let modified = i.last_modified.map(std::time::SystemTime::from);
+                Some(
+                    ObjectInfo::new(name, ObjectKey::new(i.id), i.size.unwrap_or(0))
+                        .with_checksum(checksum)
+                        .with_modified(modified),
+                )
+            })
+            .collect();
+        Ok(Page::new(items, next.map(PageToken::new)))
+    }
+
+    /// `GET /me/drive` with `$select=quota`; a figure Graph leaves out is `None`.
+    async fn quota(&self) -> Result<Quota> {
+        self.client.quota().await
+    }
+
+    /// Uploads and verifies under a temporary name, then renames; a file that
+    /// holds the name by then wins, and this upload is deleted.
+    async fn put_stream_if_absent(
+        &self,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        _content_type: &str,
+    ) -> Result<ObjectKey> {
+        self.store_as(name, UploadSource::Stream(body), size, Mode::Create)
+            .await
+    }
+
     async fn presigned_get_url(&self, key: &ObjectKey, expires_in: Duration) -> Result<Url> {
         if expires_in > MAX_PRESIGN {
             return Err(StorageError::invalid_input(

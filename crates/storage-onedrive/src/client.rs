@@ -86,6 +86,9 @@ pub(crate) struct DriveItem {
     /// The version tag a conditional delete names.
     #[serde(default, rename = "eTag")]
     pub e_tag: Option<String>,
+    /// When the item last changed, when the request asked for it.
+    #[serde(default, rename = "lastModifiedDateTime")]
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -462,10 +465,33 @@ impl OneDriveClient {
         self.item_at(&in_folder(slot, &[])).await
     }
 
-    /// Every item directly in a folder, across `@odata.nextLink` pages, each of
-    /// which must stay on the configured Graph origin (graph-rs-sdk would send
-    /// the bearer to wherever a next link points).
+    /// Every item directly in a folder, across `@odata.nextLink` pages.
     pub async fn children(&self, folder_id: &str) -> Result<Vec<DriveItem>> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let (page, link) = self.children_page(folder_id, 200, next.as_deref()).await?;
+            items.extend(page);
+            match link {
+                Some(l) => next = Some(l),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// One page of up to `top` items directly in a folder, from the start or
+    /// from `next` (an `@odata.nextLink`), and the next link when there is one.
+    ///
+    /// A next link is followed only when it stays on the configured Graph
+    /// origin and names this folder: graph-rs-sdk would send the bearer to
+    /// wherever a link points, and a link handed back by a caller (a stored page
+    /// token) may have been altered.
+    pub async fn children_page(
+        &self,
+        folder_id: &str,
+        top: u32,
+        next: Option<&str>,
+    ) -> Result<(Vec<DriveItem>, Option<String>)> {
         /// One page of `…/children`.
         #[derive(Debug, Deserialize)]
         struct Page {
@@ -475,35 +501,42 @@ impl OneDriveClient {
             next: Option<String>,
         }
         check_item_id(folder_id)?;
-        let mut url = self.endpoints.graph.clone();
-        url.path_segments_mut()
-            .map_err(|()| StorageError::invalid_input("the graph endpoint cannot hold a path"))?
-            .pop_if_empty()
-            .extend(["me", "drive", "items", folder_id, "children"]);
-        url.query_pairs_mut()
-            .append_pair("$select", "id,name,size,file,folder")
-            .append_pair("$top", "200");
-        let mut next = Some(url);
-        let mut items = Vec::new();
-        while let Some(page_url) = next.take() {
-            let page: Page = self
-                .api("failed to list a folder")
-                .run(|| self.http.get(page_url.clone()), None, |resp| read_json(resp, None))
-                .await?;
-            items.extend(page.value);
-            next = match page.next {
-                None => None,
-                Some(link) => {
-                    let parsed = url::Url::parse(&link)
-                        .map_err(|_| StorageError::invalid_input("graph sent a bad next link"))?;
-                    if parsed.origin() != self.endpoints.graph.origin() {
-                        return Err(StorageError::invalid_input("graph sent a next link to another host"));
-                    }
-                    Some(parsed)
-                }
-            };
+        let url = match next {
+            Some(link) => self.next_link(link, folder_id)?,
+            None => {
+                let mut url = self.endpoints.graph.clone();
+                url.path_segments_mut()
+                    .map_err(|()| StorageError::invalid_input("the graph endpoint cannot hold a path"))?
+                    .pop_if_empty()
+                    .extend(["me", "drive", "items", folder_id, "children"]);
+                url.query_pairs_mut()
+                    .append_pair("$select", "id,name,size,file,folder,lastModifiedDateTime")
+                    .append_pair("$top", &top.to_string());
+                url
+            }
+        };
+        let page: Page = self
+            .api("failed to list a folder")
+            .run(|| self.http.get(url.clone()), None, |resp| read_json(resp, None))
+            .await?;
+        Ok((page.value, page.next))
+    }
+
+    /// A next link, checked: on the Graph origin, and naming `folder_id` as a
+    /// path segment.
+    fn next_link(&self, link: &str, folder_id: &str) -> Result<url::Url> {
+        let parsed =
+            url::Url::parse(link).map_err(|_| StorageError::invalid_input("a graph next link does not parse"))?;
+        if parsed.origin() != self.endpoints.graph.origin() {
+            return Err(StorageError::invalid_input("a graph next link leads to another host"));
         }
-        Ok(items)
+        let names_folder = parsed
+            .path_segments()
+            .is_some_and(|mut segments| segments.any(|s| s == folder_id));
+        if !names_folder {
+            return Err(StorageError::invalid_input("a graph next link names another folder"));
+        }
+        Ok(parsed)
     }
 
     /// Creates a folder at the top of the drive; `None` when an item of that
@@ -570,6 +603,26 @@ impl OneDriveClient {
     /// Deletes an item (to the recycle bin); one already gone is `Ok`.
     pub async fn delete(&self, id: &str) -> Result<()> {
         self.delete_version(id, None).await.map(drop)
+    }
+
+    /// `GET /me/drive?$select=quota`: `total`, `used` and `remaining` are
+    /// numbers of bytes; each is optional, as the quota facet itself is
+    /// (<https://learn.microsoft.com/graph/api/resources/quota>).
+    pub async fn quota(&self) -> Result<storage_core::Quota> {
+        let drive: serde_json::Value = self
+            .call(Method::GET, &["me", "drive"], Some(("$select", "quota")), None, None)
+            .await?;
+        let figure = |k: &str| {
+            drive
+                .get("quota")
+                .and_then(|q| q.get(k))
+                .and_then(serde_json::Value::as_u64)
+        };
+        Ok(storage_core::Quota::new(
+            figure("total"),
+            figure("used"),
+            figure("remaining"),
+        ))
     }
 
     /// `GET /me/drive`: a cheap authenticated call.
@@ -642,24 +695,37 @@ impl OneDriveClient {
     /// The body of a pre-authenticated download URL from `offset`, sent
     /// without credentials. A server that ignores the range and answers 200
     /// with the whole body is tolerated: the first `offset` bytes are skipped.
-    pub async fn download(&self, url: &str, offset: u64) -> Result<ByteStream> {
-        let range = format!("bytes={offset}-");
+    ///
+    /// With `last`, the body ends at byte `last` (inclusive): a ranged read,
+    /// retried like an API call (429 and 5xx).
+    pub async fn download(&self, url: &str, offset: u64, last: Option<u64>) -> Result<ByteStream> {
+        let ranged = offset > 0 || last.is_some();
+        let range = match last {
+            Some(last) => format!("bytes={offset}-{last}"),
+            None => format!("bytes={offset}-"),
+        };
         let build = || {
             let req = self.http.get(url);
-            if offset > 0 {
+            if ranged {
                 req.header(reqwest::header::RANGE, &range)
             } else {
                 req
             }
         };
-        let resp = self
-            .preauthorised("failed to read a download url")
-            .send(build, None)
+        let mut door = self.preauthorised("failed to read a download url");
+        if last.is_some() {
+            door = door.retry(&self.options.retry);
+        }
+        let resp = door
+            .run(build, None, |resp| async move {
+                match resp.status().as_u16() {
+                    200 => Ok(resp),
+                    206 if ranged => Ok(resp),
+                    _ => Err(answer_error(resp, None).await),
+                }
+            })
             .await?;
         let status = resp.status().as_u16();
-        if !(status == 200 || status == 206 && offset > 0) {
-            return Err(answer_error(resp, None).await);
-        }
         let body: ByteStream = Box::pin(
             resp.bytes_stream()
                 .map(|r| r.map_err(|e| transport("a onedrive download was cut", e))),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use storage_core::download::{Expected, verified};
 use storage_core::upload::HashKind;
-use storage_core::{ByteStream, Checksum, Result, StorageError};
+use storage_core::{ByteRange, ByteStream, Checksum, Result, StorageError};
 use tokio::sync::Mutex;
 
 use crate::client::{DriveItem, OneDriveClient};
@@ -23,7 +23,7 @@ pub(crate) async fn open(api: OneDriveClient, id: &str) -> Result<(ByteStream, u
         return Err(StorageError::not_found(id));
     }
     let url = download_url(&item)?;
-    let first = api.options.retry.run(|| api.download(&url, 0)).await?;
+    let first = api.options.retry.run(|| api.download(&url, 0, None)).await?;
     let expected = Expected {
         size: item.size.unwrap_or(0),
         checksum: item.quick_xor().and_then(Checksum::from_quick_xor_base64),
@@ -35,25 +35,46 @@ pub(crate) async fn open(api: OneDriveClient, id: &str) -> Result<(ByteStream, u
     let id = id.to_owned();
     let size = expected.size;
     let stream = verified(first, expected, move |offset| {
-        let (api, id, current) = (api.clone(), id.clone(), current.clone());
-        async move {
-            let url = current.lock().await.clone();
-            match api.download(&url, offset).await {
-                // A short-lived URL that has expired: ask for a fresh one, once.
-                Err(
-                    StorageError::NotFound { .. }
-                    | StorageError::PermissionDenied { .. }
-                    | StorageError::CloudConnection { .. },
-                ) => {
-                    let fresh = download_url(&api.get_item(&id).await?)?;
-                    *current.lock().await = fresh.clone();
-                    api.download(&fresh, offset).await
-                }
-                other => other,
-            }
-        }
+        fetch(api.clone(), id.clone(), current.clone(), offset, None)
     });
     Ok((stream, size))
+}
+
+/// Opens bytes `range` of item `id`: the item first (size, kind, URL), then
+/// the URL with `Range`, resumed at the next byte after a cut.
+pub(crate) async fn open_range(api: OneDriveClient, id: &str, range: ByteRange) -> Result<ByteStream> {
+    let item = api.document(id).await?;
+    let (first, len) = range.resolve(item.size.unwrap_or(0))?;
+    let last = (first + len).saturating_sub(1);
+    let current = Arc::new(Mutex::new(download_url(&item)?));
+    let (id, resumes) = (id.to_owned(), api.options.download_resumes);
+    Ok(storage_core::range::read(first, len, resumes, move |offset| {
+        fetch(api.clone(), id.clone(), current.clone(), offset, Some(last))
+    }))
+}
+
+/// The body from `offset` (to `last`) through the current download URL; a
+/// short-lived URL that has expired is fetched afresh, once.
+async fn fetch(
+    api: OneDriveClient,
+    id: String,
+    current: Arc<Mutex<String>>,
+    offset: u64,
+    last: Option<u64>,
+) -> Result<ByteStream> {
+    let url = current.lock().await.clone();
+    match api.download(&url, offset, last).await {
+        Err(
+            StorageError::NotFound { .. }
+            | StorageError::PermissionDenied { .. }
+            | StorageError::CloudConnection { .. },
+        ) => {
+            let fresh = download_url(&api.get_item(&id).await?)?;
+            *current.lock().await = fresh.clone();
+            api.download(&fresh, offset, last).await
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn download_url(item: &DriveItem) -> Result<String> {

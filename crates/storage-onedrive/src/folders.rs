@@ -45,6 +45,24 @@ impl Folders {
         Err(crate::error::folder_race())
     }
 
+    /// The id of the folder named `user`, from the cache or a lookup; `None`
+    /// when there is none, or when the path holds another user's folder (one
+    /// whose name differs only in case). Nothing is created.
+    pub async fn find(&self, api: &OneDriveClient, user: &str) -> Result<Option<String>> {
+        let slot = self.ids.slot(user);
+        let mut cached = slot.lock().await;
+        if let Some(id) = cached.as_ref() {
+            return Ok(Some(id.clone()));
+        }
+        match api.top_level(user).await? {
+            Some(item) if item.folder.is_some() && item.named(user) => {
+                *cached = Some(item.id.clone());
+                Ok(Some(item.id))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Forgets a cached folder that turned out to be gone.
     pub async fn forget(&self, user: &str) {
         self.ids.forget(user).await;
