@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(ByteRange::last(1).resolve(10).unwrap(), (9, 1));
         assert_eq!(ByteRange::from(10..).resolve(10).unwrap(), (10, 0));
         assert!(ByteRange::from(10..11).resolve(10).is_err());
-        assert!(ByteRange::from(5..4).resolve(10).is_err());
+        assert!(ByteRange::Span { start: 5, end: 4 }.resolve(10).is_err());
     }
 
     fn source(

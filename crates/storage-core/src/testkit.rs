@@ -20,7 +20,9 @@ use crate::error::StorageError;
 use crate::name::{ObjectKey, ObjectName};
 
 mod purge;
+mod reads;
 pub use purge::{HOSTILE_USER_IDS, PurgeFixture, run_purge_check, seed_two_users, verify_after_purge};
+pub use reads::CREATORS;
 
 /// The sizes every round trip covers: empty, one byte, either side of the
 /// 320 KiB Graph fragment unit, and past Drive's 5 MiB multipart cut-off.
@@ -57,6 +59,10 @@ pub const CHECKS: &[&str] = &[
     "case_users",
     "folder_keys",
     "presign",
+    "ranges",
+    "listing",
+    "quota",
+    "create_if_absent",
 ];
 
 /// What a conformance run found.
@@ -794,6 +800,10 @@ pub async fn run_conformance_with(backend: &dyn StorageBackend, folders: &dyn Fo
         }),
     }
     check(&mut report, "presign", || presign(r)).await;
+    check(&mut report, "ranges", || reads::ranges(r)).await;
+    check(&mut report, "listing", || reads::listing(r)).await;
+    check(&mut report, "quota", || reads::quota(r)).await;
+    check(&mut report, "create_if_absent", || reads::create_if_absent(r)).await;
     report
 }
 
@@ -874,6 +884,24 @@ mod tests {
         }
         async fn health_check(&self) -> Result<()> {
             Ok(())
+        }
+        async fn get_range(&self, key: &ObjectKey, range: crate::ByteRange) -> Result<ByteStream> {
+            self.inner.get_range(key, range).await
+        }
+        async fn list_user(&self, user_id: &str, page: &crate::PageRequest) -> Result<crate::Page> {
+            self.inner.list_user(user_id, page).await
+        }
+        async fn quota(&self) -> Result<crate::Quota> {
+            self.inner.quota().await
+        }
+        async fn put_stream_if_absent(
+            &self,
+            name: &ObjectName,
+            body: ByteStream,
+            size: u64,
+            ct: &str,
+        ) -> Result<ObjectKey> {
+            self.inner.put_stream_if_absent(name, body, size, ct).await
         }
         async fn purge_user(&self, user_id: &str) -> Result<crate::PurgeReport> {
             self.inner.purge_user(user_id).await
