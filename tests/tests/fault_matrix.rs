@@ -22,7 +22,8 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use storage_core::testkit::payload as data;
 use storage_core::{
-    ByteStream, ConnectionReason, ObjectKey, ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell,
+    ByteRange, ByteStream, ConnectionReason, ObjectKey, ObjectName, PageRequest, RetryPolicy, StorageBackend,
+    StorageError, TokenCell,
 };
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin, Provider};
 use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleDriveBackend, GoogleEndpoints};
@@ -63,9 +64,13 @@ enum Op {
     /// sequence serves them all, so the token endpoint's budget is that of one
     /// call, and every caller gets the same outcome.
     RefreshStorm,
+    /// `get_range` of 4000 bytes in the middle of the object: metadata, then a ranged GET.
+    GetRange,
+    /// `list_user` in pages of one: the folder, then a listing call per page.
+    List,
 }
 
-const OPS: [Op; 11] = [
+const OPS: [Op; 13] = [
     Op::PutSmall,
     Op::PutResumable,
     Op::PutStream,
@@ -77,6 +82,8 @@ const OPS: [Op; 11] = [
     Op::Refresh,
     Op::RefreshPutStream,
     Op::RefreshStorm,
+    Op::GetRange,
+    Op::List,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,81 +157,81 @@ const NOT_TOKEN: Expect = Expect::Na("token endpoints do not answer with Drive's
 const NO_BODY: Expect = Expect::Na("a delete answer has no JSON body to spoil");
 
 /// Ops: put small, put resumable, put_stream, get, get_stream, stat, delete, health, refresh,
-/// refresh during a put_stream, a refresh that many callers wait on.
+/// refresh during a put_stream, a refresh that many callers wait on, a ranged read, a listing.
 #[rustfmt::skip]
-const TABLE: &[(Fault, [Expect; 11], [Expect; 11])] = &[
+const TABLE: &[(Fault, [Expect; 13], [Expect; 13])] = &[
     (Fault::None,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     // A refused token: the backend says so; the managed connection is a
     // configuration error when the token endpoint itself answers 401 (the client).
     (Fault::Unauthorized401,
-        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT, INVALID_CLIENT],
-        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT, INVALID_CLIENT]),
+        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT, INVALID_CLIENT, TOKEN_EXPIRED, TOKEN_EXPIRED],
+        [TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, TOKEN_EXPIRED, INVALID_CLIENT, INVALID_CLIENT, INVALID_CLIENT, TOKEN_EXPIRED, TOKEN_EXPIRED]),
     (Fault::DriveRateLimit403,
-        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN, NOT_TOKEN],
-        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN, NOT_TOKEN, OK, OK],
+        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
     (Fault::DriveUserRateLimit403,
-        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN, NOT_TOKEN],
-        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, NOT_TOKEN, NOT_TOKEN, NOT_TOKEN, OK, OK],
+        [NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH, NOT_GRAPH]),
     (Fault::TooMany429Secs,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::TooMany429Date,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Unavailable503Secs,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Unavailable503Date,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Internal500,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::BadGateway502,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::GatewayTimeout504,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::Internal500Always,
-        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500],
-        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500]),
+        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500],
+        [P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500, P500]),
     (Fault::TooMany429Always,
-        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED],
-        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED]),
+        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED],
+        [THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED, THROTTLED]),
     (Fault::ResetBeforeResponse,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::ResetAfterProcessing,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::ResetMidBody,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::TruncatedBody,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::PartialChunk,
-        [MULTIPART, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
-        [OK, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
+        [MULTIPART, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
+        [OK, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
     // A session lost after a stream's first chunk was acknowledged cannot be replayed.
     (Fault::ExpiredSession,
-        [MULTIPART, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
-        [OK, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
+        [MULTIPART, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
+        [OK, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
     (Fault::TokenEndpoint5xx,
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK],
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK]),
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK, NO_TOKEN_CALL, NO_TOKEN_CALL],
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK, NO_TOKEN_CALL, NO_TOKEN_CALL]),
     (Fault::TokenInvalidGrant,
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT, INVALID_GRANT],
-        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT, INVALID_GRANT]),
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT, INVALID_GRANT, NO_TOKEN_CALL, NO_TOKEN_CALL],
+        [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, INVALID_GRANT, INVALID_GRANT, INVALID_GRANT, NO_TOKEN_CALL, NO_TOKEN_CALL]),
     (Fault::SlowerThanTimeout,
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+        [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::MalformedJson,
-        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED, MALFORMED],
-        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED, MALFORMED]),
+        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED],
+        [MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, NO_BODY, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED, MALFORMED]),
 ];
 
 // ---------------------------------------------------------------------------
@@ -330,7 +337,7 @@ fn targets(p: P, op: Op) -> (Target, Target) {
             t(Api, "POST", "/upload/drive/v3/files", 0),
             t(Content, "PUT", "/upload/drive/v3/files", 1),
         ),
-        (P::Gdrive, Op::Get | Op::GetStream) => (
+        (P::Gdrive, Op::Get | Op::GetStream | Op::GetRange) => (
             t(Api, "GET", "/drive/v3/files/*", 0),
             t(Api, "GET", "/drive/v3/files/*", 1),
         ),
@@ -346,6 +353,8 @@ fn targets(p: P, op: Op) -> (Target, Target) {
             let x = t(Api, "GET", "/drive/v3/about", 0);
             (x, x)
         }
+        // The folder lookup, then the pages.
+        (P::Gdrive, Op::List) => (t(Api, "GET", "/drive/v3/files", 0), t(Api, "GET", "/drive/v3/files", 1)),
         (P::Gdrive, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm) => {
             let x = t(Api, "POST", "/token", 0);
             (x, x)
@@ -358,7 +367,7 @@ fn targets(p: P, op: Op) -> (Target, Target) {
             t(Api, "POST", "/v1.0/*createUploadSession", 0),
             t(Content, "PUT", "/up/*", 1),
         ),
-        (P::Onedrive, Op::Get | Op::GetStream) => (
+        (P::Onedrive, Op::Get | Op::GetStream | Op::GetRange) => (
             t(Api, "GET", "/v1.0/me/drive/items/*", 0),
             t(Content, "GET", "/dl/*", 0),
         ),
@@ -372,6 +381,11 @@ fn targets(p: P, op: Op) -> (Target, Target) {
         }
         (P::Onedrive, Op::Health) => {
             let x = t(Api, "GET", "/v1.0/me/drive", 0);
+            (x, x)
+        }
+        // The folder id is cached by the puts that seeded the cell: the pages.
+        (P::Onedrive, Op::List) => {
+            let x = t(Api, "GET", "/v1.0/me/drive/items/*/children", 0);
             (x, x)
         }
         (P::Onedrive, Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm) => {
@@ -433,7 +447,7 @@ fn fault_rule(p: P, op: Op, fault: Fault) -> Option<FaultRule> {
         // A JSON answer cut into nonsense: the metadata of a download, the final
         // answer of an upload.
         Fault::MalformedJson => {
-            let target = if matches!(op, Op::Get | Op::GetStream) {
+            let target = if matches!(op, Op::Get | Op::GetStream | Op::GetRange) {
                 api
             } else {
                 body
@@ -630,6 +644,31 @@ async fn run_op(
         }
         Op::Delete => b.delete_object(target).await.map(|()| None),
         Op::Health => b.health_check().await.map(|()| None),
+        Op::GetRange => {
+            let s = b.get_range(target, ByteRange::from(1000..5000)).await?;
+            let got = storage_core::stream::collect(s, 4000).await?;
+            if got != data(TARGET_SIZE, 2).slice(1000..5000) {
+                return Err(StorageError::integrity("matrix: get_range returned other bytes"));
+            }
+            Ok(None)
+        }
+        Op::List => {
+            let mut request = PageRequest::first(1)?;
+            let mut names = Vec::new();
+            loop {
+                let page = b.list_user("user-m", &request).await?;
+                names.extend(page.items.into_iter().map(|i| i.name.document_id().to_owned()));
+                match page.next {
+                    Some(token) => request = request.after(token),
+                    None => break,
+                }
+            }
+            names.sort();
+            if names != ["seed", "target"] {
+                return Err(StorageError::integrity(format!("matrix: list_user returned {names:?}")));
+            }
+            Ok(None)
+        }
         Op::Refresh => {
             let meta = b.stat_object(seed).await?;
             if meta.size != SEED_SIZE as u64 {
@@ -787,12 +826,13 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
 
     // The retry budget.
     let (api, body) = targets(p, op);
-    let counted =
-        if fault == Fault::Unauthorized401 || fault == Fault::MalformedJson && matches!(op, Op::Get | Op::GetStream) {
-            api
-        } else {
-            body
-        };
+    let counted = if fault == Fault::Unauthorized401
+        || fault == Fault::MalformedJson && matches!(op, Op::Get | Op::GetStream | Op::GetRange)
+    {
+        api
+    } else {
+        body
+    };
     out.target_requests = counted.count(&emu);
     let max = MAX_ATTEMPTS as usize;
     if let Some(base) = baseline {
@@ -800,7 +840,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
         // restart once; a download may resume; anything else retries in place.
         let allowed = if put && op != Op::PutSmall || p == P::Onedrive && op == Op::PutSmall {
             2 * base + 2 * max
-        } else if matches!(op, Op::Get | Op::GetStream) {
+        } else if matches!(op, Op::Get | Op::GetStream | Op::GetRange) {
             base + max + DOWNLOAD_RESUMES as usize
         } else {
             base + max - 1

@@ -72,7 +72,9 @@ pub struct EmulatorBuilder {
     microsoft_app: AppCredentials,
     invalidate_rotated_refresh_tokens: bool,
     reject_auth_on_download_url: bool,
-    drive_quota_bytes: u64,
+    drive_quota_bytes: Option<u64>,
+    graph_quota_bytes: Option<u64>,
+    max_page_size: Option<usize>,
     graph_session_conflict_default: String,
     log_requests: bool,
     download_url_lifetime: Duration,
@@ -98,7 +100,9 @@ impl Default for EmulatorBuilder {
             microsoft_app: AppCredentials::new("emulator-microsoft-client", "emulator-microsoft-secret"),
             invalidate_rotated_refresh_tokens: false,
             reject_auth_on_download_url: false,
-            drive_quota_bytes: 15 * 1024 * 1024 * 1024,
+            drive_quota_bytes: Some(15 * 1024 * 1024 * 1024),
+            graph_quota_bytes: Some(crate::microsoft::store::DRIVE_QUOTA),
+            max_page_size: None,
             // https://learn.microsoft.com/graph/api/driveitem-createuploadsession: the default
             // conflict behaviour of an upload session is `fail`.
             graph_session_conflict_default: "fail".to_owned(),
@@ -191,7 +195,39 @@ impl EmulatorBuilder {
     /// on uploads.
     #[must_use]
     pub fn drive_quota_bytes(mut self, bytes: u64) -> Self {
-        self.drive_quota_bytes = bytes;
+        self.drive_quota_bytes = Some(bytes);
+        self
+    }
+
+    /// Drive storage without a limit: `about.get` leaves `storageQuota.limit` out, as
+    /// Drive does "if the user has unlimited storage"
+    /// (<https://developers.google.com/drive/api/reference/rest/v3/about>), and uploads
+    /// are never refused for space.
+    #[must_use]
+    pub fn drive_quota_unlimited(mut self) -> Self {
+        self.drive_quota_bytes = None;
+        self
+    }
+
+    /// The Graph drive's `quota.total` in bytes (default 1 TiB), enforced on upload
+    /// sessions; `None` leaves the `quota` facet out of the drive resource, which
+    /// Graph documents as optional
+    /// (<https://learn.microsoft.com/graph/api/resources/drive>), and enforces nothing.
+    #[must_use]
+    pub fn graph_quota_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.graph_quota_bytes = bytes;
+        self
+    }
+
+    /// The most items one listing page holds, whatever the client asks for: Drive
+    /// warns that "partial or empty result pages are possible even before the end
+    /// of the files list has been reached"
+    /// (<https://developers.google.com/drive/api/reference/rest/v3/files/list>), and
+    /// Graph may return fewer items than `$top` (<https://learn.microsoft.com/graph/paging>).
+    /// Small values make every listing of a client page.
+    #[must_use]
+    pub fn max_page_size(mut self, items: usize) -> Self {
+        self.max_page_size = Some(items.max(1));
         self
     }
 
@@ -267,6 +303,8 @@ impl EmulatorBuilder {
                 invalidate_rotated_refresh_tokens: self.invalidate_rotated_refresh_tokens,
                 reject_auth_on_download_url: self.reject_auth_on_download_url,
                 drive_quota_bytes: self.drive_quota_bytes,
+                graph_quota_bytes: self.graph_quota_bytes,
+                max_page_size: self.max_page_size,
                 graph_session_conflict_default: self.graph_session_conflict_default,
                 log_requests: self.log_requests,
             },

@@ -24,7 +24,12 @@ pub(crate) struct Config {
     pub upload_session_lifetime: chrono::Duration,
     pub invalidate_rotated_refresh_tokens: bool,
     pub reject_auth_on_download_url: bool,
-    pub drive_quota_bytes: u64,
+    /// `None`: unlimited.
+    pub drive_quota_bytes: Option<u64>,
+    /// `None`: no quota facet, nothing enforced.
+    pub graph_quota_bytes: Option<u64>,
+    /// The most items a listing page holds, whatever was asked.
+    pub max_page_size: Option<usize>,
     pub graph_session_conflict_default: String,
     pub log_requests: bool,
 }

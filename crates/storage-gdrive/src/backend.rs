@@ -269,11 +269,26 @@ impl GoogleDriveBackend {
     /// left. Ordering by creation time (then id) makes the last one created
     /// win in every process. Best effort: a failure here leaves an older copy,
     /// never loses the new one.
+    ///
+    /// A listing that pages while other puts delete their older copies can
+    /// skip a file (Drive promises nothing of pages under concurrent change, and
+    /// may cut pages short), so the listing is repeated until it shows no older
+    /// copy, a few times at most.
     async fn remove_older_copies(&self, folder: &str, file_name: &str, new: &DriveFile) {
-        if let Ok(files) = self.client.find_named(&[folder], file_name, Kind::File).await {
+        for _ in 0..CLEANUP_ROUNDS {
+            let Ok(files) = self.client.find_named(&[folder], file_name, Kind::File).await else {
+                return;
+            };
             // The listing's own entry for the new file is the authority on its time.
             let new = files.iter().find(|f| f.id == new.id).unwrap_or(new);
-            for f in files.iter().filter(|f| f.id != new.id && f.created_before(new)) {
+            let older: Vec<&DriveFile> = files
+                .iter()
+                .filter(|f| f.id != new.id && f.created_before(new))
+                .collect();
+            if older.is_empty() {
+                return;
+            }
+            for f in older {
                 let _ = self.client.delete(&f.id).await;
             }
         }
@@ -284,6 +299,9 @@ enum Body {
     Small(Bytes),
     Large(UploadSource, u64),
 }
+
+/// How many listings a put makes at most to remove the copies its name replaces.
+const CLEANUP_ROUNDS: usize = 3;
 
 /// Whether a put replaces what holds its name, or stores only when nothing does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

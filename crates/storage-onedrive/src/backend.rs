@@ -368,10 +368,17 @@ impl StorageBackend for OneDriveBackend {
         let Some(folder) = self.folders.find(&self.client, &stored).await? else {
             return Ok(Page::default());
         };
-        let (items, next) = self
-            .client
-            .children_page(&folder, page.size(), page.token().map(PageToken::as_str))
-            .await?;
+        let token = page.token().map(PageToken::as_str);
+        let (items, next) = match self.client.children_page(&folder, page.size(), token).await {
+            // A `$skiptoken` Graph no longer honours: 400, or 410 Gone as delta links
+            // answer (<https://learn.microsoft.com/graph/api/driveitem-delta>).
+            Err(StorageError::Provider { status: 400 | 410, .. }) if token.is_some() => {
+                return Err(StorageError::invalid_input(
+                    "graph refused the page token (expired, or from another listing); list from the first page",
+                ));
+            }
+            other => other?,
+        };
         let items = items
             .into_iter()
             .filter(|i| i.file.is_some())

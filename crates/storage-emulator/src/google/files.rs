@@ -266,6 +266,7 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, Extension(ctx): Exte
         .map(DriveFile::resource)
         .collect();
     drop(drive);
+    let page_size = shared.config.max_page_size.map_or(page_size, |cap| page_size.min(cap));
     let end = (offset + page_size).min(hits.len());
     let page = hits.get(offset.min(end)..end).unwrap_or_default().to_vec();
     let mut body = json!({"kind": "drive#fileList", "incompleteSearch": false, "files": page});
@@ -306,11 +307,14 @@ pub(crate) async fn about(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
             "permissionId": "00000000000000000001",
         },
         "storageQuota": {
-            "limit": shared.config.drive_quota_bytes.to_string(),
             "usage": usage.to_string(),
             "usageInDrive": usage.to_string(),
             "usageInDriveTrash": trash.to_string(),
         },
     });
+    let mut body = body;
+    if let Some(limit) = shared.config.drive_quota_bytes {
+        body["storageQuota"]["limit"] = json!(limit.to_string());
+    }
     respond_masked(&ctx, &body, "*", 200)
 }

@@ -103,7 +103,11 @@ fn store(
     mime: Option<String>,
 ) -> Response {
     let mut drive = shared.drive.lock();
-    if drive.usage() + content.len() as u64 > shared.config.drive_quota_bytes {
+    if shared
+        .config
+        .drive_quota_bytes
+        .is_some_and(|limit| drive.usage() + content.len() as u64 > limit)
+    {
         drop(drive);
         return quota_exceeded();
     }
@@ -308,7 +312,11 @@ pub(crate) async fn session(State(shared): State<Arc<Shared>>, Extension(ctx): E
     let data = Bytes::from(std::mem::take(&mut session.data));
     let target = session.target.clone();
     let mime = session.mime_type.clone();
-    if drive.usage() + data.len() as u64 > shared.config.drive_quota_bytes {
+    if shared
+        .config
+        .drive_quota_bytes
+        .is_some_and(|limit| drive.usage() + data.len() as u64 > limit)
+    {
         return quota_exceeded();
     }
     let result = match &target {

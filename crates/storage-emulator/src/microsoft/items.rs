@@ -60,7 +60,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, Extension(ctx): 
     };
     match address {
         Address::Drive if ctx.method == Method::GET => {
-            let drive = shared.graph.lock().drive_json();
+            let drive = shared.graph.lock().drive_json(shared.config.graph_quota_bytes);
             json_response(200, &select(drive, &ctx), GRAPH_JSON)
         }
         Address::Drive => method_not_allowed(),
@@ -187,9 +187,9 @@ fn decode_skip(token: &str) -> Option<usize> {
 /// <https://learn.microsoft.com/graph/api/driveitem-list-children>).
 fn list_children(shared: &Shared, ctx: &Ctx, base: &str, path: &[String]) -> Response {
     let top = match ctx.param("$top") {
-        None => PAGE_SIZE,
+        None => PAGE_SIZE.min(shared.config.max_page_size.unwrap_or(PAGE_SIZE)),
         Some(t) => match t.parse::<usize>() {
-            Ok(n) if n >= 1 => n.min(PAGE_SIZE),
+            Ok(n) if n >= 1 => n.min(PAGE_SIZE).min(shared.config.max_page_size.unwrap_or(PAGE_SIZE)),
             _ => return graph_error(400, "invalidRequest", "Invalid $top value."),
         },
     };

@@ -16,6 +16,7 @@ use crate::info::GraphItemInfo;
 pub(crate) const DRIVE_TYPE: &str = "business";
 
 /// Quota of the emulated drive (1 TiB).
+/// The default `quota.total` of the Graph drive: 1 TiB, OneDrive's usual plan.
 pub(crate) const DRIVE_QUOTA: u64 = 1 << 40;
 
 /// One file or folder.
@@ -506,11 +507,12 @@ impl GraphStore {
     }
 
     /// The drive resource (<https://learn.microsoft.com/graph/api/resources/drive>); quota
-    /// values are numbers; `state` is `normal` above 10 % free.
-    pub(crate) fn drive_json(&self) -> Value {
+    /// values are numbers; `state` is `normal` above 10 % free. With no quota
+    /// (`None`) the optional `quota` facet is left out.
+    pub(crate) fn drive_json(&self, quota: Option<u64>) -> Value {
         let used = self.used();
         let now = rfc3339_secs(Utc::now());
-        json!({
+        let mut drive = json!({
             "id": self.drive_id,
             "driveType": DRIVE_TYPE,
             "name": "OneDrive",
@@ -518,14 +520,20 @@ impl GraphStore {
             "lastModifiedDateTime": now,
             "webUrl": "https://emulator.invalid/personal/user/Documents",
             "owner": {"user": {"displayName": "Emulator User", "id": "00000000-0000-0000-0000-000000000001"}},
-            "quota": {
-                "total": DRIVE_QUOTA,
+            "quota": quota.map(|total| json!({
+                "total": total,
                 "used": used,
-                "remaining": DRIVE_QUOTA - used.min(DRIVE_QUOTA),
+                "remaining": total - used.min(total),
                 "deleted": 0,
                 "state": "normal",
-            },
-        })
+            })),
+        });
+        if quota.is_none()
+            && let Some(fields) = drive.as_object_mut()
+        {
+            fields.remove("quota");
+        }
+        drive
     }
 
     fn info(&self, item: &GraphItem) -> GraphItemInfo {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::answers::{item_not_found, json_object};
-use super::store::{Conflict, DRIVE_QUOTA, GraphSession};
+use super::store::{Conflict, GraphSession};
 use super::write::{Target, put_outcome, resolve_target};
 use crate::errors::{GRAPH_JSON, graph_error, graph_error_inner, json_response};
 use crate::faults::FaultAction;
@@ -49,7 +49,10 @@ pub(crate) fn create_session(shared: &Shared, ctx: &Ctx, base: &str, path: &[Str
     let total = item.and_then(|i| i.get("fileSize")).and_then(Value::as_u64);
     let body_name = item.and_then(|i| i.get("name")).and_then(Value::as_str);
     let mut graph = shared.graph.lock();
-    if total.is_some_and(|t| t > DRIVE_QUOTA.saturating_sub(graph.used())) {
+    let quota = shared.config.graph_quota_bytes;
+    if let (Some(t), Some(q)) = (total, quota)
+        && t > q.saturating_sub(graph.used())
+    {
         return graph_error(507, "quotaLimitReached", "The maximum storage quota has been reached.");
     }
     let (parent, name) = match resolve_target(&mut graph, base, path) {
