@@ -112,6 +112,27 @@ pub enum Command {
         /// Where to write it; `-` (the default) is stdout.
         #[arg(short, long, default_value = "-")]
         output: String,
+        /// Only these bytes: `FIRST-LAST` (inclusive, as HTTP writes it), `FIRST-` or `-COUNT`.
+        #[arg(long, allow_hyphen_values = true)]
+        range: Option<String>,
+    },
+    /// List the objects stored for a user, page by page.
+    Ls {
+        /// The user whose objects to list.
+        #[arg(long)]
+        user: String,
+        /// Objects per request (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        page_size: u32,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The drive's total, used and remaining bytes (`-` where unknown or unlimited).
+    Quota {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Size, media type and checksum of an object.
     Stat {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use storage_core::{ObjectKey, ObjectName, StorageBackend, StorageError};
+use storage_core::{ByteRange, ObjectKey, ObjectName, PageRequest, StorageBackend, StorageError};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::exit::Failure;
@@ -54,11 +54,24 @@ pub async fn put(
 }
 
 /// `storage get`.
-pub async fn get(backend: Arc<dyn StorageBackend>, key: &str, output: &str, quiet: bool) -> Result<(), Failure> {
+pub async fn get(
+    backend: Arc<dyn StorageBackend>,
+    key: &str,
+    output: &str,
+    range: Option<ByteRange>,
+    quiet: bool,
+) -> Result<(), Failure> {
     let key = ObjectKey::new(key);
     let size = backend.stat_object(&key).await?.size;
-    let bar = progress::bar(size, "download", quiet);
-    let mut stream = progress::track(backend.get_stream(&key).await?, bar.clone());
+    let (stream, len) = match range {
+        None => (backend.get_stream(&key).await?, size),
+        Some(r) => {
+            let (_, len) = r.resolve(size)?;
+            (backend.get_range(&key, r).await?, len)
+        }
+    };
+    let bar = progress::bar(len, "download", quiet);
+    let mut stream = progress::track(stream, bar.clone());
     let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if output == "-" {
         Box::new(tokio::io::stdout())
     } else {
@@ -103,6 +116,58 @@ pub async fn stat(backend: Arc<dyn StorageBackend>, key: &str, json: bool) -> Re
             "checksum      {}",
             meta.checksum.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
         ));
+    }
+    Ok(())
+}
+
+/// `storage ls`: every page, as it arrives.
+pub async fn ls(backend: Arc<dyn StorageBackend>, user: &str, page_size: u32, json: bool) -> Result<(), Failure> {
+    let mut request = PageRequest::first(page_size)?;
+    loop {
+        let page = backend.list_user(user, &request).await?;
+        for item in &page.items {
+            let modified = item
+                .modified
+                .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
+            if json {
+                let v = serde_json::json!({
+                    "key": item.key.as_str(),
+                    "user": item.name.user_id(),
+                    "document": item.name.document_id(),
+                    "extension": item.name.extension(),
+                    "size": item.size,
+                    "checksum": item.checksum.map(|c| c.to_string()),
+                    "modified": modified,
+                });
+                out::line(&v.to_string());
+            } else {
+                out::line(&format!(
+                    "{}\t{}\t{}\t{}",
+                    item.key,
+                    item.size,
+                    modified.as_deref().unwrap_or("-"),
+                    item.name.file_name()
+                ));
+            }
+        }
+        match page.next {
+            Some(token) => request = request.after(token),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `storage quota`.
+pub async fn quota(backend: Arc<dyn StorageBackend>, json: bool) -> Result<(), Failure> {
+    let q = backend.quota().await?;
+    if json {
+        let v = serde_json::json!({"total": q.total, "used": q.used, "remaining": q.remaining});
+        out::line(&v.to_string());
+    } else {
+        let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        out::line(&format!("total      {}", show(q.total)));
+        out::line(&format!("used       {}", show(q.used)));
+        out::line(&format!("remaining  {}", show(q.remaining)));
     }
     Ok(())
 }

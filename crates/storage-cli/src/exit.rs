@@ -51,7 +51,7 @@ impl Failure {
                 } => 4,
                 StorageError::RateLimited { .. } => 5,
                 StorageError::Integrity { .. } => 6,
-                StorageError::QuotaExceeded => 7,
+                StorageError::QuotaExceeded | StorageError::InsufficientStorage { .. } => 7,
                 StorageError::AppQuotaExceeded { .. } => 8,
                 _ => 1,
             },

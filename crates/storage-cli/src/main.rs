@@ -15,7 +15,7 @@ mod purge;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use storage_core::{ObjectKey, ObjectName};
+use storage_core::{ByteRange, ObjectKey, ObjectName};
 
 use crate::cli::{Auth, Cli, Command, Connections, Presign};
 use crate::exit::Failure;
@@ -61,7 +61,12 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             let name = ObjectName::new(user, document, ext)?;
             commands::put(backend().await?, name, content_type, path, cli.quiet).await
         }
-        Command::Get { key, output } => commands::get(backend().await?, key, output, cli.quiet).await,
+        Command::Get { key, output, range } => {
+            let range = range.as_deref().map(str::parse::<ByteRange>).transpose()?;
+            commands::get(backend().await?, key, output, range, cli.quiet).await
+        }
+        Command::Ls { user, page_size, json } => commands::ls(backend().await?, user, *page_size, *json).await,
+        Command::Quota { json } => commands::quota(backend().await?, *json).await,
         Command::Stat { key, json } => commands::stat(backend().await?, key, *json).await,
         Command::Rm { key } => Ok(backend().await?.delete_object(&ObjectKey::new(key.clone())).await?),
         Command::Health => {

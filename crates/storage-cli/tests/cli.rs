@@ -198,6 +198,43 @@ fn every_command_through_the_binary_for_both_providers() {
         assert!(health.status.success());
         assert_eq!(text(&health.stdout).trim(), "healthy");
 
+        let range = run(&["get", &key, "--range", "1000-1999"], None, &mut logs);
+        assert!(range.status.success(), "{}", text(&range.stderr));
+        assert_eq!(range.stdout, &body[1000..2000], "{provider}: --range bytes differ");
+        let tail = run(&["get", &key, "--range", "-10"], None, &mut logs);
+        assert_eq!(tail.stdout, &body[body.len() - 10..]);
+        let past = run(&["get", &key, "--range", "9999999-"], None, &mut logs);
+        assert_eq!(past.status.code(), Some(2), "a range past the end is bad input");
+        assert!(
+            text(&past.stderr).contains(&format!("{} bytes", body.len())),
+            "{}",
+            text(&past.stderr)
+        );
+
+        let ls = run(&["ls", "--user", "u1", "--page-size", "1", "--json"], None, &mut logs);
+        assert!(ls.status.success(), "{}", text(&ls.stderr));
+        let listed: Vec<serde_json::Value> = text(&ls.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut documents: Vec<&str> = listed.iter().map(|v| v["document"].as_str().unwrap()).collect();
+        documents.sort_unstable();
+        assert_eq!(documents, ["d1", "d2"], "{provider}: {listed:?}");
+        let d1 = listed.iter().find(|v| v["document"] == "d1").unwrap();
+        assert_eq!(
+            (d1["key"].as_str(), d1["extension"].as_str()),
+            (Some(key.as_str()), Some(".pdf"))
+        );
+        assert_eq!(d1["size"], body.len() as u64);
+
+        let quota = run(&["quota", "--json"], None, &mut logs);
+        assert!(quota.status.success(), "{}", text(&quota.stderr));
+        let q: serde_json::Value = serde_json::from_slice(&quota.stdout).unwrap();
+        assert!(
+            q["total"].as_u64().unwrap() > 0 && q["used"].as_u64().unwrap() >= body.len() as u64,
+            "{q}"
+        );
+
         let presign = run(&["presign", "get", &key, "--expires", "15m"], None, &mut logs);
         if provider == "onedrive" {
             assert!(presign.status.success(), "{}", text(&presign.stderr));

@@ -137,10 +137,10 @@ impl GoogleDriveBackend {
         let user = name.stored_user();
         let file_name = name.stored_file_name();
         let folder = self.folders.folder_for(&self.client, &user).await?;
-        if mode == Mode::Create {
-            if let Some(first) = self.copies(&folder, &file_name).await?.into_iter().next() {
-                return Err(StorageError::AlreadyExists { key: first.id });
-            }
+        if mode == Mode::Create
+            && let Some(first) = self.copies(&folder, &file_name).await?.into_iter().next()
+        {
+            return Err(StorageError::AlreadyExists { key: first.id });
         }
         let (file, folder) = match self.store_in(&folder, &file_name, content_type, body).await {
             Err((StorageError::NotFound { .. }, Some(body))) => {
