@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use storage_core::testkit::payload;
-use storage_core::{ObjectName, StorageBackend, StorageError};
+use storage_core::{ObjectName, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle, Origin};
 use storage_factory::MemoryCredentialStore;
 use storage_tests::emulator::{factory_builder, grant, quick_retry};

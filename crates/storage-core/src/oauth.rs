@@ -89,6 +89,9 @@ pub struct TokenGrant {
     /// A refresh token, when the endpoint sent one: Microsoft rotates it on
     /// every refresh, Google usually sends none on refresh.
     pub refresh_token: Option<Secret>,
+    /// The scopes granted, space-separated (RFC 6749 §5.1), when the endpoint
+    /// said: Google lets a user untick scopes on its consent page.
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for TokenGrant {
@@ -108,6 +111,8 @@ struct RawGrant {
     expires_in: Option<serde_json::Value>,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +192,7 @@ pub async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &st
         access_token: Secret::new(raw.access_token),
         expires_in: Duration::from_secs(secs.unwrap_or(3600)),
         refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
+        scope: raw.scope,
     })
 }
 

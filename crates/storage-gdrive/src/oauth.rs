@@ -71,6 +71,25 @@ pub async fn exchange_code(
     redirect_uri: &str,
     pkce: &Pkce,
 ) -> Result<serde_json::Value> {
+    exchange_code_with_scopes(http, endpoints, app, code, redirect_uri, pkce)
+        .await
+        .map(|(json, _)| json)
+}
+
+/// [`exchange_code`], with the scopes Google granted (`scope` of the token
+/// answer), which can be fewer than were asked for: Google's consent page lets
+/// the user untick them.
+///
+/// # Errors
+/// As [`exchange_code`].
+pub async fn exchange_code_with_scopes(
+    http: &reqwest::Client,
+    endpoints: &GoogleEndpoints,
+    app: &GoogleApp,
+    code: &str,
+    redirect_uri: &str,
+    pkce: &Pkce,
+) -> Result<(serde_json::Value, Option<String>)> {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -86,7 +105,7 @@ pub async fn exchange_code(
         )
     })?;
     let expiry = Utc::now() + chrono::Duration::from_std(grant.expires_in).unwrap_or(chrono::Duration::hours(1));
-    Ok(serde_json::json!({
+    let json = serde_json::json!({
         "provider": "gdrive",
         "access_token": grant.access_token.expose(),
         "refresh_token": refresh.expose(),
@@ -94,7 +113,8 @@ pub async fn exchange_code(
         "token_uri": endpoints.token.as_str(),
         "client_id": app.client_id,
         "client_secret": app.client_secret.expose(),
-    }))
+    });
+    Ok((json, grant.scope))
 }
 
 /// Trades a refresh token for a new access token at `token_uri`, retrying

@@ -78,6 +78,25 @@ pub async fn exchange_code(
     redirect_uri: &str,
     pkce: &Pkce,
 ) -> Result<serde_json::Value> {
+    exchange_code_with_scopes(http, endpoints, app, code, redirect_uri, pkce)
+        .await
+        .map(|(json, _)| json)
+}
+
+/// [`exchange_code`], with the scopes Microsoft granted: `scope` of the token
+/// answer, the scopes the access token is valid for, which Microsoft may write
+/// with the resource in front (`https://graph.microsoft.com/Files.ReadWrite`).
+///
+/// # Errors
+/// As [`exchange_code`].
+pub async fn exchange_code_with_scopes(
+    http: &reqwest::Client,
+    endpoints: &MicrosoftEndpoints,
+    app: &MicrosoftApp,
+    code: &str,
+    redirect_uri: &str,
+    pkce: &Pkce,
+) -> Result<(serde_json::Value, Option<String>)> {
     let url = endpoints.token(&app.tenant)?;
     let form = with_secret(
         vec![
@@ -97,12 +116,13 @@ pub async fn exchange_code(
         )
     })?;
     let expires_at = Utc::now() + chrono::Duration::from_std(grant.expires_in).unwrap_or(chrono::Duration::hours(1));
-    Ok(serde_json::json!({
+    let json = serde_json::json!({
         "provider": "onedrive",
         "access_token": grant.access_token.expose(),
         "refresh_token": refresh.expose(),
         "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }))
+    });
+    Ok((json, grant.scope))
 }
 
 /// Trades a refresh token for a new access token, retrying throttling and
