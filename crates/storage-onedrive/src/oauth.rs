@@ -35,7 +35,7 @@ pub const SCOPES: &str = "offline_access Files.ReadWrite";
 /// ```
 ///
 /// # Errors
-/// [`StorageError::InvalidInput`] for an invalid tenant.
+/// [`InvalidInput`](storage_core::StorageError::InvalidInput) for an invalid tenant.
 pub fn authorize_url(
     endpoints: &MicrosoftEndpoints,
     app: &MicrosoftApp,
