@@ -180,3 +180,36 @@ async fn sealed_postgresql_rows_round_trip_and_hold_no_plaintext_secret() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_connection_is_one_upsert_that_clears_the_status() {
+    let Some(url) = database_url() else { return };
+    let store = sealed(&url, keys(("k1", 1), None)).await;
+    let id = unique_id("store-connection");
+    let first = Secret::new(r#"{"provider":"memory","n":1}"#);
+    store.store_connection(&id, &first).await.unwrap();
+    let got = store.load(&id).await.unwrap();
+    assert_eq!(
+        (got.json.expose(), got.status),
+        (first.expose(), storage_factory::ConnectionStatus::Active)
+    );
+    store
+        .set_status(&id, storage_factory::ConnectionStatus::RequiresReauth)
+        .await
+        .unwrap();
+    // Another process's store, which never read the row, reconnects it.
+    let other = sealed(&url, keys(("k1", 1), None)).await;
+    let second = Secret::new(r#"{"provider":"memory","n":2}"#);
+    other.store_connection(&id, &second).await.unwrap();
+    let got = store.load(&id).await.unwrap();
+    assert_eq!(
+        (got.json.expose(), got.status),
+        (second.expose(), storage_factory::ConnectionStatus::Active)
+    );
+    let db = sql(&url).await;
+    assert!(
+        raw_row(&db, &id).await.iter().all(|c| !c.contains(r#""n":2"#)),
+        "stored unsealed"
+    );
+    store.delete(&id).await.unwrap();
+}

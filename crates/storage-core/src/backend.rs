@@ -261,6 +261,15 @@ pub trait StorageBackend: Send + Sync + std::fmt::Debug {
         ))
     }
 
+    /// The account's email address or display name, where the provider
+    /// reports it cheaply; `None` (the default) where there is no account.
+    ///
+    /// # Errors
+    /// The provider categories.
+    async fn account_name(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// The storage figures of the drive behind this backend. A figure the
     /// provider does not report, or an unlimited quota, is `None`, not zero.
     ///

@@ -313,6 +313,7 @@ impl EmulatorBuilder {
             drive: Mutex::new(DriveStore::new()),
             graph: Mutex::new(GraphStore::new(chrono_secs(self.download_url_lifetime))),
             grants: Mutex::new(Grants::default()),
+            consent: parking_lot::Mutex::new(crate::consent::Consent::default()),
             faults: faults.clone(),
             journal: JournalLog::default(),
             next_connection: AtomicU64::new(0),
@@ -452,6 +453,12 @@ impl EmulatorHandle {
     /// Makes one access token expired; returns whether the emulator issued it.
     pub fn expire_access_token(&self, token: &str) -> bool {
         self.shared.grants.lock().expire_one(token)
+    }
+
+    /// What the user answers on every consent screen from now on: allow (the
+    /// default), cancel, untick scopes, or allow without a refresh token.
+    pub fn set_consent(&self, consent: crate::consent::Consent) {
+        *self.shared.consent.lock() = consent;
     }
 
     /// Revokes every grant: refresh gets `invalid_grant`, API calls get 401.

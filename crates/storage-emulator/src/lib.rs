@@ -5,6 +5,7 @@
     reason = "handlers short-circuit with ready-made HTTP responses as their error type"
 )]
 
+mod consent;
 mod emulator;
 mod endpoints;
 mod errors;
@@ -21,6 +22,7 @@ mod routes;
 mod server;
 mod state;
 
+pub use consent::Consent;
 pub use emulator::{
     AppCredentials, DriveFileInfo, Emulator, EmulatorBuilder, EmulatorHandle, Endpoints, GoogleEndpoints,
     GraphItemInfo, MicrosoftEndpoints, StartError,

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub drive: Mutex<DriveStore>,
     pub graph: Mutex<GraphStore>,
     pub grants: Mutex<Grants>,
+    /// What the user answers on the next consent screens.
+    pub consent: Mutex<crate::consent::Consent>,
     pub faults: FaultController,
     pub journal: JournalLog,
     pub next_connection: AtomicU64,

@@ -70,10 +70,16 @@ impl Endpoints {
 /// ```
 pub struct StorageFactory {
     #[cfg(feature = "gdrive")]
-    google_app: Option<storage_gdrive::GoogleApp>,
+    pub(crate) google_app: Option<storage_gdrive::GoogleApp>,
     #[cfg(feature = "onedrive")]
-    microsoft_app: Option<storage_onedrive::MicrosoftApp>,
+    pub(crate) microsoft_app: Option<storage_onedrive::MicrosoftApp>,
     endpoints: Endpoints,
+    /// What pending connects are sealed under.
+    #[cfg(feature = "sealed")]
+    pub(crate) connect_keys: Option<crate::SealingKeys>,
+    /// The pending connects finished here, for the replay check.
+    #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
+    pub(crate) used_connects: crate::connect::UsedConnects,
     /// What the backends send with: no deadline, they apply the idle timeout.
     #[cfg_attr(not(any(feature = "gdrive", feature = "onedrive")), allow(dead_code))]
     pub(crate) http: Http,
@@ -133,6 +139,8 @@ pub struct StorageFactoryBuilder {
     refresh_skew: Option<Duration>,
     refresh_backoff: Option<Duration>,
     quota_check: Option<u64>,
+    #[cfg(feature = "sealed")]
+    connect_keys: Option<crate::SealingKeys>,
     local_base: Option<std::path::PathBuf>,
     #[cfg_attr(not(feature = "memory"), allow(dead_code))]
     memory: bool,
@@ -251,6 +259,18 @@ impl StorageFactoryBuilder {
         self
     }
 
+    /// The keys that seal a [`PendingConnect`](crate::PendingConnect) between
+    /// `begin_connect` and `finish_connect`. Use keys of their own, not the
+    /// ones of a [`SealedStore`](crate::SealedStore): a pending connect is
+    /// sealed under its own associated data either way, so it never opens as a
+    /// stored credential.
+    #[cfg(feature = "sealed")]
+    #[must_use]
+    pub fn connect_keys(mut self, keys: crate::SealingKeys) -> Self {
+        self.connect_keys = Some(keys);
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -335,10 +355,25 @@ impl StorageFactoryBuilder {
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
             refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
             quota_check: self.quota_check.unwrap_or(crate::managed::QUOTA_CHECK_FROM),
+            #[cfg(feature = "sealed")]
+            connect_keys: self.connect_keys,
+            #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
+            used_connects: crate::connect::UsedConnects::default(),
             #[cfg(feature = "memory")]
             memory: self.memory.then(MemoryBackend::new),
             local_base: self.local_base,
         })
+    }
+}
+
+/// The error for a provider this factory cannot connect: its feature is off,
+/// or it is no cloud provider at all.
+#[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
+pub(crate) fn unknown_or_disabled(provider: &str) -> StorageError {
+    if matches!(provider, "gdrive" | "onedrive") {
+        disabled(provider)
+    } else {
+        StorageError::invalid_input("the connect flow takes the provider `gdrive` or `onedrive`")
     }
 }
 
@@ -468,7 +503,7 @@ impl StorageFactory {
     }
 
     #[cfg(feature = "onedrive")]
-    fn graph_endpoints(&self) -> storage_onedrive::MicrosoftEndpoints {
+    pub(crate) fn graph_endpoints(&self) -> storage_onedrive::MicrosoftEndpoints {
         self.endpoints.microsoft.clone().unwrap_or_default()
     }
 

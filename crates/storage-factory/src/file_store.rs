@@ -225,6 +225,17 @@ impl CredentialStore for FileCredentialStore {
         Self::write(path, map).await
     }
 
+    /// One atomic file write, without a `status` (which is `Active`).
+    async fn store_connection(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        let _write = self.lock(connection_id, WRITE_LOCK).await?;
+        let mut map = match serde_json::from_str::<serde_json::Value>(json.expose()) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(StorageError::invalid_input("credentials to save are not a json object")),
+        };
+        map.remove("status");
+        Self::write(self.path(connection_id)?, map).await
+    }
+
     async fn lock_refresh(&self, connection_id: &str) -> Result<RefreshLock> {
         let file = self.lock(connection_id, REFRESH_LOCK).await?;
         // Dropping the file releases the lock.
@@ -295,6 +306,21 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         assert!(store.load("../etc").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn store_connection_creates_or_replaces_and_clears_the_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCredentialStore::in_dir(dir.path());
+        let first = Secret::new(r#"{"provider":"memory","n":1}"#);
+        store.store_connection("c1", &first).await.unwrap();
+        assert_eq!(store.load("c1").await.unwrap().status, ConnectionStatus::Active);
+        store.set_status("c1", ConnectionStatus::RequiresReauth).await.unwrap();
+        let second = Secret::new(r#"{"provider":"memory","n":2,"status":"requires_reauth"}"#);
+        store.store_connection("c1", &second).await.unwrap();
+        let got = store.load("c1").await.unwrap();
+        assert_eq!(got.status, ConnectionStatus::Active);
+        assert!(got.json.expose().contains(r#""n":2"#), "{}", got.json.expose());
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
+mod connect;
 mod credentials;
 mod disconnect;
 mod factory;
@@ -14,6 +16,10 @@ mod refresh;
 mod sealed;
 mod store;
 
+#[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
+pub use connect::{
+    AccountInfo, BegunConnect, ConnectError, ConnectOptions, Connected, DEFAULT_CONNECT_TTL, PendingConnect,
+};
 pub use credentials::{Credentials, GoogleCredentials, OneDriveCredentials, PROVIDERS};
 pub use disconnect::{DisconnectReport, Purge, Revocation};
 pub use factory::{Endpoints, StorageFactory, StorageFactoryBuilder};

@@ -624,6 +624,10 @@ impl StorageBackend for ManagedBackend {
         self.run("quota", None, || self.inner.quota()).await
     }
 
+    async fn account_name(&self) -> Result<Option<String>> {
+        self.run("account_name", None, || self.inner.account_name()).await
+    }
+
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
         self.run("get_object", None, || self.inner.get_object(key)).await
     }

@@ -358,6 +358,26 @@ impl CredentialStore for PostgresCredentialStore {
 
     /// Compare-and-swap on the version last read, like
     /// [`save_credentials`](Self::save_credentials).
+    /// One upsert: the row is created, or its credentials replaced and its
+    /// status set to `active`, with a new version.
+    async fn store_connection(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        let client = self.client().await?;
+        let provider = provider_of(json).unwrap_or_else(|| "unknown".to_owned());
+        let row = client
+            .query_one(
+                "INSERT INTO storage_connections (connection_id, provider, credentials) VALUES ($1, $2, $3)
+                 ON CONFLICT (connection_id) DO UPDATE SET credentials = EXCLUDED.credentials,
+                   provider = EXCLUDED.provider, status = 'active',
+                   version = storage_connections.version + 1, updated_at = now()
+                 RETURNING version",
+                &[&connection_id, &provider, &json.expose()],
+            )
+            .await
+            .map_err(|e| db_error("failed to store a connection", e))?;
+        self.remember(connection_id, row.get(0));
+        Ok(())
+    }
+
     async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()> {
         let client = self.client().await?;
         let Some(version) = self.known_version(connection_id) else {

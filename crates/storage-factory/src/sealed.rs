@@ -315,28 +315,7 @@ impl<S: CredentialStore> SealedStore<S> {
     /// # Errors
     /// [`StorageError::Io`] when the operating system has no randomness to give.
     pub fn seal(&self, connection_id: &str, json: &Secret) -> Result<Secret> {
-        let (kid, cipher) = self.keys.primary();
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
-        let aad = associated_data(kid, connection_id);
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: json.expose().as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StorageError::invalid_input("credentials too large to seal"))?;
-        let envelope = Envelope {
-            sealed: VERSION.to_owned(),
-            kid: kid.to_owned(),
-            nonce: B64.encode(nonce),
-            ct: B64.encode(ct),
-        };
-        serde_json::to_string(&envelope)
-            .map(Secret::new)
-            .map_err(|_| StorageError::invalid_input("failed to encode sealed credentials"))
+        seal_text(&self.keys, connection_id, json)
     }
 
     /// Opens a blob that [`seal`](Self::seal) made for `connection_id`.
@@ -346,8 +325,7 @@ impl<S: CredentialStore> SealedStore<S> {
     /// that is not configured, or fails authentication (a wrong key, a changed
     /// byte, or a blob sealed for another connection).
     pub fn unseal(&self, connection_id: &str, blob: &Secret) -> Result<Secret> {
-        let envelope = parse_envelope(connection_id, blob)?;
-        self.open(connection_id, &envelope)
+        open_text(&self.keys, connection_id, blob)
     }
 
     /// Rewrites the connection's blob under the primary key when an old key
@@ -369,43 +347,77 @@ impl<S: CredentialStore> SealedStore<S> {
         if envelope.kid == self.keys.primary_kid() {
             return Ok(false);
         }
-        let json = self.open(connection_id, &envelope)?;
+        let json = open_envelope(&self.keys, connection_id, &envelope)?;
         let blob = self.seal(connection_id, &json)?;
         self.inner.save_credentials(connection_id, &blob).await?;
         Ok(true)
     }
+}
 
-    fn open(&self, connection_id: &str, envelope: &Envelope) -> Result<Secret> {
-        let cipher = self.keys.cipher(&envelope.kid).ok_or_else(|| {
+/// Seals `json` under the primary key of `keys`, bound to `connection_id` (the
+/// associated data): what [`SealedStore::seal`] stores, and how the connect
+/// flow seals a pending connect under a context of its own.
+pub(crate) fn seal_text(keys: &SealingKeys, connection_id: &str, json: &Secret) -> Result<Secret> {
+    let (kid, cipher) = keys.primary();
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    let aad = associated_data(kid, connection_id);
+    let ct = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: json.expose().as_bytes(),
+                aad: &aad,
+            },
+        )
+        .map_err(|_| StorageError::invalid_input("credentials too large to seal"))?;
+    let envelope = Envelope {
+        sealed: VERSION.to_owned(),
+        kid: kid.to_owned(),
+        nonce: B64.encode(nonce),
+        ct: B64.encode(ct),
+    };
+    serde_json::to_string(&envelope)
+        .map(Secret::new)
+        .map_err(|_| StorageError::invalid_input("failed to encode sealed credentials"))
+}
+
+/// Opens what [`seal_text`] sealed for `connection_id`.
+pub(crate) fn open_text(keys: &SealingKeys, connection_id: &str, blob: &Secret) -> Result<Secret> {
+    let envelope = parse_envelope(connection_id, blob)?;
+    open_envelope(keys, connection_id, &envelope)
+}
+
+fn open_envelope(keys: &SealingKeys, connection_id: &str, envelope: &Envelope) -> Result<Secret> {
+    let cipher = keys.cipher(&envelope.kid).ok_or_else(|| {
+        StorageError::integrity(format!(
+            "the credentials of connection `{connection_id}` are sealed under key id `{}`, which is not configured",
+            envelope.kid
+        ))
+    })?;
+    let malformed = || {
+        StorageError::integrity(format!(
+            "the sealed credentials of connection `{connection_id}` are malformed"
+        ))
+    };
+    let nonce = B64.decode(&envelope.nonce).map_err(|_| malformed())?;
+    if nonce.len() != NONCE_LEN {
+        return Err(malformed());
+    }
+    let ct = B64.decode(&envelope.ct).map_err(|_| malformed())?;
+    let aad = associated_data(&envelope.kid, connection_id);
+    let plain = cipher
+        .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ct, aad: &aad })
+        .map_err(|_| {
             StorageError::integrity(format!(
-                "the credentials of connection `{connection_id}` are sealed under key id `{}`, which is not configured",
-                envelope.kid
+                "the sealed credentials of connection `{connection_id}` failed authentication: \
+                 a wrong key, a changed blob, or a blob sealed for another connection"
             ))
         })?;
-        let malformed = || {
-            StorageError::integrity(format!(
-                "the sealed credentials of connection `{connection_id}` are malformed"
-            ))
-        };
-        let nonce = B64.decode(&envelope.nonce).map_err(|_| malformed())?;
-        if nonce.len() != NONCE_LEN {
-            return Err(malformed());
-        }
-        let ct = B64.decode(&envelope.ct).map_err(|_| malformed())?;
-        let aad = associated_data(&envelope.kid, connection_id);
-        let plain = cipher
-            .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ct, aad: &aad })
-            .map_err(|_| {
-                StorageError::integrity(format!(
-                    "the sealed credentials of connection `{connection_id}` failed authentication: \
-                     a wrong key, a changed blob, or a blob sealed for another connection"
-                ))
-            })?;
-        String::from_utf8(plain).map(Secret::new).map_err(|e| {
-            e.into_bytes().zeroize();
-            malformed()
-        })
-    }
+    String::from_utf8(plain).map(Secret::new).map_err(|e| {
+        e.into_bytes().zeroize();
+        malformed()
+    })
 }
 
 /// Whether `blob` is a sealed envelope of any format version (a JSON object
@@ -470,6 +482,12 @@ impl<S: CredentialStore> CredentialStore for SealedStore<S> {
 
     async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()> {
         self.inner.set_status(connection_id, status).await
+    }
+
+    async fn store_connection(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        let _writes = self.writes.lock().await;
+        let blob = self.seal(connection_id, json)?;
+        self.inner.store_connection(connection_id, &blob).await
     }
 
     async fn lock_refresh(&self, connection_id: &str) -> Result<RefreshLock> {

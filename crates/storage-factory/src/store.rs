@@ -131,6 +131,20 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     /// Records the connection's status.
     async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()>;
 
+    /// Stores the credentials of a connection just made, or made again after
+    /// [`ConnectionStatus::RequiresReauth`], with status `Active`, replacing what
+    /// the connection held: what [`StorageFactory::finish_connect`](crate::StorageFactory::finish_connect)
+    /// calls. The default makes two writes (`save_credentials`, then
+    /// `set_status`), and fails for a connection the store does not know yet;
+    /// the shipped stores create or replace the row in one write.
+    ///
+    /// # Errors
+    /// The store's own failures.
+    async fn store_connection(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        self.save_credentials(connection_id, json).await?;
+        self.set_status(connection_id, ConnectionStatus::Active).await
+    }
+
     /// Serialises refreshes of one connection across processes; the default
     /// serialises nothing beyond what the managed connection does in-process.
     async fn lock_refresh(&self, _connection_id: &str) -> Result<RefreshLock> {
@@ -170,6 +184,10 @@ impl<S: CredentialStore + ?Sized> CredentialStore for std::sync::Arc<S> {
 
     async fn set_status(&self, connection_id: &str, status: ConnectionStatus) -> Result<()> {
         (**self).set_status(connection_id, status).await
+    }
+
+    async fn store_connection(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        (**self).store_connection(connection_id, json).await
     }
 
     async fn lock_refresh(&self, connection_id: &str) -> Result<RefreshLock> {
@@ -237,6 +255,11 @@ impl CredentialStore for MemoryCredentialStore {
             .get_mut(connection_id)
             .ok_or_else(|| StorageError::not_found(connection_id))?;
         row.status = status;
+        Ok(())
+    }
+
+    async fn store_connection(&self, connection_id: &str, json: &Secret) -> Result<()> {
+        self.insert(connection_id, json.clone());
         Ok(())
     }
 

@@ -399,6 +399,11 @@ impl StorageBackend for GoogleDriveBackend {
         crate::listing::list_user(&self.client, user_id, page).await
     }
 
+    /// `about.get` of the user: the email address, or the display name.
+    async fn account_name(&self) -> Result<Option<String>> {
+        self.client.account_name().await
+    }
+
     /// `about.get` with `storageQuota`: `limit` absent means unlimited.
     async fn quota(&self) -> Result<Quota> {
         self.client.quota().await

@@ -679,6 +679,19 @@ impl DriveClient {
         Ok(storage_core::Quota::new(bytes(q.limit), bytes(q.usage), None))
     }
 
+    /// `about.get` of the user: the email address, or else the display name.
+    pub async fn account_name(&self) -> Result<Option<String>> {
+        let (_, about) = hub!(self, None, |cap| self
+            .hub
+            .about()
+            .get()
+            .param("fields", "user(displayName,emailAddress)")
+            .delegate(cap)
+            .doit())?;
+        let user = about.user.unwrap_or_default();
+        Ok(user.email_address.or(user.display_name))
+    }
+
     /// `about.get`, asking for the user only: a cheap authenticated call.
     pub async fn about(&self) -> Result<()> {
         hub!(self, None, |cap| self

@@ -396,6 +396,11 @@ impl StorageBackend for OneDriveBackend {
         Ok(Page::new(items, next.map(PageToken::new)))
     }
 
+    /// The drive owner's email or display name.
+    async fn account_name(&self) -> Result<Option<String>> {
+        self.client.account_name().await
+    }
+
     /// `GET /me/drive` with `$select=quota`; a figure Graph leaves out is `None`.
     async fn quota(&self) -> Result<Quota> {
         self.client.quota().await

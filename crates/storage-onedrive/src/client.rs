@@ -625,6 +625,19 @@ impl OneDriveClient {
         ))
     }
 
+    /// `GET /me/drive?$select=owner`: the owner's email, or else display name
+    /// (an identitySet, <https://learn.microsoft.com/graph/api/resources/identityset>).
+    pub async fn account_name(&self) -> Result<Option<String>> {
+        let drive: serde_json::Value = self
+            .call(Method::GET, &["me", "drive"], Some(("$select", "owner")), None, None)
+            .await?;
+        let user = &drive["owner"]["user"];
+        Ok(user["email"]
+            .as_str()
+            .or_else(|| user["displayName"].as_str())
+            .map(str::to_owned))
+    }
+
     /// `GET /me/drive`: a cheap authenticated call.
     pub async fn drive(&self) -> Result<()> {
         self.call::<serde_json::Value, _>(Method::GET, &["me", "drive"], None, None, None)

@@ -4,6 +4,7 @@
 //! Sources: <https://developers.google.com/identity/protocols/oauth2/web-server> (requests,
 //! `access_type=offline`, responses) and RFC 6749 §4.1, §5.2, §6.
 
+use crate::consent::Consent;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -126,8 +127,8 @@ pub(crate) async fn revoke(State(shared): State<Arc<Shared>>, Extension(ctx): Ex
     }
 }
 
-/// `GET /o/oauth2/v2/auth`: consents at once and redirects (302) to `redirect_uri` with `code`
-/// and `state` (RFC 6749 §4.1.2). A refresh token is granted only with `access_type=offline`
+/// `GET /o/oauth2/v2/auth`: answers the consent screen at once as [`Consent`] says and
+/// redirects (302) to `redirect_uri` with `code` (or `error`) and `state` (RFC 6749 §4.1.2). A refresh token is granted only with `access_type=offline`
 /// (<https://developers.google.com/identity/protocols/oauth2/web-server#offline>).
 pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
     let Some(app) = ctx.param("client_id").and_then(|id| shared.config.google_client(id)) else {
@@ -142,14 +143,17 @@ pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx):
             .into_response();
     };
     let mut params: Vec<(String, String)> = Vec::new();
-    if ctx.param("response_type") == Some("code") {
-        let scope = ctx.param("scope").unwrap_or_default().to_owned();
+    let consent = shared.consent.lock().clone();
+    if consent == Consent::Cancel {
+        params.push(("error".into(), "access_denied".into()));
+    } else if ctx.param("response_type") == Some("code") {
+        let scope = consent.granted(ctx.param("scope").unwrap_or_default());
         let code = shared.grants.lock().create_code(PendingCode {
             provider: Provider::Google,
             client_id: app.client_id.clone(),
             redirect_uri: redirect.as_str().to_owned(),
             scope: scope.clone(),
-            offline: ctx.param("access_type") == Some("offline"),
+            offline: ctx.param("access_type") == Some("offline") && consent != Consent::NoRefreshToken,
             code_challenge: ctx.param("code_challenge").map(str::to_owned),
             code_challenge_method: ctx.param("code_challenge_method").map(str::to_owned),
             expires_at: chrono::Utc::now() + chrono::Duration::minutes(10),

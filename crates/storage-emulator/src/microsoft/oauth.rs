@@ -3,6 +3,7 @@
 //! Source unless noted:
 //! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow>.
 
+use crate::consent::Consent;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -215,13 +216,20 @@ pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx):
             .into_response();
     };
     let mut params: Vec<(String, String)> = Vec::new();
-    if ctx.param("response_type") == Some("code") {
-        let scope = ctx.param("scope").unwrap_or_default().to_owned();
+    let consent = shared.consent.lock().clone();
+    if consent == Consent::Cancel {
+        params.push(("error".into(), "access_denied".into()));
+        params.push((
+            "error_description".into(),
+            "AADSTS65004: User declined to consent to access the app.".into(),
+        ));
+    } else if ctx.param("response_type") == Some("code") {
+        let scope = consent.granted(ctx.param("scope").unwrap_or_default());
         let code = shared.grants.lock().create_code(PendingCode {
             provider: Provider::Microsoft,
             client_id: app.client_id.clone(),
             redirect_uri: redirect.as_str().to_owned(),
-            offline: scope.split(' ').any(|s| s == "offline_access"),
+            offline: scope.split(' ').any(|s| s == "offline_access") && consent != Consent::NoRefreshToken,
             scope,
             code_challenge: ctx.param("code_challenge").map(str::to_owned),
             code_challenge_method: ctx.param("code_challenge_method").map(str::to_owned),
