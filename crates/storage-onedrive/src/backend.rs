@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storage_core::upload::{BufferGauge, UploadSource};
 use storage_core::{
-    ByteRange, ByteStream, Capabilities, Checksum, ObjectInfo, ObjectKey, ObjectMeta, ObjectName, Page, PageRequest,
-    PageToken, Quota, Result, StorageBackend, StorageError, TokenCell, Url,
+    ByteRange, ByteStream, Capabilities, Checksum, ObjectKey, ObjectMeta, ObjectName, Page, PageRequest, Quota, Result,
+    StorageBackend, StorageError, TokenCell, Url,
 };
 
 use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http};
@@ -364,36 +364,7 @@ impl StorageBackend for OneDriveBackend {
     /// followed only on the Graph origin and for this user's folder.
     async fn list_user(&self, user_id: &str, page: &PageRequest) -> Result<Page> {
         storage_core::validate_part("user_id", user_id)?;
-        let stored = storage_core::stored_name::encode_part(user_id);
-        let Some(folder) = self.folders.find(&self.client, &stored).await? else {
-            return Ok(Page::default());
-        };
-        let token = page.token().map(PageToken::as_str);
-        let (items, next) = match self.client.children_page(&folder, page.size(), token).await {
-            // A `$skiptoken` Graph no longer honours: 400, or 410 Gone as delta links
-            // answer (<https://learn.microsoft.com/graph/api/driveitem-delta>).
-            Err(StorageError::Provider { status: 400 | 410, .. }) if token.is_some() => {
-                return Err(StorageError::invalid_input(
-                    "graph refused the page token (expired, or from another listing); list from the first page",
-                ));
-            }
-            other => other?,
-        };
-        let items = items
-            .into_iter()
-            .filter(|i| i.file.is_some())
-            .filter_map(|i| {
-                let name = ObjectName::from_stored(user_id, i.name.as_deref()?)?;
-                let checksum = i.quick_xor().and_then(Checksum::from_quick_xor_base64);
-                let modified = i.last_modified.map(std::time::SystemTime::from);
-                Some(
-                    ObjectInfo::new(name, ObjectKey::new(i.id), i.size.unwrap_or(0))
-                        .with_checksum(checksum)
-                        .with_modified(modified),
-                )
-            })
-            .collect();
-        Ok(Page::new(items, next.map(PageToken::new)))
+        crate::listing::list_user(&self.client, &self.folders, user_id, page).await
     }
 
     /// The drive owner's email or display name.

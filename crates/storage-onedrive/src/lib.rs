@@ -7,6 +7,7 @@ mod config;
 mod download;
 mod error;
 mod folders;
+mod listing;
 pub mod oauth;
 mod purge;
 mod upload;
