@@ -171,6 +171,8 @@ const FACTORY_FEATURE_SETS: &[&str] = &[
     "--no-default-features",
     "--no-default-features --features gdrive",
     "--no-default-features --features onedrive",
+    // The connect flow with one provider: its cfg gates.
+    "--no-default-features --features gdrive,sealed",
     "",
 ];
 

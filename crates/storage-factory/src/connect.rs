@@ -359,61 +359,59 @@ impl StorageFactory {
     /// The code exchange of a checked callback, and the checks of its grant.
     async fn exchange(&self, payload: &Payload, code: &str) -> std::result::Result<serde_json::Value, ConnectError> {
         let pkce = Pkce::from_verifier(payload.verifier.clone());
-        let missing_refresh = |e: StorageError| match e {
-            StorageError::Provider { code: Some(c), .. } if c == "missingRefreshToken" => {
-                ConnectError::MissingRefreshToken
-            }
-            other => ConnectError::Storage(other),
-        };
-        match payload.provider.as_str() {
+        let redirect = payload.redirect_uri.as_str();
+        // The grant, and the scope it must hold (written as is on Google, in any
+        // case and perhaps after the resource on Microsoft).
+        let (exchanged, wanted, ignore_case) = match payload.provider.as_str() {
             #[cfg(feature = "gdrive")]
             "gdrive" => {
                 let app = self.google_app.as_ref().ok_or_else(|| {
                     StorageError::invalid_input("no google app: call google_app on the factory builder")
                 })?;
-                let (json, scope) = storage_gdrive::oauth::exchange_code_with_scopes(
+                let endpoints = self.google_endpoints();
+                let exchanged = storage_gdrive::oauth::exchange_code_with_scopes(
                     &self.token_http,
-                    &self.google_endpoints(),
+                    &endpoints,
                     app,
                     code,
-                    &payload.redirect_uri,
+                    redirect,
                     &pkce,
                 )
-                .await
-                .map_err(missing_refresh)?;
-                let wanted = storage_gdrive::oauth::SCOPE_DRIVE_FILE;
-                // RFC 6749 §5.1: `scope` may be left out when it is what was asked for.
-                if scope.is_some_and(|s| !holds_scope(&s, wanted, false)) {
-                    return Err(ConnectError::ScopeNotGranted {
-                        scope: wanted.to_owned(),
-                    });
-                }
-                Ok(json)
+                .await;
+                (exchanged, storage_gdrive::oauth::SCOPE_DRIVE_FILE, false)
             }
             #[cfg(feature = "onedrive")]
             "onedrive" => {
                 let app = self.microsoft_app.as_ref().ok_or_else(|| {
                     StorageError::invalid_input("no microsoft app: call microsoft_app on the factory builder")
                 })?;
-                let (json, scope) = storage_onedrive::oauth::exchange_code_with_scopes(
+                let endpoints = self.graph_endpoints();
+                let exchanged = storage_onedrive::oauth::exchange_code_with_scopes(
                     &self.token_http,
-                    &self.graph_endpoints(),
+                    &endpoints,
                     app,
                     code,
-                    &payload.redirect_uri,
+                    redirect,
                     &pkce,
                 )
-                .await
-                .map_err(missing_refresh)?;
-                if scope.is_some_and(|s| !holds_scope(&s, MICROSOFT_FILES_SCOPE, true)) {
-                    return Err(ConnectError::ScopeNotGranted {
-                        scope: MICROSOFT_FILES_SCOPE.to_owned(),
-                    });
-                }
-                Ok(json)
+                .await;
+                (exchanged, MICROSOFT_FILES_SCOPE, true)
             }
-            other => Err(ConnectError::Storage(crate::factory::unknown_or_disabled(other))),
+            other => return Err(ConnectError::Storage(crate::factory::unknown_or_disabled(other))),
+        };
+        let (json, scope) = exchanged.map_err(|e| match e {
+            StorageError::Provider { code: Some(c), .. } if c == "missingRefreshToken" => {
+                ConnectError::MissingRefreshToken
+            }
+            other => ConnectError::Storage(other),
+        })?;
+        // RFC 6749 §5.1: `scope` may be left out when it is what was asked for.
+        if scope.is_some_and(|s| !holds_scope(&s, wanted, ignore_case)) {
+            return Err(ConnectError::ScopeNotGranted {
+                scope: wanted.to_owned(),
+            });
         }
+        Ok(json)
     }
 }
 

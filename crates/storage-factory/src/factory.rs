@@ -75,7 +75,7 @@ pub struct StorageFactory {
     pub(crate) microsoft_app: Option<storage_onedrive::MicrosoftApp>,
     endpoints: Endpoints,
     /// What pending connects are sealed under.
-    #[cfg(feature = "sealed")]
+    #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
     pub(crate) connect_keys: Option<crate::SealingKeys>,
     /// The pending connects finished here, for the replay check.
     #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
@@ -139,7 +139,7 @@ pub struct StorageFactoryBuilder {
     refresh_skew: Option<Duration>,
     refresh_backoff: Option<Duration>,
     quota_check: Option<u64>,
-    #[cfg(feature = "sealed")]
+    #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
     connect_keys: Option<crate::SealingKeys>,
     local_base: Option<std::path::PathBuf>,
     #[cfg_attr(not(feature = "memory"), allow(dead_code))]
@@ -264,7 +264,7 @@ impl StorageFactoryBuilder {
     /// ones of a [`SealedStore`](crate::SealedStore): a pending connect is
     /// sealed under its own associated data either way, so it never opens as a
     /// stored credential.
-    #[cfg(feature = "sealed")]
+    #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
     #[must_use]
     pub fn connect_keys(mut self, keys: crate::SealingKeys) -> Self {
         self.connect_keys = Some(keys);
@@ -355,7 +355,7 @@ impl StorageFactoryBuilder {
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
             refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
             quota_check: self.quota_check.unwrap_or(crate::managed::QUOTA_CHECK_FROM),
-            #[cfg(feature = "sealed")]
+            #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
             connect_keys: self.connect_keys,
             #[cfg(all(feature = "sealed", any(feature = "gdrive", feature = "onedrive")))]
             used_connects: crate::connect::UsedConnects::default(),

@@ -413,6 +413,33 @@ impl ManagedBackend {
         }
     }
 
+    /// A streamed put (`create`: only when the name is free), checked against
+    /// the free space first, its body lent to each attempt.
+    async fn put_lent(
+        &self,
+        op: &'static str,
+        name: &ObjectName,
+        body: ByteStream,
+        size: u64,
+        content_type: &str,
+        create: bool,
+    ) -> Result<ObjectKey> {
+        self.check_space(size).await?;
+        let slot = lend(body);
+        self.run(op, Some(size), || {
+            let slot = slot.clone();
+            async move {
+                let body = borrow(&slot)?;
+                if create {
+                    self.inner.put_stream_if_absent(name, body, size, content_type).await
+                } else {
+                    self.inner.put_stream(name, body, size, content_type).await
+                }
+            }
+        })
+        .await
+    }
+
     pub fn new(p: Parts) -> Self {
         Self {
             inner: p.inner,
@@ -572,16 +599,7 @@ impl StorageBackend for ManagedBackend {
         size: u64,
         content_type: &str,
     ) -> Result<ObjectKey> {
-        self.check_space(size).await?;
-        let slot = lend(body);
-        self.run("put_stream", Some(size), || {
-            let slot = slot.clone();
-            async move {
-                let body = borrow(&slot)?;
-                self.inner.put_stream(name, body, size, content_type).await
-            }
-        })
-        .await
+        self.put_lent("put_stream", name, body, size, content_type, false).await
     }
 
     async fn put_stream_if_absent(
@@ -591,16 +609,8 @@ impl StorageBackend for ManagedBackend {
         size: u64,
         content_type: &str,
     ) -> Result<ObjectKey> {
-        self.check_space(size).await?;
-        let slot = lend(body);
-        self.run("put_stream_if_absent", Some(size), || {
-            let slot = slot.clone();
-            async move {
-                let body = borrow(&slot)?;
-                self.inner.put_stream_if_absent(name, body, size, content_type).await
-            }
-        })
-        .await
+        self.put_lent("put_stream_if_absent", name, body, size, content_type, true)
+            .await
     }
 
     async fn put_object_if_absent(&self, name: &ObjectName, body: Bytes, content_type: &str) -> Result<ObjectKey> {

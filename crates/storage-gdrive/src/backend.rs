@@ -300,6 +300,19 @@ enum Body {
     Large(UploadSource, u64),
 }
 
+impl Body {
+    /// A stream's body: every non-empty stream goes through a resumable session
+    /// (see `put_stream`); an empty one, with nothing to consume, takes the
+    /// one-request path.
+    async fn of_stream(body: ByteStream, size: u64) -> Result<Self> {
+        Ok(if size == 0 {
+            Body::Small(storage_core::stream::collect_exact(body, 0).await?)
+        } else {
+            Body::Large(UploadSource::Stream(body), size)
+        })
+    }
+}
+
 /// How many listings a put makes at most to remove the copies its name replaces.
 const CLEANUP_ROUNDS: usize = 3;
 
@@ -336,12 +349,7 @@ impl StorageBackend for GoogleDriveBackend {
         // so a managed connection could refresh but not retry (fault matrix,
         // `RefreshPutStream` column). Only an empty stream, which has nothing to
         // consume, still takes the one-request path.
-        let body = if size == 0 {
-            Body::Small(storage_core::stream::collect_exact(body, 0).await?)
-        } else {
-            Body::Large(UploadSource::Stream(body), size)
-        };
-        self.store(name, content_type, body).await
+        self.store(name, content_type, Body::of_stream(body, size).await?).await
     }
 
     async fn get_object(&self, key: &ObjectKey) -> Result<Bytes> {
@@ -424,12 +432,8 @@ impl StorageBackend for GoogleDriveBackend {
         size: u64,
         content_type: &str,
     ) -> Result<ObjectKey> {
-        let body = if size == 0 {
-            Body::Small(storage_core::stream::collect_exact(body, 0).await?)
-        } else {
-            Body::Large(UploadSource::Stream(body), size)
-        };
-        self.store_as(name, content_type, body, Mode::Create).await
+        self.store_as(name, content_type, Body::of_stream(body, size).await?, Mode::Create)
+            .await
     }
 
     async fn presigned_get_url(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Url> {
