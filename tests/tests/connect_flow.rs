@@ -280,3 +280,95 @@ async fn reconnecting_after_a_revoked_grant_replaces_the_credentials_and_the_sta
     assert_ne!(row.json.expose(), before, "the credentials were not replaced");
     second.backend.health_check().await.unwrap();
 }
+
+/// The hidden fields and the form of a consent page, as a browser would post them.
+fn form_of(html: &str, decision: &str, untick: &[&str]) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(
+            tag[start..end]
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&"),
+        )
+    };
+    let mut form = Vec::new();
+    for tag in html.split('<').filter(|t| t.starts_with("input")) {
+        let (Some(name), Some(value)) = (attr(tag, "name"), attr(tag, "value")) else {
+            continue;
+        };
+        let kind = attr(tag, "type").unwrap_or_default();
+        if kind == "checkbox" && untick.contains(&value.as_str()) {
+            continue;
+        }
+        form.push((name, value));
+    }
+    form.push(("decision".to_owned(), decision.to_owned()));
+    form
+}
+
+/// What a user does in a browser: opens the consent page, ticks or unticks,
+/// clicks a button; the callback URL the provider redirects to.
+async fn click(url: &storage_core::Url, decision: &str, untick: &[&str]) -> String {
+    let client = storage_factory::reqwest::Client::builder()
+        .redirect(storage_factory::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(url.clone()).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200, "a consent page");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(">Allow<") && html.contains(">Cancel<") && html.contains("user@emulator.invalid"));
+    let posted = client
+        .post(url.clone())
+        .form(&form_of(&html, decision, untick))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 302, "the form redirects to the callback");
+    posted.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_pages_allow_cancel_and_untick() {
+    let emu = Emulator::builder().consent_page(true).start().await.unwrap();
+    let factory = factory(&emu);
+    let store: Arc<dyn CredentialStore> = Arc::new(MemoryCredentialStore::new());
+    for provider in ["gdrive", "onedrive"] {
+        let begun = factory
+            .begin_connect(provider, REDIRECT, &ConnectOptions::default())
+            .unwrap();
+        let callback = click(&begun.authorize_url, "cancel", &[]).await;
+        let err = factory
+            .finish_connect(&begun.pending, &callback, store.clone(), "c")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::AccessDenied), "{provider}: {err}");
+
+        let begun = factory
+            .begin_connect(provider, REDIRECT, &ConnectOptions::default())
+            .unwrap();
+        let callback = click(&begun.authorize_url, "allow", &[]).await;
+        let connected = factory
+            .finish_connect(&begun.pending, &callback, store.clone(), provider)
+            .await
+            .unwrap();
+        connected.backend.health_check().await.unwrap();
+    }
+    // Google's page has a checkbox per scope; unticking the Drive scope is named.
+    let drive_file = storage_factory::storage_gdrive::oauth::SCOPE_DRIVE_FILE;
+    let begun = factory
+        .begin_connect("gdrive", REDIRECT, &ConnectOptions::default())
+        .unwrap();
+    let callback = click(&begun.authorize_url, "allow", &[drive_file]).await;
+    let err = factory
+        .finish_connect(&begun.pending, &callback, store.clone(), "c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConnectError::ScopeNotGranted { scope } if scope == drive_file),
+        "{err}"
+    );
+}

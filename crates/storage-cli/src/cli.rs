@@ -85,6 +85,10 @@ pub enum Command {
         /// Accept what the real services refuse (for probing clients).
         #[arg(long)]
         lenient: bool,
+        /// Show a consent page (Allow, Cancel, a checkbox per Google scope) at the
+        /// authorize endpoints, for a browser, instead of answering at once.
+        #[arg(long)]
+        consent_page: bool,
     },
     /// Upload a file (or `-` for stdin); prints the object key.
     Put {

@@ -173,10 +173,11 @@ pub async fn quota(backend: Arc<dyn StorageBackend>, json: bool) -> Result<(), F
 }
 
 /// `storage emulator`.
-pub async fn emulator(port: u16, lenient: bool) -> Result<(), Failure> {
+pub async fn emulator(port: u16, lenient: bool, consent_page: bool) -> Result<(), Failure> {
     let emu = storage_emulator::Emulator::builder()
         .port(port)
         .lenient(lenient)
+        .consent_page(consent_page)
         .log_requests(true)
         .start()
         .await

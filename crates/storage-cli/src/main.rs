@@ -50,7 +50,11 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     let backend = || connect::backend(cli);
     match &cli.command {
         Command::Demo { size_mib } => demo::run(*size_mib, cli.quiet).await,
-        Command::Emulator { port, lenient } => commands::emulator(*port, *lenient).await,
+        Command::Emulator {
+            port,
+            lenient,
+            consent_page,
+        } => commands::emulator(*port, *lenient, *consent_page).await,
         Command::Put {
             user,
             document,

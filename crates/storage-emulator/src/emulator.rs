@@ -75,6 +75,7 @@ pub struct EmulatorBuilder {
     drive_quota_bytes: Option<u64>,
     graph_quota_bytes: Option<u64>,
     max_page_size: Option<usize>,
+    consent_page: bool,
     graph_session_conflict_default: String,
     log_requests: bool,
     download_url_lifetime: Duration,
@@ -103,6 +104,7 @@ impl Default for EmulatorBuilder {
             drive_quota_bytes: Some(15 * 1024 * 1024 * 1024),
             graph_quota_bytes: Some(crate::microsoft::store::DRIVE_QUOTA),
             max_page_size: None,
+            consent_page: false,
             // https://learn.microsoft.com/graph/api/driveitem-createuploadsession: the default
             // conflict behaviour of an upload session is `fail`.
             graph_session_conflict_default: "fail".to_owned(),
@@ -196,6 +198,16 @@ impl EmulatorBuilder {
     #[must_use]
     pub fn drive_quota_bytes(mut self, bytes: u64) -> Self {
         self.drive_quota_bytes = Some(bytes);
+        self
+    }
+
+    /// Shows a consent page at the authorize endpoints, for a browser: an account
+    /// chooser, a checkbox per scope (Google), "Allow" and "Cancel" (which gives
+    /// `error=access_denied`). Off by default: the endpoints then answer at once,
+    /// as [`EmulatorHandle::set_consent`] says, for tests without a browser.
+    #[must_use]
+    pub fn consent_page(mut self, show: bool) -> Self {
+        self.consent_page = show;
         self
     }
 
@@ -305,6 +317,7 @@ impl EmulatorBuilder {
                 drive_quota_bytes: self.drive_quota_bytes,
                 graph_quota_bytes: self.graph_quota_bytes,
                 max_page_size: self.max_page_size,
+                consent_page: self.consent_page,
                 graph_session_conflict_default: self.graph_session_conflict_default,
                 log_requests: self.log_requests,
             },

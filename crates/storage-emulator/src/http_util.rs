@@ -73,6 +73,12 @@ pub(crate) fn query_get<'a>(query: &'a [(String, String)], key: &str) -> Option<
     query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// A 200 HTML page.
+pub(crate) fn html(body: String) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
 /// A parsed `Content-Range` request header (RFC 9110 §14.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ContentRange {

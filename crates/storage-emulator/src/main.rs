@@ -1,4 +1,4 @@
-//! `storage-emulator [--port N] [--content-port N] [--lenient] [--faults FILE.json]`
+//! `storage-emulator [--port N] [--content-port N] [--lenient] [--consent-page] [--faults FILE.json]`
 //!
 //! Prints the endpoints as one JSON line on stdout, logs to stderr, and serves until Ctrl-C.
 
@@ -7,13 +7,16 @@ use std::process::ExitCode;
 
 use storage_emulator::Emulator;
 
-const USAGE: &str = "usage: storage-emulator [--port N] [--content-port N] [--lenient] [--faults FILE.json]";
+const USAGE: &str =
+    "usage: storage-emulator [--port N] [--content-port N] [--lenient] [--consent-page] [--faults FILE.json]";
 
 #[derive(Debug, Default)]
 struct Args {
     port: u16,
     content_port: u16,
     lenient: bool,
+    /// Show a consent page at the authorize endpoints, for a browser.
+    consent_page: bool,
     faults: Option<String>,
 }
 
@@ -42,6 +45,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map_err(|_| "--content-port needs a number from 0 to 65535".to_owned())?;
             }
             "--lenient" => out.lenient = true,
+            "--consent-page" => out.consent_page = true,
             "--faults" => out.faults = Some(value("--faults")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -74,6 +78,7 @@ async fn main() -> ExitCode {
         .port(args.port)
         .content_port(args.content_port)
         .lenient(args.lenient)
+        .consent_page(args.consent_page)
         .log_requests(true);
     if let Some(path) = &args.faults {
         let text = match std::fs::read_to_string(path) {
@@ -139,5 +144,7 @@ mod tests {
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--port", "x"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        assert!(!a.consent_page);
+        assert!(parse(&["--consent-page"]).unwrap().consent_page);
     }
 }

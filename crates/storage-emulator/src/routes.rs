@@ -47,12 +47,18 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         // https://accounts.google.com/o/oauth2/token is what yup-oauth2's authorized-user flow uses.
         .route("/token", post(google::oauth::token))
         .route("/o/oauth2/token", post(google::oauth::token))
-        .route("/o/oauth2/v2/auth", get(google::oauth::authorize))
+        .route(
+            "/o/oauth2/v2/auth",
+            get(google::oauth::authorize).post(google::oauth::consent),
+        )
         // https://oauth2.googleapis.com/revoke
         .route("/revoke", post(google::oauth::revoke))
         // Microsoft identity platform v2.0 (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow)
         .route("/{tenant}/oauth2/v2.0/token", post(microsoft::oauth::token))
-        .route("/{tenant}/oauth2/v2.0/authorize", get(microsoft::oauth::authorize))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(microsoft::oauth::authorize).post(microsoft::oauth::consent),
+        )
         // Graph: paths with `root:/…:` addressing do not fit a router; parse them by hand.
         .route("/v1.0/{*rest}", any(microsoft::items::dispatch))
         .fallback(not_found)

@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub drive_quota_bytes: Option<u64>,
     /// `None`: no quota facet, nothing enforced.
     pub graph_quota_bytes: Option<u64>,
+    /// Whether the authorize endpoints show a consent page instead of answering at once.
+    pub consent_page: bool,
     /// The most items a listing page holds, whatever was asked.
     pub max_page_size: Option<usize>,
     pub graph_session_conflict_default: String,

@@ -4,7 +4,6 @@
 //! Sources: <https://developers.google.com/identity/protocols/oauth2/web-server> (requests,
 //! `access_type=offline`, responses) and RFC 6749 §4.1, §5.2, §6.
 
-use crate::consent::Consent;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -13,6 +12,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::consent::Consent;
+use crate::endpoints::AppCredentials;
 use crate::errors::json_response;
 use crate::faults::Provider;
 use crate::grants::{GrantError, Issued, PendingCode, client_credentials, seconds_until};
@@ -127,46 +128,77 @@ pub(crate) async fn revoke(State(shared): State<Arc<Shared>>, Extension(ctx): Ex
     }
 }
 
-/// `GET /o/oauth2/v2/auth`: answers the consent screen at once as [`Consent`] says and
-/// redirects (302) to `redirect_uri` with `code` (or `error`) and `state` (RFC 6749 §4.1.2). A refresh token is granted only with `access_type=offline`
-/// (<https://developers.google.com/identity/protocols/oauth2/web-server#offline>).
+/// `GET /o/oauth2/v2/auth`: with a consent page, shows it; otherwise answers the consent
+/// screen at once as [`Consent`] says and redirects (302) to `redirect_uri` with `code` (or
+/// `error`) and `state` (RFC 6749 §4.1.2). A refresh token is granted only with
+/// `access_type=offline` (<https://developers.google.com/identity/protocols/oauth2/web-server#offline>).
 pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
-    let Some(app) = ctx.param("client_id").and_then(|id| shared.config.google_client(id)) else {
+    if let Err(resp) = checked(&shared, &ctx.query) {
+        return resp;
+    }
+    if shared.config.consent_page {
+        return crate::http_util::html(crate::consent::page("Google", &ctx.query, true));
+    }
+    let consent = shared.consent.lock().clone();
+    answer(&shared, &ctx.query, &consent)
+}
+
+/// `POST /o/oauth2/v2/auth`: the consent page's form, "Allow" (with the scopes left
+/// ticked) or "Cancel".
+pub(crate) async fn consent(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body).into_owned().collect();
+    let consent = crate::consent::decision(&form, true);
+    answer(&shared, &form, &consent)
+}
+
+/// The client and redirect URI of an authorize request, or the page Google shows instead.
+fn checked<'a>(shared: &'a Shared, params: &[(String, String)]) -> Result<(&'a AppCredentials, url::Url), Response> {
+    let param = |k| crate::http_util::query_get(params, k);
+    let Some(app) = param("client_id").and_then(|id| shared.config.google_client(id)) else {
         // Google shows an error page "Error 401: invalid_client" (page text UNCONFIRMED).
-        return (StatusCode::UNAUTHORIZED, "Error 401: invalid_client").into_response();
+        return Err((StatusCode::UNAUTHORIZED, "Error 401: invalid_client").into_response());
     };
-    let Some(redirect) = ctx.param("redirect_uri").and_then(|r| url::Url::parse(r).ok()) else {
-        return (
+    let Some(redirect) = param("redirect_uri").and_then(|r| url::Url::parse(r).ok()) else {
+        return Err((
             StatusCode::BAD_REQUEST,
             "Error 400: invalid_request (missing or invalid redirect_uri)",
         )
-            .into_response();
+            .into_response());
     };
-    let mut params: Vec<(String, String)> = Vec::new();
-    let consent = shared.consent.lock().clone();
-    if consent == Consent::Cancel {
-        params.push(("error".into(), "access_denied".into()));
-    } else if ctx.param("response_type") == Some("code") {
-        let scope = consent.granted(ctx.param("scope").unwrap_or_default());
+    Ok((app, redirect))
+}
+
+/// The redirect that answers an authorize request with `consent`.
+fn answer(shared: &Shared, params: &[(String, String)], consent: &Consent) -> Response {
+    let (app, redirect) = match checked(shared, params) {
+        Ok(ok) => ok,
+        Err(resp) => return resp,
+    };
+    let param = |k| crate::http_util::query_get(params, k);
+    let mut out: Vec<(String, String)> = Vec::new();
+    if *consent == Consent::Cancel {
+        out.push(("error".into(), "access_denied".into()));
+    } else if param("response_type") == Some("code") {
+        let scope = consent.granted(param("scope").unwrap_or_default());
         let code = shared.grants.lock().create_code(PendingCode {
             provider: Provider::Google,
             client_id: app.client_id.clone(),
             redirect_uri: redirect.as_str().to_owned(),
             scope: scope.clone(),
-            offline: ctx.param("access_type") == Some("offline") && consent != Consent::NoRefreshToken,
-            code_challenge: ctx.param("code_challenge").map(str::to_owned),
-            code_challenge_method: ctx.param("code_challenge_method").map(str::to_owned),
+            offline: param("access_type") == Some("offline") && *consent != Consent::NoRefreshToken,
+            code_challenge: param("code_challenge").map(str::to_owned),
+            code_challenge_method: param("code_challenge_method").map(str::to_owned),
             expires_at: chrono::Utc::now() + chrono::Duration::minutes(10),
         });
-        params.push(("code".into(), code));
-        params.push(("scope".into(), scope));
+        out.push(("code".into(), code));
+        out.push(("scope".into(), scope));
     } else {
-        params.push(("error".into(), "unsupported_response_type".into()));
+        out.push(("error".into(), "unsupported_response_type".into()));
     }
-    if let Some(state) = ctx.param("state") {
-        params.push(("state".into(), state.to_owned()));
+    if let Some(state) = param("state") {
+        out.push(("state".into(), state.to_owned()));
     }
-    redirect_with(redirect, &params)
+    redirect_with(redirect, &out)
 }
 
 /// A 302 to `url` with `params` appended to its query.

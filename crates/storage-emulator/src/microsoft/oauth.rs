@@ -3,7 +3,6 @@
 //! Source unless noted:
 //! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow>.
 
-use crate::consent::Consent;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -12,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::consent::Consent;
 use crate::errors::json_response;
 use crate::faults::Provider;
 use crate::grants::{GrantError, Issued, PendingCode, client_credentials, seconds_until};
@@ -197,50 +197,81 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
     }
 }
 
-/// `GET /{tenant}/oauth2/v2.0/authorize`: consents at once and redirects (302) with `code` and
-/// `state`. A refresh token comes only with `offline_access` in `scope`.
+/// `GET /{tenant}/oauth2/v2.0/authorize`: with a consent page, shows it; otherwise answers at
+/// once as [`Consent`] says and redirects (302) with `code` (or `error`) and `state`. A refresh
+/// token comes only with `offline_access` in `scope`.
 pub(crate) async fn authorize(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
-    let app = &shared.config.microsoft_app;
-    if ctx.param("client_id") != Some(app.client_id.as_str()) {
-        return (
+    if let Err(resp) = checked(&shared, &ctx.query) {
+        return resp;
+    }
+    if shared.config.consent_page {
+        // Microsoft asks for the permissions as a whole: no checkbox per scope.
+        return crate::http_util::html(crate::consent::page("Microsoft", &ctx.query, false));
+    }
+    let consent = shared.consent.lock().clone();
+    answer(&shared, &ctx.query, &consent)
+}
+
+/// `POST /{tenant}/oauth2/v2.0/authorize`: the consent page's form, "Allow" or "Cancel".
+pub(crate) async fn consent(State(shared): State<Arc<Shared>>, Extension(ctx): Extension<Ctx>) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body).into_owned().collect();
+    let consent = crate::consent::decision(&form, false);
+    answer(&shared, &form, &consent)
+}
+
+/// The redirect URI of an authorize request for the configured client, or the error page.
+fn checked(shared: &Shared, params: &[(String, String)]) -> Result<url::Url, Response> {
+    let param = |k| crate::http_util::query_get(params, k);
+    if param("client_id") != Some(shared.config.microsoft_app.client_id.as_str()) {
+        return Err((
             StatusCode::BAD_REQUEST,
             "AADSTS700016: Application not found in the directory.",
         )
-            .into_response();
+            .into_response());
     }
-    let Some(redirect) = ctx.param("redirect_uri").and_then(|r| url::Url::parse(r).ok()) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "AADSTS900144: The request body must contain the following parameter: 'redirect_uri'.",
-        )
-            .into_response();
+    param("redirect_uri")
+        .and_then(|r| url::Url::parse(r).ok())
+        .ok_or_else(|| {
+            (
+                StatusCode::BAD_REQUEST,
+                "AADSTS900144: The request body must contain the following parameter: 'redirect_uri'.",
+            )
+                .into_response()
+        })
+}
+
+/// The redirect that answers an authorize request with `consent`.
+fn answer(shared: &Shared, params: &[(String, String)], consent: &Consent) -> Response {
+    let redirect = match checked(shared, params) {
+        Ok(r) => r,
+        Err(resp) => return resp,
     };
-    let mut params: Vec<(String, String)> = Vec::new();
-    let consent = shared.consent.lock().clone();
-    if consent == Consent::Cancel {
-        params.push(("error".into(), "access_denied".into()));
-        params.push((
+    let param = |k| crate::http_util::query_get(params, k);
+    let mut out: Vec<(String, String)> = Vec::new();
+    if *consent == Consent::Cancel {
+        out.push(("error".into(), "access_denied".into()));
+        out.push((
             "error_description".into(),
             "AADSTS65004: User declined to consent to access the app.".into(),
         ));
-    } else if ctx.param("response_type") == Some("code") {
-        let scope = consent.granted(ctx.param("scope").unwrap_or_default());
+    } else if param("response_type") == Some("code") {
+        let scope = consent.granted(param("scope").unwrap_or_default());
         let code = shared.grants.lock().create_code(PendingCode {
             provider: Provider::Microsoft,
-            client_id: app.client_id.clone(),
+            client_id: shared.config.microsoft_app.client_id.clone(),
             redirect_uri: redirect.as_str().to_owned(),
-            offline: scope.split(' ').any(|s| s == "offline_access") && consent != Consent::NoRefreshToken,
+            offline: scope.split(' ').any(|s| s == "offline_access") && *consent != Consent::NoRefreshToken,
             scope,
-            code_challenge: ctx.param("code_challenge").map(str::to_owned),
-            code_challenge_method: ctx.param("code_challenge_method").map(str::to_owned),
+            code_challenge: param("code_challenge").map(str::to_owned),
+            code_challenge_method: param("code_challenge_method").map(str::to_owned),
             expires_at: chrono::Utc::now() + chrono::Duration::minutes(10),
         });
-        params.push(("code".into(), code));
+        out.push(("code".into(), code));
     } else {
-        params.push(("error".into(), "unsupported_response_type".into()));
+        out.push(("error".into(), "unsupported_response_type".into()));
     }
-    if let Some(state) = ctx.param("state") {
-        params.push(("state".into(), state.to_owned()));
+    if let Some(state) = param("state") {
+        out.push(("state".into(), state.to_owned()));
     }
-    crate::google::oauth::redirect_with(redirect, &params)
+    crate::google::oauth::redirect_with(redirect, &out)
 }
