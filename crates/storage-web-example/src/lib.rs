@@ -1,0 +1,389 @@
+//! The reference web backend: the way we tell users to write theirs.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /connect/{provider}` | redirects to the provider's consent (`gdrive`, `onedrive`) |
+//! | `GET /callback/{provider}` | finishes the connect; back to the frontend with `?connected=…` or `?error=…` |
+//! | `POST /documents?provider=P&name=N` | streams the request body into the user's drive (`Content-Length` required) |
+//! | `GET /documents/{key}?provider=P` | streams the document back |
+//! | `DELETE /documents/{key}?provider=P` | deletes it |
+//! | `GET /connections` | each provider's status, with a reconnect link where re-auth is needed |
+//! | `DELETE /account` | disconnects every provider, purging the user's documents first |
+//!
+//! The user's session is a signed cookie (HMAC-SHA256) holding a user id; the
+//! pending connect lives in a cookie of its own, sealed by the factory.
+//! Connections are `{user}-{provider}` rows in the application's store.
+//!
+//! Uploads take the raw body with its `Content-Length`, not a multipart form:
+//! a multipart part carries no size, and the drive's resumable session wants
+//! the size before the first byte, so a form upload would have to be spooled.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use futures::StreamExt as _;
+use hmac::{KeyInit as _, Mac as _};
+use serde::Deserialize;
+use storage_factory::storage_core::{ObjectKey, ObjectName, Secret, StorageError};
+use storage_factory::{
+    ConnectError, ConnectOptions, ConnectionStatus, CredentialStore, PendingConnect, Purge, StorageFactory,
+};
+use url::Url;
+
+/// The providers a user can connect.
+const PROVIDERS: [&str; 2] = ["gdrive", "onedrive"];
+/// The session cookie.
+const SESSION: &str = "session";
+
+/// What the server needs.
+#[derive(Clone)]
+pub struct App {
+    /// Opens connections and runs the connect flow (with `connect_keys`).
+    pub factory: Arc<StorageFactory>,
+    /// Where connections live (a `SealedStore` over PostgreSQL or files).
+    pub store: Arc<dyn CredentialStore>,
+    /// Signs the session cookie.
+    pub session_key: Arc<[u8; 32]>,
+    /// This server's own base URL, for the callback.
+    pub base: Url,
+    /// Where the user goes after a connect.
+    pub frontend: Url,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+/// The routes.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/connect/{provider}", get(connect))
+        .route("/callback/{provider}", get(callback))
+        .route("/documents", post(upload))
+        .route("/documents/{key}", get(download).delete(remove))
+        .route("/connections", get(connections))
+        .route("/account", delete(delete_account))
+        .with_state(app)
+}
+
+/// An error page: a status and one line.
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(e: StorageError) -> Self {
+        let status = match &e {
+            StorageError::NotFound { .. } => StatusCode::NOT_FOUND,
+            StorageError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            StorageError::CloudConnection { .. } => StatusCode::CONFLICT,
+            StorageError::QuotaExceeded | StorageError::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
+            StorageError::RateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        Self(status, e.to_string())
+    }
+}
+
+type Reply = Result<Response, Failure>;
+
+fn mac(key: &[u8; 32], user: &str) -> String {
+    let mut m = hmac::Hmac::<sha2_hmac::Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(user.as_bytes());
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        m.finalize().into_bytes(),
+    )
+}
+
+/// The cookie `name` of a request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The signed-in user, from a session cookie whose signature holds.
+fn user_of(app: &App, headers: &HeaderMap) -> Option<String> {
+    let (user, sig) = cookie(headers, SESSION)?.split_once('.')?;
+    let want = mac(&app.session_key, user);
+    // Constant time: the comparison of the MAC.
+    let same = want.len() == sig.len() && want.bytes().zip(sig.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+    same.then(|| user.to_owned())
+}
+
+fn set_cookie(name: &str, value: &str) -> (header::HeaderName, HeaderValue) {
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400");
+    (
+        header::SET_COOKIE,
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("")),
+    )
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn provider_of(name: &str) -> Result<&'static str, Failure> {
+    PROVIDERS
+        .into_iter()
+        .find(|p| *p == name)
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "unknown provider".into()))
+}
+
+fn connection_id(user: &str, provider: &str) -> String {
+    format!("{user}-{provider}")
+}
+
+/// `GET /`: a page to try it from a browser.
+async fn home() -> Response {
+    axum::response::Html(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>storage reference backend</title></head><body>
+<h1>Documents in your own drive</h1>
+<p><a id="connect-gdrive" href="/connect/gdrive">Connect Google Drive</a> · <a id="connect-onedrive" href="/connect/onedrive">Connect OneDrive</a> · <a href="/connections">Connections</a></p>
+<input type="file" id="file"> <select id="provider"><option>gdrive</option><option>onedrive</option></select>
+<button id="upload" onclick="up()">Upload</button> <pre id="out"></pre>
+<script>
+async function up() {
+  const f = document.getElementById('file').files[0];
+  const p = document.getElementById('provider').value;
+  const r = await fetch('/documents?provider=' + p + '&name=' + encodeURIComponent(f.name), {method: 'POST', body: f});
+  document.getElementById('out').textContent = await r.text();
+}
+</script></body></html>"#,
+    )
+    .into_response()
+}
+
+/// `GET /connect/{provider}`.
+async fn connect(State(app): State<App>, Path(provider): Path<String>, headers: HeaderMap) -> Reply {
+    let provider = provider_of(&provider)?;
+    let user = match user_of(&app, &headers) {
+        Some(u) => u,
+        None => new_id()?,
+    };
+    let callback = app
+        .base
+        .join(&format!("callback/{provider}"))
+        .map_err(|_| Failure(StatusCode::INTERNAL_SERVER_ERROR, "bad base url".into()))?;
+    let begun = app
+        .factory
+        .begin_connect(provider, callback.as_str(), &ConnectOptions::default())?;
+    let mut resp = redirect(begun.authorize_url.as_str());
+    let session = format!("{user}.{}", mac(&app.session_key, &user));
+    for (k, v) in [
+        set_cookie(SESSION, &session),
+        set_cookie(&format!("pending_{provider}"), begun.pending.as_str()),
+    ] {
+        resp.headers_mut().append(k, v);
+    }
+    Ok(resp)
+}
+
+/// An id no one else has (a user, a document): 12 random bytes, base64url, which
+/// holds no `.` (the session cookie's separator) and passes the name rules.
+fn new_id() -> Result<String, Failure> {
+    Ok(format!("d{}", storage_factory::storage_core::oauth::random_token(12)?))
+}
+
+/// `GET /callback/{provider}`.
+async fn callback(
+    State(app): State<App>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Reply {
+    let provider = provider_of(&provider)?;
+    let mut back = app.frontend.clone();
+    let outcome = match (
+        user_of(&app, &headers),
+        cookie(&headers, &format!("pending_{provider}")),
+    ) {
+        (Some(user), Some(pending)) => app
+            .factory
+            .finish_connect(
+                &PendingConnect::from_sealed(pending),
+                uri.query().unwrap_or_default(),
+                app.store.clone(),
+                &connection_id(&user, provider),
+            )
+            .await
+            .map(drop),
+        _ => Err(ConnectError::StateMismatch),
+    };
+    match outcome {
+        Ok(()) => back.query_pairs_mut().append_pair("connected", provider),
+        Err(e) => back.query_pairs_mut().append_pair("error", &error_code(&e)),
+    };
+    let mut resp = redirect(back.as_str());
+    let (k, v) = set_cookie(&format!("pending_{provider}"), "gone");
+    resp.headers_mut().append(k, v);
+    Ok(resp)
+}
+
+/// A short code for the frontend, never a secret.
+fn error_code(e: &ConnectError) -> String {
+    match e {
+        ConnectError::AccessDenied => "access_denied".into(),
+        ConnectError::Expired => "expired".into(),
+        ConnectError::StateMismatch | ConnectError::Tampered | ConnectError::Replayed => "invalid_request".into(),
+        ConnectError::MissingRefreshToken => "no_refresh_token".into(),
+        ConnectError::ScopeNotGranted { .. } => "scope_not_granted".into(),
+        _ => "connect_failed".into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Which {
+    provider: String,
+    name: Option<String>,
+}
+
+fn signed_in(app: &App, headers: &HeaderMap) -> Result<String, Failure> {
+    user_of(app, headers).ok_or_else(|| Failure(StatusCode::UNAUTHORIZED, "sign in first".into()))
+}
+
+async fn backend(
+    app: &App,
+    user: &str,
+    provider: &str,
+) -> Result<Arc<dyn storage_factory::storage_core::StorageBackend>, Failure> {
+    Ok(app
+        .factory
+        .connect(&connection_id(user, provider), app.store.clone())
+        .await?)
+}
+
+/// `POST /documents?provider=P&name=N`: the body, streamed into the drive.
+async fn upload(State(app): State<App>, Query(q): Query<Which>, headers: HeaderMap, body: Body) -> Reply {
+    let user = signed_in(&app, &headers)?;
+    let provider = provider_of(&q.provider)?;
+    let size: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::LENGTH_REQUIRED,
+                "send the document with its Content-Length".into(),
+            )
+        })?;
+    let file = q.name.unwrap_or_else(|| "document".into());
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| format!(".{e}"))
+        .filter(|e| e.len() <= 17 && e[1..].bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or_default();
+    let name = ObjectName::new(&user, &new_id()?, &ext)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(|e| StorageError::transport("the upload was cut", e)));
+    let key = backend(&app, &user, provider)
+        .await?
+        .put_stream(&name, Box::pin(stream), size, &content_type)
+        .await?;
+    Ok(axum::Json(serde_json::json!({"key": key.as_str(), "provider": provider})).into_response())
+}
+
+/// `GET /documents/{key}?provider=P`.
+async fn download(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    Query(q): Query<Which>,
+    headers: HeaderMap,
+) -> Reply {
+    let user = signed_in(&app, &headers)?;
+    let provider = provider_of(&q.provider)?;
+    let stream = backend(&app, &user, provider)
+        .await?
+        .get_stream(&ObjectKey::new(key))
+        .await?;
+    Ok(Body::from_stream(stream).into_response())
+}
+
+/// `DELETE /documents/{key}?provider=P`.
+async fn remove(State(app): State<App>, Path(key): Path<String>, Query(q): Query<Which>, headers: HeaderMap) -> Reply {
+    let user = signed_in(&app, &headers)?;
+    let provider = provider_of(&q.provider)?;
+    backend(&app, &user, provider)
+        .await?
+        .delete_object(&ObjectKey::new(key))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /connections`: `[{"provider", "status", "reconnect"}]`.
+async fn connections(State(app): State<App>, headers: HeaderMap) -> Reply {
+    let user = signed_in(&app, &headers)?;
+    let mut out = Vec::new();
+    for provider in PROVIDERS {
+        let status = match app.store.load(&connection_id(&user, provider)).await {
+            Ok(s) if s.status == ConnectionStatus::RequiresReauth => "requires_reauth",
+            Ok(_) => "active",
+            Err(StorageError::NotFound { .. }) => "not_connected",
+            Err(e) => return Err(e.into()),
+        };
+        out.push(serde_json::json!({
+            "provider": provider,
+            "status": status,
+            "reconnect": (status != "active").then(|| format!("/connect/{provider}")),
+        }));
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+/// `DELETE /account`: every connection disconnected, the user's documents purged first.
+async fn delete_account(State(app): State<App>, headers: HeaderMap) -> Reply {
+    let user = signed_in(&app, &headers)?;
+    let mut report = Vec::new();
+    for provider in PROVIDERS {
+        let id = connection_id(&user, provider);
+        if matches!(app.store.load(&id).await, Err(StorageError::NotFound { .. })) {
+            continue;
+        }
+        let done = app
+            .factory
+            .disconnect(&id, app.store.clone(), Purge::objects(&user))
+            .await?;
+        report.push(serde_json::json!({"provider": provider, "purged": done.purged.map(|p| p.objects)}));
+    }
+    Ok(axum::Json(report).into_response())
+}
+
+/// A session cookie for `user`, signed with `key`: what a test or a second
+/// service needs to act as that user.
+#[must_use]
+pub fn session_cookie(key: &[u8; 32], user: &str) -> String {
+    format!("{SESSION}={user}.{}", mac(key, user))
+}
+
+/// Whether `json` is sealed, for a caller that checks its store holds no plaintext.
+#[must_use]
+pub fn is_sealed(json: &str) -> bool {
+    storage_factory::is_sealed(&Secret::new(json))
+}
