@@ -129,8 +129,12 @@ fn user_of(app: &App, headers: &HeaderMap) -> Option<String> {
     same.then(|| user.to_owned())
 }
 
-fn set_cookie(name: &str, value: &str) -> (header::HeaderName, HeaderValue) {
-    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400");
+/// A cookie the page's scripts cannot read, sent back on the provider's
+/// redirect to the callback (`SameSite=Lax`), and only over https when the
+/// server is served over https.
+fn set_cookie(app: &App, name: &str, value: &str) -> (header::HeaderName, HeaderValue) {
+    let secure = if app.base.scheme() == "https" { "; Secure" } else { "" };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=86400{secure}");
     (
         header::SET_COOKIE,
         HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("")),
@@ -193,8 +197,8 @@ async fn connect(State(app): State<App>, Path(provider): Path<String>, headers: 
     let mut resp = redirect(begun.authorize_url.as_str());
     let session = format!("{user}.{}", mac(&app.session_key, &user));
     for (k, v) in [
-        set_cookie(SESSION, &session),
-        set_cookie(&format!("pending_{provider}"), begun.pending.as_str()),
+        set_cookie(&app, SESSION, &session),
+        set_cookie(&app, &format!("pending_{provider}"), begun.pending.as_str()),
     ] {
         resp.headers_mut().append(k, v);
     }
@@ -237,7 +241,7 @@ async fn callback(
         Err(e) => back.query_pairs_mut().append_pair("error", &error_code(&e)),
     };
     let mut resp = redirect(back.as_str());
-    let (k, v) = set_cookie(&format!("pending_{provider}"), "gone");
+    let (k, v) = set_cookie(&app, &format!("pending_{provider}"), "gone");
     resp.headers_mut().append(k, v);
     Ok(resp)
 }
