@@ -268,13 +268,27 @@ impl StorageFactory {
         Ok(BegunConnect { authorize_url, pending })
     }
 
+    /// The Google app both sides of a connect need.
+    #[cfg(feature = "gdrive")]
+    fn connect_google_app(&self) -> Result<&storage_gdrive::GoogleApp> {
+        self.google_app
+            .as_ref()
+            .ok_or_else(|| StorageError::invalid_input("no google app: call google_app on the factory builder"))
+    }
+
+    /// The Microsoft app both sides of a connect need.
+    #[cfg(feature = "onedrive")]
+    fn connect_microsoft_app(&self) -> Result<&storage_onedrive::MicrosoftApp> {
+        self.microsoft_app
+            .as_ref()
+            .ok_or_else(|| StorageError::invalid_input("no microsoft app: call microsoft_app on the factory builder"))
+    }
+
     fn authorize_url(&self, provider: &str, redirect_uri: &str, state: &str, pkce: &Pkce) -> Result<Url> {
         match provider {
             #[cfg(feature = "gdrive")]
             "gdrive" => {
-                let app = self.google_app.as_ref().ok_or_else(|| {
-                    StorageError::invalid_input("no google app: call google_app on the factory builder")
-                })?;
+                let app = self.connect_google_app()?;
                 Ok(storage_gdrive::oauth::authorize_url(
                     &self.google_endpoints(),
                     app,
@@ -285,9 +299,7 @@ impl StorageFactory {
             }
             #[cfg(feature = "onedrive")]
             "onedrive" => {
-                let app = self.microsoft_app.as_ref().ok_or_else(|| {
-                    StorageError::invalid_input("no microsoft app: call microsoft_app on the factory builder")
-                })?;
+                let app = self.connect_microsoft_app()?;
                 storage_onedrive::oauth::authorize_url(&self.graph_endpoints(), app, redirect_uri, state, pkce)
             }
             other => Err(crate::factory::unknown_or_disabled(other)),
@@ -365,9 +377,7 @@ impl StorageFactory {
         let (exchanged, wanted, ignore_case) = match payload.provider.as_str() {
             #[cfg(feature = "gdrive")]
             "gdrive" => {
-                let app = self.google_app.as_ref().ok_or_else(|| {
-                    StorageError::invalid_input("no google app: call google_app on the factory builder")
-                })?;
+                let app = self.connect_google_app()?;
                 let endpoints = self.google_endpoints();
                 let exchanged = storage_gdrive::oauth::exchange_code_with_scopes(
                     &self.token_http,
@@ -382,9 +392,7 @@ impl StorageFactory {
             }
             #[cfg(feature = "onedrive")]
             "onedrive" => {
-                let app = self.microsoft_app.as_ref().ok_or_else(|| {
-                    StorageError::invalid_input("no microsoft app: call microsoft_app on the factory builder")
-                })?;
+                let app = self.connect_microsoft_app()?;
                 let endpoints = self.graph_endpoints();
                 let exchanged = storage_onedrive::oauth::exchange_code_with_scopes(
                     &self.token_http,
