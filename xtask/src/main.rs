@@ -17,9 +17,11 @@ usage: cargo xtask <command>
 
 commands:
   ci [--keep-going]   every check CI runs: fmt, clippy (all feature sets), nextest,
-                      doctests, rustdoc, cargo-deny, the quickstart and the demo
+                      doctests, rustdoc, cargo-deny, the quickstart and the demo;
+                      installs postgresql, chromium and chromium-driver if missing
   test [ARGS]         the quick loop: nextest over the workspace (ARGS go to
-                      nextest), with a throwaway postgresql
+                      nextest), with a throwaway postgresql; installs Debian's
+                      chromium and chromium-driver for the browser test
   bench [--quick]     the benchmark suite against the emulator (release build);
                       writes target/bench/results.json; then the criterion
                       hash micro-benchmarks (target/criterion/)
@@ -45,6 +47,7 @@ fn run() -> Result<()> {
         Some("test") => {
             let _postgres =
                 start_throwaway_postgres(&sh, false).context("failed to start a throwaway postgresql for the tests")?;
+            ensure_chromium(&sh);
             let mut nextest_args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
             if nextest_args.is_empty() {
                 nextest_args.push("--workspace");
@@ -180,6 +183,7 @@ fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
     let started = Instant::now();
     let _postgres =
         start_throwaway_postgres(sh, false).context("failed to start a throwaway postgresql for the tests")?;
+    ensure_chromium(sh);
     let mut failed = Vec::new();
     for step in STEPS {
         eprintln!("\n==> xtask ci: {}", step.name);
@@ -245,6 +249,45 @@ fn advisory_bundle(root: &Path) -> Result<PathBuf> {
         .context("expected ../shared/advisory-db/advisory-db.bundle beside the checkout, or STORAGE_ADVISORY_BUNDLE")
 }
 
+/// Installs Debian packages without a prompt, refreshing the package lists
+/// once when the first attempt fails (a bare machine has none).
+fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
+    let install = || {
+        cmd!(sh, "apt-get install -y {packages...}")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .run()
+    };
+    if install().is_err() {
+        cmd!(sh, "apt-get update").run()?;
+        install()?;
+    }
+    Ok(())
+}
+
+/// Installs Debian's `chromium` and `chromium-driver` for the web example's
+/// browser test when either program is missing. A failed install is only
+/// reported: the test itself then fails under `CI=true`, naming what is
+/// missing, and skips elsewhere.
+fn ensure_chromium(sh: &Shell) {
+    let present = |var: &str, program: &str| {
+        std::env::var_os(var).is_some_and(|p| Path::new(&p).is_file()) || which(program).is_some()
+    };
+    if present("STORAGE_TEST_CHROMIUM", "chromium") && present("STORAGE_TEST_CHROMEDRIVER", "chromedriver") {
+        return;
+    }
+    eprintln!("==> chromium: installing Debian's chromium and chromium-driver packages");
+    if let Err(e) = apt_install(sh, &["chromium", "chromium-driver"]) {
+        eprintln!("==> chromium: the install failed ({e:#}); the browser test reports it");
+    }
+}
+
+/// The first `program` on `PATH`.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// A PostgreSQL cluster in a temporary folder for the tests, on 127.0.0.1 and a
 /// free port; dropping it stops the server and deletes the folder.
 struct ThrowawayPostgres {
@@ -268,16 +311,7 @@ fn start_throwaway_postgres(sh: &Shell, durable: bool) -> Result<Option<Throwawa
         Some(bin) => bin,
         None => {
             eprintln!("==> postgresql: installing Debian's postgresql package");
-            // No prompt may stop an unattended install.
-            let install = || {
-                cmd!(sh, "apt-get install -y postgresql")
-                    .env("DEBIAN_FRONTEND", "noninteractive")
-                    .run()
-            };
-            if install().is_err() {
-                cmd!(sh, "apt-get update").run()?;
-                install()?;
-            }
+            apt_install(sh, &["postgresql"])?;
             postgres_bin_dir().context("initdb is still missing after installing postgresql")?
         }
     };

@@ -4,7 +4,9 @@
 //! |---|---|
 //! | `GET /connect/{provider}` | redirects to the provider's consent (`gdrive`, `onedrive`) |
 //! | `GET /callback/{provider}` | finishes the connect; back to the frontend with `?connected=…` or `?error=…` |
-//! | `POST /documents?provider=P&name=N` | streams the request body into the user's drive (`Content-Length` required) |
+//! | `GET /` | the page: connections, upload, the user's documents, account deletion |
+//! | `GET /documents?provider=P` | the user's documents in that drive (the first 100) |
+//! | `POST /documents?provider=P` | a multipart form (`size`, then `file`), the file streamed into the user's drive |
 //! | `GET /documents/{key}?provider=P` | streams the document back |
 //! | `DELETE /documents/{key}?provider=P` | deletes it |
 //! | `GET /connections` | each provider's status, with a reconnect link where re-auth is needed |
@@ -13,10 +15,6 @@
 //! The user's session is a signed cookie (HMAC-SHA256) holding a user id; the
 //! pending connect lives in a cookie of its own, sealed by the factory.
 //! Connections are `{user}-{provider}` rows in the application's store.
-//!
-//! Uploads take the raw body with its `Content-Length`, not a multipart form:
-//! a multipart part carries no size, and the drive's resumable session wants
-//! the size before the first byte, so a form upload would have to be spooled.
 
 use std::sync::Arc;
 
@@ -29,7 +27,7 @@ use axum::routing::{delete, get, post};
 use futures::StreamExt as _;
 use hmac::{KeyInit as _, Mac as _};
 use serde::Deserialize;
-use storage_factory::storage_core::{ObjectKey, ObjectName, Secret, StorageError};
+use storage_factory::storage_core::{ObjectKey, ObjectName, PageRequest, Secret, StorageError};
 use storage_factory::{
     ConnectError, ConnectOptions, ConnectionStatus, CredentialStore, PendingConnect, Purge, StorageFactory,
 };
@@ -67,7 +65,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(home))
         .route("/connect/{provider}", get(connect))
         .route("/callback/{provider}", get(callback))
-        .route("/documents", post(upload))
+        .route("/documents", post(upload).get(list))
         .route("/documents/{key}", get(download).delete(remove))
         .route("/connections", get(connections))
         .route("/account", delete(delete_account))
@@ -160,24 +158,11 @@ fn connection_id(user: &str, provider: &str) -> String {
     format!("{user}-{provider}")
 }
 
-/// `GET /`: a page to try it from a browser.
+/// `GET /`: the frontend, one page. It reads `?connected=` and `?error=` from
+/// the callback's redirect, lists each connected drive's documents (which is
+/// also what finds a revoked grant), then shows each connection's status.
 async fn home() -> Response {
-    axum::response::Html(
-        r#"<!doctype html><html><head><meta charset="utf-8"><title>storage reference backend</title></head><body>
-<h1>Documents in your own drive</h1>
-<p><a id="connect-gdrive" href="/connect/gdrive">Connect Google Drive</a> · <a id="connect-onedrive" href="/connect/onedrive">Connect OneDrive</a> · <a href="/connections">Connections</a></p>
-<input type="file" id="file"> <select id="provider"><option>gdrive</option><option>onedrive</option></select>
-<button id="upload" onclick="up()">Upload</button> <pre id="out"></pre>
-<script>
-async function up() {
-  const f = document.getElementById('file').files[0];
-  const p = document.getElementById('provider').value;
-  const r = await fetch('/documents?provider=' + p + '&name=' + encodeURIComponent(f.name), {method: 'POST', body: f});
-  document.getElementById('out').textContent = await r.text();
-}
-</script></body></html>"#,
-    )
-    .into_response()
+    axum::response::Html(include_str!("home.html")).into_response()
 }
 
 /// `GET /connect/{provider}`.
@@ -261,7 +246,6 @@ fn error_code(e: &ConnectError) -> String {
 #[derive(Deserialize)]
 struct Which {
     provider: String,
-    name: Option<String>,
 }
 
 fn signed_in(app: &App, headers: &HeaderMap) -> Result<String, Failure> {
@@ -279,39 +263,68 @@ async fn backend(
         .await?)
 }
 
-/// `POST /documents?provider=P&name=N`: the body, streamed into the drive.
+/// `POST /documents?provider=P`: a `multipart/form-data` form of two parts, in
+/// this order: `size`, the file's length in bytes, then `file`. The file part
+/// streams into the drive as it arrives, never spooled: a multipart part
+/// carries no length of its own, and a resumable upload needs it before the
+/// first byte, so the form states it first (a browser's `FormData` keeps the
+/// order it was built in). A part that is longer or shorter than `size` fails
+/// the upload, and the drive keeps nothing of it.
 async fn upload(State(app): State<App>, Query(q): Query<Which>, headers: HeaderMap, body: Body) -> Reply {
     let user = signed_in(&app, &headers)?;
     let provider = provider_of(&q.provider)?;
-    let size: u64 = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .ok_or_else(|| {
-            Failure(
-                StatusCode::LENGTH_REQUIRED,
-                "send the document with its Content-Length".into(),
-            )
-        })?;
-    let file = q.name.unwrap_or_else(|| "document".into());
-    let ext = file
-        .rsplit_once('.')
-        .map(|(_, e)| format!(".{e}"))
-        .filter(|e| e.len() <= 17 && e[1..].bytes().all(|b| b.is_ascii_alphanumeric()))
-        .unwrap_or_default();
-    let name = ObjectName::new(&user, &new_id()?, &ext)?;
-    let content_type = headers
+    let bad = |what: &str| Failure(StatusCode::BAD_REQUEST, what.to_owned());
+    let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    let stream = body
-        .into_data_stream()
-        .map(|r| r.map_err(|e| StorageError::transport("the upload was cut", e)));
-    let key = backend(&app, &user, provider)
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| bad("send a multipart/form-data form"))?;
+    let limits = multer::Constraints::new()
+        .allowed_fields(vec!["size", "file"])
+        .size_limit(multer::SizeLimit::new().for_field("size", 20));
+    let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, limits);
+    let mut size = None;
+    while let Some(part) = form.next_field().await.map_err(|_| bad("a malformed form"))? {
+        if part.name() == Some("size") {
+            let text = part.text().await.map_err(|_| bad("a malformed size"))?;
+            size = Some(text.trim().parse::<u64>().map_err(|_| bad("size is not a number"))?);
+            continue;
+        }
+        let size = size.ok_or_else(|| bad("the size part must come before the file"))?;
+        let ext = part
+            .file_name()
+            .and_then(|f| f.rsplit_once('.'))
+            .map(|(_, e)| format!(".{e}"))
+            .filter(|e| e.len() <= 17 && e[1..].bytes().all(|b| b.is_ascii_alphanumeric()))
+            .unwrap_or_default();
+        let name = ObjectName::new(&user, &new_id()?, &ext)?;
+        let content_type = part
+            .content_type()
+            .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
+        let stream = part.map(|r| r.map_err(|e| StorageError::transport("the upload was cut", e)));
+        let key = backend(&app, &user, provider)
+            .await?
+            .put_stream(&name, Box::pin(stream), size, &content_type)
+            .await?;
+        return Ok(axum::Json(serde_json::json!({"key": key.as_str(), "provider": provider})).into_response());
+    }
+    Err(bad("the form has no file part"))
+}
+
+/// `GET /documents?provider=P`: `[{"key", "file", "size"}]`, the first page.
+async fn list(State(app): State<App>, Query(q): Query<Which>, headers: HeaderMap) -> Reply {
+    let user = signed_in(&app, &headers)?;
+    let provider = provider_of(&q.provider)?;
+    let page = backend(&app, &user, provider)
         .await?
-        .put_stream(&name, Box::pin(stream), size, &content_type)
+        .list_user(&user, &PageRequest::default())
         .await?;
-    Ok(axum::Json(serde_json::json!({"key": key.as_str(), "provider": provider})).into_response())
+    let docs: Vec<_> = page
+        .items
+        .iter()
+        .map(|o| serde_json::json!({"key": o.key.as_str(), "file": o.name.file_name(), "size": o.size}))
+        .collect();
+    Ok(axum::Json(docs).into_response())
 }
 
 /// `GET /documents/{key}?provider=P`.

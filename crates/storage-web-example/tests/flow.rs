@@ -5,14 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use reqwest::redirect::Policy;
-use storage_emulator::{Emulator, EmulatorHandle};
-use storage_factory::storage_gdrive::GoogleApp;
-use storage_factory::storage_onedrive::MicrosoftApp;
-use storage_factory::{Endpoints, MemoryCredentialStore, SealedStore, SealingKey, SealingKeys, StorageFactory};
-use storage_web_example::{App, router};
+
+mod support;
+use support::start;
 
 /// A browser: a cookie jar, no automatic redirects.
 struct Browser {
@@ -97,6 +94,35 @@ impl Browser {
         posted.headers()["location"].to_str().unwrap().to_owned()
     }
 
+    /// `POST /documents` with a multipart form of `parts`, in order, as a
+    /// browser's `FormData` sends it (the `file` part named `scan.pdf`).
+    async fn upload(&mut self, server: &url::Url, provider: &str, parts: &[(&str, &[u8])]) -> reqwest::Response {
+        let boundary = "----storage-test-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            let disposition = if *name == "file" {
+                "Content-Disposition: form-data; name=\"file\"; filename=\"scan.pdf\"\r\n\
+                 Content-Type: application/pdf\r\n"
+                    .to_owned()
+            } else {
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n")
+            };
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let url = server.join(&format!("documents?provider={provider}")).unwrap();
+        let req = self
+            .http
+            .post(url)
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body);
+        self.send(req, true).await
+    }
+
     /// `/connect/{provider}` on the server: the consent page's URL.
     async fn begin(&mut self, server: &url::Url, provider: &str) -> String {
         let resp = self
@@ -128,35 +154,6 @@ impl Browser {
     }
 }
 
-async fn start() -> (EmulatorHandle, url::Url, Arc<MemoryCredentialStore>) {
-    let emu = Emulator::builder().consent_page(true).start().await.unwrap();
-    let endpoints = Endpoints::from_json(&serde_json::to_string(emu.endpoints()).unwrap()).unwrap();
-    let (g, m) = (emu.google_app(), emu.microsoft_app());
-    let factory = StorageFactory::builder()
-        .endpoints(endpoints)
-        .google_app(GoogleApp::new(&g.client_id, g.client_secret.as_str()))
-        .microsoft_app(MicrosoftApp::new(&m.client_id, m.client_secret.as_str()))
-        .connect_keys(SealingKeys::new(("c", SealingKey::from_bytes([3; 32]))).unwrap())
-        .build()
-        .unwrap();
-    let rows = Arc::new(MemoryCredentialStore::new());
-    let store = Arc::new(SealedStore::new(
-        rows.clone(),
-        SealingKeys::new(("r", SealingKey::from_bytes([4; 32]))).unwrap(),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-    let app = App {
-        factory: Arc::new(factory),
-        store,
-        session_key: Arc::new([5; 32]),
-        frontend: base.clone(),
-        base: base.clone(),
-    };
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
-    (emu, base, rows)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_upload_reauth_reconnect_and_delete_the_account() {
     let (emu, server, rows) = start().await;
@@ -180,17 +177,11 @@ async fn connect_upload_reauth_reconnect_and_delete_the_account() {
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let mut keys = Vec::new();
     for provider in ["gdrive", "onedrive"] {
-        let url = server
-            .join(&format!("documents?provider={provider}&name=scan.pdf"))
-            .unwrap();
         let resp = browser
-            .send(
-                browser
-                    .http
-                    .post(url)
-                    .header("content-type", "application/pdf")
-                    .body(body.clone()),
-                true,
+            .upload(
+                &server,
+                provider,
+                &[("size", body.len().to_string().as_bytes()), ("file", &body)],
             )
             .await;
         assert_eq!(
@@ -300,5 +291,46 @@ async fn cancel_and_a_tampered_state_land_on_the_frontend_with_an_error() {
         rows.get(&format!("{user}-gdrive")).is_none(),
         "a refused connect stored a row"
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_whose_size_is_wrong_missing_or_late_stores_nothing() {
+    let (emu, server, _rows) = start().await;
+    let mut browser = Browser::new();
+    let landed = browser.connect(&server, "onedrive").await;
+    assert!(landed.ends_with("?connected=onedrive"), "{landed}");
+    let landed = browser.connect(&server, "gdrive").await;
+    assert!(landed.ends_with("?connected=gdrive"), "{landed}");
+    let body = vec![7u8; 100_000];
+    for provider in ["gdrive", "onedrive"] {
+        for size in [body.len() - 1, body.len() + 1] {
+            let size = size.to_string();
+            let resp = browser
+                .upload(&server, provider, &[("size", size.as_bytes()), ("file", &body)])
+                .await;
+            assert!(
+                resp.status().as_u16() >= 400,
+                "{provider}: a {size}-byte claim was accepted"
+            );
+        }
+        let late = browser
+            .upload(&server, provider, &[("file", &body), ("size", b"100000")])
+            .await;
+        assert_eq!(late.status().as_u16(), 400, "{provider}: the size after the file");
+        let missing = browser.upload(&server, provider, &[("file", &body)]).await;
+        assert_eq!(missing.status().as_u16(), 400, "{provider}: no size");
+        let junk = browser
+            .upload(&server, provider, &[("size", b"lots"), ("file", &body)])
+            .await;
+        assert_eq!(junk.status().as_u16(), 400, "{provider}: a size that is no number");
+    }
+    let drive_docs = emu
+        .drive_files()
+        .into_iter()
+        .filter(|f| !f.is_folder && !f.trashed)
+        .count();
+    let graph_docs = emu.graph_items().into_iter().filter(|i| !i.is_folder).count();
+    assert_eq!((drive_docs, graph_docs), (0, 0), "a refused upload left a document");
     emu.shutdown().await;
 }
