@@ -41,11 +41,14 @@ pub(crate) fn boundary(content_type: &str) -> Option<String> {
         .filter(|b| !b.is_empty())
 }
 
+/// Where `needle` first occurs at or after `from`. memchr's searcher keeps a
+/// 20 MiB body's parse in milliseconds: a byte-by-byte scan took 0.7 s in a
+/// dev build, enough to trip a client's idle timeout before the answer.
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || haystack.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    (from..=haystack.len() - needle.len()).find(|&i| &haystack[i..i + needle.len()] == needle)
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|i| from + i)
 }
 
 /// Splits a body into parts; `None` when it is not well-formed.
