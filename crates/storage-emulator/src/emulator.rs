@@ -1,19 +1,23 @@
 //! Starting an emulator, its endpoints, and the handle tests drive it with.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-pub use crate::endpoints::{AppCredentials, Endpoints, GoogleEndpoints, MicrosoftEndpoints};
-use crate::faults::{FaultController, FaultRule, Provider, SignInRequired};
+pub use crate::endpoints::{
+    Announcement, AppCredentials, Clients, Endpoints, GoogleEndpoints, MicrosoftEndpoints, OAuthEndpoints, Origins,
+    ProviderOAuth,
+};
+use crate::faults::{FaultController, FaultRule, SignInRequired};
 use crate::google::store::DriveStore;
 use crate::grants::Grants;
 pub use crate::info::{DriveFileInfo, GraphItemInfo};
@@ -26,8 +30,10 @@ use crate::state::{Config, Shared};
 #[non_exhaustive]
 pub enum StartError {
     /// A listener could not bind.
-    #[error("failed to bind 127.0.0.1:{port}")]
+    #[error("failed to bind {address}:{port}")]
     Bind {
+        /// The address asked for.
+        address: IpAddr,
         /// The requested port (0 = ephemeral).
         port: u16,
         /// The bind error.
@@ -70,6 +76,10 @@ pub struct EmulatorBuilder {
     google_app: AppCredentials,
     extra_google_apps: Vec<AppCredentials>,
     microsoft_app: AppCredentials,
+    extra_microsoft_apps: Vec<AppCredentials>,
+    any_client: bool,
+    control: bool,
+    bind: IpAddr,
     invalidate_rotated_refresh_tokens: bool,
     reject_auth_on_download_url: bool,
     drive_quota_bytes: Option<u64>,
@@ -99,6 +109,10 @@ impl Default for EmulatorBuilder {
             google_app: AppCredentials::new("emulator-google-client", "emulator-google-secret"),
             extra_google_apps: Vec::new(),
             microsoft_app: AppCredentials::new("emulator-microsoft-client", "emulator-microsoft-secret"),
+            extra_microsoft_apps: Vec::new(),
+            any_client: false,
+            control: false,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             invalidate_rotated_refresh_tokens: false,
             reject_auth_on_download_url: false,
             drive_quota_bytes: Some(15 * 1024 * 1024 * 1024),
@@ -174,6 +188,41 @@ impl EmulatorBuilder {
     #[must_use]
     pub fn microsoft_app(mut self, app: AppCredentials) -> Self {
         self.microsoft_app = app;
+        self
+    }
+
+    /// Another Microsoft OAuth client the identity endpoints accept.
+    #[must_use]
+    pub fn extra_microsoft_app(mut self, app: AppCredentials) -> Self {
+        self.extra_microsoft_apps.push(app);
+        self
+    }
+
+    /// Accepts any client id that is not registered, with any secret, at the
+    /// authorize and token endpoints of both providers (default: off). A
+    /// registered client still needs its own secret. For probing a client
+    /// whose id is fixed.
+    #[must_use]
+    pub fn accept_any_client(mut self, any: bool) -> Self {
+        self.any_client = any;
+        self
+    }
+
+    /// Serves the control API under `/__emulator/` on the API origin
+    /// (default: off; the binary turns it on). It answers only loopback peers;
+    /// the crate README lists its verbs.
+    #[must_use]
+    pub fn control_api(mut self, on: bool) -> Self {
+        self.control = on;
+        self
+    }
+
+    /// The address both listeners bind (default `127.0.0.1`). The URLs the
+    /// emulator hands out still name `127.0.0.1`; another address lets other
+    /// machines or containers reach the API, never the control API.
+    #[must_use]
+    pub fn bind_address(mut self, address: IpAddr) -> Self {
+        self.bind = address;
         self
     }
 
@@ -292,10 +341,10 @@ impl EmulatorBuilder {
     /// # Errors
     /// When a listener cannot bind.
     pub async fn start(self) -> Result<EmulatorHandle, StartError> {
-        let api = bind(self.port, self.receive_buffer)?;
-        let content = bind(self.content_port, self.receive_buffer)?;
-        let api_port = local_port(&api, self.port)?;
-        let content_port = local_port(&content, self.content_port)?;
+        let api = bind(self.bind, self.port, self.receive_buffer)?;
+        let content = bind(self.bind, self.content_port, self.receive_buffer)?;
+        let api_port = local_port(&api, self.bind, self.port)?;
+        let content_port = local_port(&content, self.bind, self.content_port)?;
         let base = Url::parse(&format!("http://127.0.0.1:{api_port}/")).map_err(StartError::Url)?;
         let content_base = Url::parse(&format!("http://127.0.0.1:{content_port}/")).map_err(StartError::Url)?;
         let endpoints = Endpoints::for_base(&base).map_err(StartError::Url)?;
@@ -311,6 +360,10 @@ impl EmulatorBuilder {
                 google_app: self.google_app,
                 extra_google_apps: self.extra_google_apps,
                 microsoft_app: self.microsoft_app,
+                extra_microsoft_apps: self.extra_microsoft_apps,
+                any_client: self.any_client,
+                control: self.control,
+                download_url_lifetime: chrono_secs(self.download_url_lifetime),
                 upload_session_lifetime: chrono_secs(self.upload_session_lifetime),
                 invalidate_rotated_refresh_tokens: self.invalidate_rotated_refresh_tokens,
                 reject_auth_on_download_url: self.reject_auth_on_download_url,
@@ -364,24 +417,27 @@ impl EmulatorBuilder {
 /// A listener on 127.0.0.1:`port`; a receive buffer set on it is inherited by
 /// the connections it accepts, and set before `listen` so that the window the
 /// handshake announces already reflects it (tcp(7), `SO_RCVBUF`).
-fn bind(port: u16, receive_buffer: Option<u32>) -> Result<TcpListener, StartError> {
-    let fail = |source| StartError::Bind { port, source };
-    let socket = tokio::net::TcpSocket::new_v4().map_err(fail)?;
+fn bind(address: IpAddr, port: u16, receive_buffer: Option<u32>) -> Result<TcpListener, StartError> {
+    let fail = |source| StartError::Bind { address, port, source };
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
     socket.set_reuseaddr(true).map_err(fail)?;
     if let Some(bytes) = receive_buffer {
         socket.set_recv_buffer_size(bytes).map_err(fail)?;
     }
-    socket
-        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .map_err(fail)?;
+    socket.bind(std::net::SocketAddr::new(address, port)).map_err(fail)?;
     socket.listen(1024).map_err(fail)
 }
 
-fn local_port(listener: &TcpListener, port: u16) -> Result<u16, StartError> {
+fn local_port(listener: &TcpListener, address: IpAddr, port: u16) -> Result<u16, StartError> {
     listener
         .local_addr()
         .map(|a| a.port())
-        .map_err(|source| StartError::Bind { port, source })
+        .map_err(|source| StartError::Bind { address, port, source })
 }
 
 /// A running emulator. Dropping it without [`EmulatorHandle::shutdown`] stops accepting
@@ -402,6 +458,11 @@ impl EmulatorHandle {
         &self.endpoints
     }
 
+    /// Everything a client in another language needs: what the binary prints.
+    pub fn announcement(&self) -> Announcement {
+        self.shared.announcement()
+    }
+
     /// Base URL of the second listener (upload sessions, download URLs).
     pub fn content_base(&self) -> &Url {
         &self.content_base
@@ -420,42 +481,13 @@ impl EmulatorHandle {
     /// Issues a fresh Google grant and returns its credential JSON:
     /// `{"provider":"gdrive","access_token","refresh_token","expiry","token_uri","client_id","client_secret"}`.
     pub fn google_grant(&self) -> Value {
-        let app = &self.shared.config.google_app;
-        let issued = self.shared.grants.lock().issue(
-            Provider::Google,
-            &app.client_id,
-            "https://www.googleapis.com/auth/drive.file",
-            true,
-            self.shared.config.token_lifetime,
-        );
-        json!({
-            "provider": "gdrive",
-            "access_token": issued.access_token,
-            "refresh_token": issued.refresh_token,
-            "expiry": issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "token_uri": self.endpoints.google.token.as_str(),
-            "client_id": app.client_id,
-            "client_secret": app.client_secret,
-        })
+        self.shared.google_grant()
     }
 
     /// Issues a fresh Microsoft grant and returns its credential JSON:
     /// `{"provider":"onedrive","access_token","refresh_token","expires_at"}`.
     pub fn microsoft_grant(&self) -> Value {
-        let app = &self.shared.config.microsoft_app;
-        let issued = self.shared.grants.lock().issue(
-            Provider::Microsoft,
-            &app.client_id,
-            "Files.ReadWrite offline_access",
-            true,
-            self.shared.config.token_lifetime,
-        );
-        json!({
-            "provider": "onedrive",
-            "access_token": issued.access_token,
-            "refresh_token": issued.refresh_token,
-            "expires_at": issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        })
+        self.shared.microsoft_grant()
     }
 
     /// Makes every issued access token expired; the next API call with one gets 401.

@@ -92,3 +92,63 @@ impl Endpoints {
         })
     }
 }
+
+/// Everything a client in any language needs to use a running emulator: the
+/// first line the binary prints, as JSON. The `google` and `microsoft` keys
+/// are [`Endpoints`], unchanged; the rest was added beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Announcement {
+    /// The API endpoints, as before.
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// The two listeners.
+    pub origins: Origins,
+    /// The OAuth endpoints of both providers, ready to use.
+    pub oauth: OAuthEndpoints,
+    /// The OAuth clients the token and authorize endpoints accept.
+    pub clients: Clients,
+    /// The control API's base URL (`…/__emulator/`), when it is on.
+    pub control: Option<Url>,
+}
+
+/// The emulator's two listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origins {
+    /// Drive, Graph, both identity providers and the control API.
+    pub api: Url,
+    /// Drive resumable session URIs, Graph upload URLs and download URLs: the
+    /// URLs the API hands out, on an origin of their own, as in production.
+    pub content: Url,
+}
+
+/// The OAuth endpoints of both providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthEndpoints {
+    /// Google's authorize page, token endpoint and revocation.
+    pub google: ProviderOAuth,
+    /// Microsoft's, for the tenant `common` (any tenant segment works).
+    pub microsoft: ProviderOAuth,
+}
+
+/// One identity provider's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderOAuth {
+    /// Where the user's browser goes to consent.
+    pub authorize: Url,
+    /// Where codes and refresh tokens are exchanged.
+    pub token: Url,
+    /// Token revocation, where the provider has one.
+    pub revoke: Option<Url>,
+}
+
+/// The OAuth clients the emulator accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clients {
+    /// Google clients, the one [`EmulatorHandle::google_grant`](crate::EmulatorHandle::google_grant) uses first.
+    pub google: Vec<AppCredentials>,
+    /// Microsoft clients, the one [`EmulatorHandle::microsoft_grant`](crate::EmulatorHandle::microsoft_grant) uses first.
+    pub microsoft: Vec<AppCredentials>,
+    /// Whether any other client id is accepted too, with any secret.
+    pub any_client: bool,
+}

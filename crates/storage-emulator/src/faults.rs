@@ -340,7 +340,8 @@ impl FaultRule {
 }
 
 /// Identifies a rule added to a [`FaultController`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct RuleId(u64);
 
 #[derive(Debug)]
@@ -356,6 +357,15 @@ struct ActiveRule {
 struct Rules {
     next_id: u64,
     rules: Vec<ActiveRule>,
+}
+
+/// A rule as the control API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ListedRule {
+    pub id: RuleId,
+    pub fired: u32,
+    pub active: bool,
+    pub rule: FaultRule,
 }
 
 /// What the pipeline knows about a request when it consults the rules.
@@ -431,6 +441,21 @@ impl FaultController {
             .iter()
             .filter(|r| r.rule.times.is_none_or(|t| r.fired < t))
             .map(|r| r.rule.clone())
+            .collect()
+    }
+
+    /// Every rule with its id, how often it acted, and whether it still can.
+    pub(crate) fn listed(&self) -> Vec<ListedRule> {
+        self.inner
+            .lock()
+            .rules
+            .iter()
+            .map(|r| ListedRule {
+                id: r.id,
+                fired: r.fired,
+                active: r.rule.times.is_none_or(|t| r.fired < t),
+                rule: r.rule.clone(),
+            })
             .collect()
     }
 

@@ -1,7 +1,7 @@
 //! What the emulator shows of its state to tests.
 
 /// A Drive file as the emulator stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct DriveFileInfo {
     /// File id.
@@ -26,7 +26,7 @@ pub struct DriveFileInfo {
 }
 
 /// A Graph driveItem as the emulator stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct GraphItemInfo {
     /// Item id.

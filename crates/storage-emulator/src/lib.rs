@@ -6,6 +6,7 @@
 )]
 
 mod consent;
+mod control;
 mod emulator;
 mod endpoints;
 mod errors;
@@ -24,8 +25,8 @@ mod state;
 
 pub use consent::Consent;
 pub use emulator::{
-    AppCredentials, DriveFileInfo, Emulator, EmulatorBuilder, EmulatorHandle, Endpoints, GoogleEndpoints,
-    GraphItemInfo, MicrosoftEndpoints, StartError,
+    Announcement, AppCredentials, Clients, DriveFileInfo, Emulator, EmulatorBuilder, EmulatorHandle, Endpoints,
+    GoogleEndpoints, GraphItemInfo, MicrosoftEndpoints, OAuthEndpoints, Origins, ProviderOAuth, StartError,
 };
 pub use faults::{FaultAction, FaultController, FaultRule, Provider, RuleId, SignInRequired};
 pub use journal::{Journal, JournalEntry, Origin};

@@ -1,23 +1,61 @@
-//! `storage-emulator [--port N] [--content-port N] [--lenient] [--consent-page] [--faults FILE.json]`
+//! `storage-emulator [OPTIONS]`: see `--help`.
 //!
-//! Prints the endpoints as one JSON line on stdout, logs to stderr, and serves until Ctrl-C.
+//! Prints the announcement as one JSON line on stdout, logs to stderr, and serves until Ctrl-C.
 
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::process::ExitCode;
 
-use storage_emulator::Emulator;
+use storage_emulator::{AppCredentials, Emulator};
 
-const USAGE: &str =
-    "usage: storage-emulator [--port N] [--content-port N] [--lenient] [--consent-page] [--faults FILE.json]";
+const USAGE: &str = "\
+usage: storage-emulator [OPTIONS]
+
+A local emulator of Google Drive v3, Microsoft Graph (OneDrive) and both OAuth
+token endpoints. The first line on stdout is one JSON object naming every
+origin, endpoint, accepted OAuth client and the control API; requests are logged
+to stderr. Ctrl-C stops it.
+
+options:
+  --port N                    the API origin's port (default: a free one)
+  --content-port N            the content origin's port: upload sessions and
+                              download urls (default: a free one)
+  --bind ADDR                 the address both listeners bind (default
+                              127.0.0.1); the control API still answers only
+                              loopback peers
+  --google-client ID:SECRET   accept another Google OAuth client (repeatable)
+  --microsoft-client ID:SECRET
+                              accept another Microsoft OAuth client (repeatable)
+  --any-client                accept any other client id, with any secret
+  --consent-page              show a consent page (Allow, Cancel, a checkbox per
+                              Google scope) at the authorize endpoints instead
+                              of redirecting at once
+  --faults FILE.json          start with these fault rules (a JSON array)
+  --lenient                   relax the upload rules (chunk and fragment sizes,
+                              Authorization on upload urls, Content-Range)
+  --no-control                turn the control API (/__emulator/) off
+  -h, --help                  this text";
 
 #[derive(Debug, Default)]
 struct Args {
     port: u16,
     content_port: u16,
+    bind: Option<IpAddr>,
     lenient: bool,
     /// Show a consent page at the authorize endpoints, for a browser.
     consent_page: bool,
     faults: Option<String>,
+    google_clients: Vec<AppCredentials>,
+    microsoft_clients: Vec<AppCredentials>,
+    any_client: bool,
+    no_control: bool,
+}
+
+fn client(flag: &str, value: &str) -> Result<AppCredentials, String> {
+    match value.split_once(':') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => Ok(AppCredentials::new(id, secret)),
+        _ => Err(format!("{flag} needs ID:SECRET")),
+    }
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -44,6 +82,21 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .parse()
                     .map_err(|_| "--content-port needs a number from 0 to 65535".to_owned())?;
             }
+            "--bind" => {
+                out.bind = Some(
+                    value("--bind")?
+                        .parse()
+                        .map_err(|_| "--bind needs an ip address".to_owned())?,
+                );
+            }
+            "--google-client" => out
+                .google_clients
+                .push(client("--google-client", &value("--google-client")?)?),
+            "--microsoft-client" => out
+                .microsoft_clients
+                .push(client("--microsoft-client", &value("--microsoft-client")?)?),
+            "--any-client" => out.any_client = true,
+            "--no-control" => out.no_control = true,
             "--lenient" => out.lenient = true,
             "--consent-page" => out.consent_page = true,
             "--faults" => out.faults = Some(value("--faults")?),
@@ -63,10 +116,12 @@ async fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
-            if !e.is_empty() {
+            if e.is_empty() {
+                let _ = writeln!(std::io::stdout(), "{USAGE}");
+            } else {
                 log(&format!("storage-emulator: {e}"));
+                log("usage: storage-emulator [OPTIONS]; --help lists them");
             }
-            log(USAGE);
             return if e.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -79,7 +134,18 @@ async fn main() -> ExitCode {
         .content_port(args.content_port)
         .lenient(args.lenient)
         .consent_page(args.consent_page)
+        .accept_any_client(args.any_client)
+        .control_api(!args.no_control)
         .log_requests(true);
+    if let Some(address) = args.bind {
+        builder = builder.bind_address(address);
+    }
+    for app in args.google_clients {
+        builder = builder.extra_google_app(app);
+    }
+    for app in args.microsoft_clients {
+        builder = builder.extra_microsoft_app(app);
+    }
     if let Some(path) = &args.faults {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -106,7 +172,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let line = match serde_json::to_string(emulator.endpoints()) {
+    let line = match serde_json::to_string(&emulator.announcement()) {
         Ok(l) => l,
         Err(e) => {
             log(&format!("storage-emulator: {e}"));
@@ -146,5 +212,27 @@ mod tests {
         assert!(parse(&["--bogus"]).is_err());
         assert!(!a.consent_page);
         assert!(parse(&["--consent-page"]).unwrap().consent_page);
+        let c = parse(&[
+            "--google-client",
+            "g-id:g-secret",
+            "--microsoft-client=m-id:m:secret",
+            "--any-client",
+            "--no-control",
+            "--bind",
+            "0.0.0.0",
+        ])
+        .unwrap();
+        assert_eq!(c.google_clients, vec![AppCredentials::new("g-id", "g-secret")]);
+        // Only the first colon separates: a secret may hold more.
+        assert_eq!(c.microsoft_clients, vec![AppCredentials::new("m-id", "m:secret")]);
+        assert!(c.any_client && c.no_control);
+        assert_eq!(c.bind, Some("0.0.0.0".parse().unwrap()));
+        for bad in [
+            &["--google-client", "nocolon"][..],
+            &["--google-client", ":s"],
+            &["--bind", "host"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

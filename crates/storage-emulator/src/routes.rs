@@ -18,7 +18,11 @@ use crate::state::Shared;
 
 /// The API listener: Drive v3, Google OAuth, Graph, Microsoft identity.
 pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let control = shared
+        .config
+        .control
+        .then(|| crate::control::router(Arc::clone(&shared)));
+    let api = Router::new()
         // Drive v3 metadata (https://developers.google.com/drive/api/reference/rest/v3/files)
         .route(
             "/drive/v3/files",
@@ -65,7 +69,12 @@ pub(crate) fn api_router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(Arc::clone(&shared), pipeline))
         .layer(DefaultBodyLimit::disable())
-        .with_state(shared)
+        .with_state(shared);
+    // The control API stays outside the pipeline: neither journaled nor faulted.
+    match control {
+        Some(control) => api.merge(control),
+        None => api,
+    }
 }
 
 /// The second listener: Drive session URIs, Graph upload URLs and download URLs.

@@ -37,6 +37,8 @@ impl Kill {
 #[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
     pub id: u64,
+    /// The peer's address: the control API answers loopback peers only.
+    pub peer: std::net::SocketAddr,
     pub origin: Origin,
     pub kill: Arc<Kill>,
 }
@@ -54,7 +56,7 @@ pub(crate) async fn serve(
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
         };
-        let Ok((stream, _peer)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Accept errors (e.g. too many open files) are transient; keep serving.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
@@ -62,12 +64,13 @@ pub(crate) async fn serve(
         let id = shared.next_connection.fetch_add(1, Ordering::SeqCst) + 1;
         let router = router.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(serve_connection(stream, router, origin, id, shutdown));
+        tokio::spawn(serve_connection(stream, peer, router, origin, id, shutdown));
     }
 }
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     origin: Origin,
     id: u64,
@@ -78,6 +81,7 @@ async fn serve_connection(
     let kill = Arc::new(Kill::default());
     let info = ConnInfo {
         id,
+        peer,
         origin,
         kill: Arc::clone(&kill),
     };

@@ -36,7 +36,26 @@ async fn prints_endpoints_then_serves_with_fault_rules() {
         .unwrap();
     let endpoints: Endpoints = serde_json::from_str(&first).unwrap();
     let value: serde_json::Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(value.as_object().unwrap().len(), 2);
+    // The keys readers already knew, and the announcement's own beside them.
+    let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["clients", "control", "google", "microsoft", "oauth", "origins"]);
+    assert_eq!(value["clients"]["google"][0]["client_id"], "emulator-google-client");
+    assert_eq!(
+        value["clients"]["microsoft"][0]["client_id"],
+        "emulator-microsoft-client"
+    );
+    assert_eq!(value["clients"]["any_client"], false);
+    let control = value["control"].as_str().unwrap();
+    assert!(control.ends_with("/__emulator/"), "{control}");
+    assert_eq!(value["origins"]["api"], endpoints.google.root.as_str());
+    assert_ne!(value["origins"]["content"], value["origins"]["api"]);
+    assert_eq!(
+        value["oauth"]["microsoft"]["token"],
+        endpoints.microsoft.token("common").as_str()
+    );
+    let index: serde_json::Value = reqwest::get(control).await.unwrap().json().await.unwrap();
+    assert_eq!(index["announcement"], value, "the control api announces the same");
     assert!(endpoints.google.api.as_str().ends_with("/drive/v3/"));
     assert!(endpoints.google.token.as_str().ends_with("/token"));
     assert!(endpoints.microsoft.graph.as_str().ends_with("/v1.0/"));

@@ -13,13 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::consent::Consent;
-use crate::endpoints::AppCredentials;
 use crate::errors::json_response;
 use crate::faults::Provider;
 use crate::grants::{GrantError, Issued, PendingCode, client_credentials, seconds_until};
 use crate::http_util::parse_query;
 use crate::pipeline::Ctx;
-use crate::state::Shared;
+use crate::state::{ClientCheck, Shared};
 
 const TOKEN_JSON: &str = "application/json; charset=utf-8";
 
@@ -62,12 +61,15 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
     let Some(client_id) = client_id else {
         return oauth_error(400, "invalid_request", "Missing required parameter: client_id");
     };
-    let Some(app) = shared.config.google_client(&client_id) else {
+    // A missing secret is a wrong one: the token endpoint sees only confidential clients.
+    match shared
+        .config
+        .check_google(&client_id, Some(secret.as_deref().unwrap_or_default()))
+    {
         // Text UNCONFIRMED.
-        return oauth_error(401, "invalid_client", "The OAuth client was not found.");
-    };
-    if secret.as_deref() != Some(app.client_secret.as_str()) {
-        return oauth_error(401, "invalid_client", "Unauthorized");
+        ClientCheck::Unknown => return oauth_error(401, "invalid_client", "The OAuth client was not found."),
+        ClientCheck::WrongSecret => return oauth_error(401, "invalid_client", "Unauthorized"),
+        ClientCheck::Accepted => {}
     }
     let lifetime = shared.config.token_lifetime;
     match get("grant_type") {
@@ -152,9 +154,10 @@ pub(crate) async fn consent(State(shared): State<Arc<Shared>>, Extension(ctx): E
 }
 
 /// The client and redirect URI of an authorize request, or the page Google shows instead.
-fn checked<'a>(shared: &'a Shared, params: &[(String, String)]) -> Result<(&'a AppCredentials, url::Url), Response> {
+fn checked(shared: &Shared, params: &[(String, String)]) -> Result<(String, url::Url), Response> {
     let param = |k| crate::http_util::query_get(params, k);
-    let Some(app) = param("client_id").and_then(|id| shared.config.google_client(id)) else {
+    let Some(client_id) = param("client_id").filter(|id| shared.config.check_google(id, None) == ClientCheck::Accepted)
+    else {
         // Google shows an error page "Error 401: invalid_client" (page text UNCONFIRMED).
         return Err((StatusCode::UNAUTHORIZED, "Error 401: invalid_client").into_response());
     };
@@ -165,12 +168,12 @@ fn checked<'a>(shared: &'a Shared, params: &[(String, String)]) -> Result<(&'a A
         )
             .into_response());
     };
-    Ok((app, redirect))
+    Ok((client_id.to_owned(), redirect))
 }
 
 /// The redirect that answers an authorize request with `consent`.
 fn answer(shared: &Shared, params: &[(String, String)], consent: &Consent) -> Response {
-    let (app, redirect) = match checked(shared, params) {
+    let (client_id, redirect) = match checked(shared, params) {
         Ok(ok) => ok,
         Err(resp) => return resp,
     };
@@ -182,7 +185,7 @@ fn answer(shared: &Shared, params: &[(String, String)], consent: &Consent) -> Re
         let scope = consent.granted(param("scope").unwrap_or_default());
         let code = shared.grants.lock().create_code(PendingCode {
             provider: Provider::Google,
-            client_id: app.client_id.clone(),
+            client_id,
             redirect_uri: redirect.as_str().to_owned(),
             scope: scope.clone(),
             offline: param("access_type") == Some("offline") && *consent != Consent::NoRefreshToken,

@@ -17,7 +17,7 @@ use crate::faults::Provider;
 use crate::grants::{GrantError, Issued, PendingCode, client_credentials, seconds_until};
 use crate::http_util::{parse_query, random_uuid};
 use crate::pipeline::Ctx;
-use crate::state::Shared;
+use crate::state::{ClientCheck, Shared};
 
 /// An error body: `error`, `error_description` starting `AADSTS<n>:` and ending with trace and
 /// correlation ids and a timestamp, `error_codes: [n]`, `timestamp`, `trace_id`,
@@ -77,7 +77,6 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
     let form = parse_query(std::str::from_utf8(&ctx.body).ok());
     let get = |k: &str| crate::http_util::query_get(&form, k);
     let (client_id, secret) = client_credentials(&ctx.headers, &form);
-    let app = &shared.config.microsoft_app;
     let Some(client_id) = client_id else {
         return aad_error(
             &shared,
@@ -87,7 +86,10 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
             "The request body must contain the following parameter: 'client_id'.",
         );
     };
-    if client_id != app.client_id {
+    let check = shared
+        .config
+        .check_microsoft(&client_id, Some(secret.as_deref().unwrap_or_default()));
+    if check == ClientCheck::Unknown {
         return aad_error(
             &shared,
             400,
@@ -96,7 +98,7 @@ pub(crate) async fn token(State(shared): State<Arc<Shared>>, Extension(ctx): Ext
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
         );
     }
-    if secret.as_deref() != Some(app.client_secret.as_str()) {
+    if check == ClientCheck::WrongSecret {
         return aad_error(
             &shared,
             401,
@@ -220,17 +222,20 @@ pub(crate) async fn consent(State(shared): State<Arc<Shared>>, Extension(ctx): E
 }
 
 /// The redirect URI of an authorize request for the configured client, or the error page.
-fn checked(shared: &Shared, params: &[(String, String)]) -> Result<url::Url, Response> {
+fn checked(shared: &Shared, params: &[(String, String)]) -> Result<(String, url::Url), Response> {
     let param = |k| crate::http_util::query_get(params, k);
-    if param("client_id") != Some(shared.config.microsoft_app.client_id.as_str()) {
+    let Some(client_id) =
+        param("client_id").filter(|id| shared.config.check_microsoft(id, None) == ClientCheck::Accepted)
+    else {
         return Err((
             StatusCode::BAD_REQUEST,
             "AADSTS700016: Application not found in the directory.",
         )
             .into_response());
-    }
+    };
     param("redirect_uri")
         .and_then(|r| url::Url::parse(r).ok())
+        .map(|r| (client_id.to_owned(), r))
         .ok_or_else(|| {
             (
                 StatusCode::BAD_REQUEST,
@@ -242,7 +247,7 @@ fn checked(shared: &Shared, params: &[(String, String)]) -> Result<url::Url, Res
 
 /// The redirect that answers an authorize request with `consent`.
 fn answer(shared: &Shared, params: &[(String, String)], consent: &Consent) -> Response {
-    let redirect = match checked(shared, params) {
+    let (client_id, redirect) = match checked(shared, params) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -258,7 +263,7 @@ fn answer(shared: &Shared, params: &[(String, String)], consent: &Consent) -> Re
         let scope = consent.granted(param("scope").unwrap_or_default());
         let code = shared.grants.lock().create_code(PendingCode {
             provider: Provider::Microsoft,
-            client_id: shared.config.microsoft_app.client_id.clone(),
+            client_id,
             redirect_uri: redirect.as_str().to_owned(),
             offline: scope.split(' ').any(|s| s == "offline_access") && *consent != Consent::NoRefreshToken,
             scope,
