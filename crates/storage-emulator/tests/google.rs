@@ -993,3 +993,115 @@ async fn files_the_user_added_are_invisible_but_go_with_their_folder() {
     assert_eq!(delete.status(), 204);
     assert!(emu.drive_file_content(&hidden).is_none());
 }
+
+/// `files.update` (PATCH): rename, trash and untrash with descendants, move
+/// with `addParents`/`removeParents`, and the real service's refusals.
+#[tokio::test]
+async fn files_update_renames_trashes_and_moves_with_the_strict_checks() {
+    let emu = start().await;
+    let token = google_token(&emu);
+    let c = http();
+    let create = |meta: Value| {
+        let req = c
+            .post(drive_url(&emu, "files?fields=id"))
+            .bearer_auth(&token)
+            .json(&meta);
+        async move { json(req.send().await.unwrap()).await["id"].as_str().unwrap().to_owned() }
+    };
+    let folder_mime = "application/vnd.google-apps.folder";
+    let a = create(json!({"name": "a", "mimeType": folder_mime})).await;
+    let b = create(json!({"name": "b", "mimeType": folder_mime})).await;
+    let inner = create(json!({"name": "inner", "mimeType": folder_mime, "parents": [a]})).await;
+    let doc = create(json!({"name": "doc.pdf", "parents": [inner]})).await;
+    let patch = |id: &str, query: &str, body: Value| {
+        let req = c
+            .patch(drive_url(
+                &emu,
+                &format!("files/{id}?fields=id,name,parents,trashed{query}"),
+            ))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), json(resp).await)
+        }
+    };
+    let listed = |q: String| {
+        let mut url = url::Url::parse(&drive_url(&emu, "files")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("q", &q)
+            .append_pair("fields", "files(id)");
+        let req = c.get(url).bearer_auth(&token);
+        async move {
+            let body = json(req.send().await.unwrap()).await;
+            body["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Rename.
+    let (status, body) = patch(&doc, "", json!({"name": "renamed.pdf"})).await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("renamed.pdf")));
+
+    // Trash a folder: its descendants go too, and leave `trashed = false` listings.
+    let (status, body) = patch(&a, "", json!({"trashed": true})).await;
+    assert_eq!((status, body["trashed"].as_bool()), (200, Some(true)));
+    assert!(
+        listed(format!("'{inner}' in parents and trashed = false"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        listed(format!("'{inner}' in parents and trashed = true")).await,
+        [doc.clone()]
+    );
+    // Untrash: the descendants come back.
+    assert_eq!(patch(&a, "", json!({"trashed": false})).await.0, 200);
+    assert_eq!(
+        listed(format!("'{inner}' in parents and trashed = false")).await,
+        [doc.clone()]
+    );
+
+    // Move from a's subfolder to b.
+    let (status, body) = patch(&doc, &format!("&addParents={b}&removeParents={inner}"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["parents"], json!([b]));
+
+    // Refusals, each leaving the file as it was.
+    let (status, body) = patch(&doc, "", json!({"parents": [a]})).await;
+    assert_eq!(
+        (status, body["error"]["errors"][0]["reason"].as_str()),
+        (403, Some("fieldNotWritable"))
+    );
+    for field in ["id", "size", "md5Checksum"] {
+        let (status, body) = patch(&doc, "", json!({field: "x"})).await;
+        assert_eq!(
+            (status, body["error"]["errors"][0]["reason"].as_str()),
+            (403, Some("fieldNotWritable")),
+            "{field}"
+        );
+    }
+    let (status, body) = patch(&doc, &format!("&addParents={a}"), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["errors"][0]["reason"].as_str()),
+        (403, Some("cannotAddParent"))
+    );
+    let (status, _) = patch(&a, &format!("&addParents={inner}&removeParents=root"), json!({})).await;
+    assert_eq!(status, 400, "a folder moved into its own subfolder");
+    let (status, _) = patch(&doc, "", json!({"trashed": "yes"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = patch(&doc, &format!("&addParents={doc}&removeParents={b}"), json!({})).await;
+    assert_eq!(status, 404, "a file is no folder to move into");
+    let (status, _) = patch("missing", "", json!({"name": "x"})).await;
+    assert_eq!(status, 404);
+    let (_, now) = patch(&doc, "", json!({})).await;
+    assert_eq!(
+        (now["name"].as_str(), &now["parents"]),
+        (Some("renamed.pdf"), &json!([b]))
+    );
+    assert_eq!(now["trashed"], false);
+}

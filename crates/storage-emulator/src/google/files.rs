@@ -152,11 +152,13 @@ pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension
     if let Err(resp) = super::authorize(&shared, &ctx) {
         return resp;
     }
-    let mut meta = match metadata_body(&ctx.body) {
+    let meta = match metadata_body(&ctx.body) {
         Ok(m) => m,
         Err(resp) => return resp,
     };
-    meta.remove("parents");
+    if let Some(resp) = unwritable(&meta) {
+        return resp;
+    }
     let mut drive = shared.drive.lock();
     let add: Vec<String> = split_ids(ctx.param("addParents"))
         .into_iter()
@@ -170,6 +172,34 @@ pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension
         let missing = missing.clone();
         drop(drive);
         return file_not_found(&missing);
+    }
+    let Some(current) = drive.visible(&id) else {
+        drop(drive);
+        return file_not_found(&id);
+    };
+    let kept = current.parents.iter().filter(|p| !remove.contains(p));
+    let after: std::collections::BTreeSet<&String> = kept.chain(&add).collect();
+    if after.len() > current.parents.len() {
+        drop(drive);
+        // Drive allows one parent per item since 2020
+        // (https://developers.google.com/workspace/drive/api/guides/ref-single-parent);
+        // the answer's text as reported in
+        // https://github.com/RobinBobin/react-native-google-drive-api-wrapper/issues/35.
+        return google_error(
+            403,
+            "cannotAddParent",
+            "Increasing the number of parents is not allowed",
+        );
+    }
+    let real_id = drive.resolve(&id);
+    if add.contains(&real_id) || drive.descendants(&real_id).iter().any(|d| add.contains(d)) {
+        drop(drive);
+        // Reason and text UNCONFIRMED: the strict reading refuses a cycle.
+        return google_error(
+            400,
+            "invalidParent",
+            "A folder cannot be moved into itself or its descendants",
+        );
     }
     let Some(file) = drive.visible_mut(&id) else {
         drop(drive);
@@ -194,6 +224,55 @@ pub(crate) async fn update_metadata(State(shared): State<Arc<Shared>>, Extension
     }
     drop(drive);
     respond_masked(&ctx, &resource, DEFAULT_FILE_FIELDS, 200)
+}
+
+/// The fields `files.update` may not set in its body, as a 403 `fieldNotWritable`:
+/// `parents` with the text reported in
+/// <https://github.com/prasmussen/gdrive/issues/341>, read-only fields with the one in
+/// <https://github.com/google/google-api-objectivec-client/issues/145>; a `trashed`
+/// that is no boolean is a 400 (text UNCONFIRMED).
+pub(crate) fn unwritable(meta: &Map<String, Value>) -> Option<Response> {
+    const READ_ONLY: &[&str] = &[
+        "id",
+        "kind",
+        "size",
+        "md5Checksum",
+        "sha1Checksum",
+        "sha256Checksum",
+        "version",
+        "headRevisionId",
+        "createdTime",
+        "trashedTime",
+        "trashingUser",
+        "explicitlyTrashed",
+        "webContentLink",
+        "webViewLink",
+        "ownedByMe",
+        "owners",
+        "capabilities",
+        "quotaBytesUsed",
+    ];
+    if meta.contains_key("parents") {
+        return Some(google_error(
+            403,
+            "fieldNotWritable",
+            "The parents field is not directly writable in update requests. Use the addParents and removeParents parameters instead.",
+        ));
+    }
+    if READ_ONLY.iter().any(|k| meta.contains_key(*k)) {
+        return Some(google_error(
+            403,
+            "fieldNotWritable",
+            "The resource body includes fields which are not directly writable.",
+        ));
+    }
+    if meta.get("trashed").is_some_and(|t| !t.is_boolean()) {
+        return Some(google_error(400, "invalid", "Invalid value for: trashed"));
+    }
+    if meta.get("name").is_some_and(|n| !n.is_string()) {
+        return Some(google_error(400, "invalid", "Invalid value for: name"));
+    }
+    None
 }
 
 fn split_ids(list: Option<&str>) -> Vec<String> {

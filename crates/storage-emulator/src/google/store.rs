@@ -254,7 +254,7 @@ impl DriveStore {
     }
 
     /// Ids of every descendant of `id`, visible to the app or not.
-    fn descendants(&self, id: &str) -> Vec<String> {
+    pub(crate) fn descendants(&self, id: &str) -> Vec<String> {
         let mut out = Vec::new();
         let mut todo = vec![id.to_owned()];
         while let Some(next) = todo.pop() {

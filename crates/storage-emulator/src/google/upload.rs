@@ -89,6 +89,9 @@ fn multipart_upload(shared: &Shared, ctx: &Ctx, update: Option<String>) -> Respo
         Ok(m) => m,
         Err(resp) => return resp,
     };
+    if let Some(resp) = update.as_ref().and_then(|_| super::files::unwritable(&meta)) {
+        return resp;
+    }
     let mime = media_part.header("content-type").map(str::to_owned);
     store(shared, ctx, update, &meta, media_part.body.clone(), mime)
 }
@@ -145,6 +148,9 @@ fn initiate(shared: &Shared, ctx: &Ctx, update: Option<String>) -> Response {
         Ok(m) => m,
         Err(resp) => return resp,
     };
+    if let Some(resp) = update.as_ref().and_then(|_| super::files::unwritable(&meta)) {
+        return resp;
+    }
     let total = match ctx.header("x-upload-content-length") {
         None => None,
         Some(text) => match text.trim().parse::<u64>() {
