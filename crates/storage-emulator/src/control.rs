@@ -313,28 +313,20 @@ async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {
     ok(json!(shared.faults.listed()))
 }
 
-/// One rule or an array of them; none is added when one is malformed.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Rules {
-    Many(Vec<FaultRule>),
-    One(Box<FaultRule>),
-}
-
+/// `POST faults`: one rule or an array of them; none is added when one is malformed.
 async fn add_faults(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
-    // Parsed as a value first so that the error names the rule's problem, not the union's.
+    // Parsed as a value first so that the error names the rule's problem, not the shape's.
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_json", &e.to_string()),
     };
     let parsed = if value.is_array() {
-        serde_json::from_value(value).map(Rules::Many)
+        serde_json::from_value::<Vec<FaultRule>>(value)
     } else {
-        serde_json::from_value(value).map(|r| Rules::One(Box::new(r)))
+        serde_json::from_value::<FaultRule>(value).map(|r| vec![r])
     };
     let rules = match parsed {
-        Ok(Rules::Many(rules)) => rules,
-        Ok(Rules::One(rule)) => vec![*rule],
+        Ok(rules) => rules,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_rule", &e.to_string()),
     };
     let ids: Vec<RuleId> = rules.into_iter().map(|r| shared.faults.add(r)).collect();

@@ -76,17 +76,24 @@ impl Config {
     /// Checks a Google client; `secret` is `None` at the authorize endpoint,
     /// which sees only the id.
     pub(crate) fn check_google(&self, client_id: &str, secret: Option<&str>) -> ClientCheck {
-        check(&self.google_clients(), self.any_client, client_id, secret)
+        let known = std::iter::once(&self.google_app).chain(&self.extra_google_apps);
+        check(known, self.any_client, client_id, secret)
     }
 
     /// Checks a Microsoft client, as [`Config::check_google`] does.
     pub(crate) fn check_microsoft(&self, client_id: &str, secret: Option<&str>) -> ClientCheck {
-        check(&self.microsoft_clients(), self.any_client, client_id, secret)
+        let known = std::iter::once(&self.microsoft_app).chain(&self.extra_microsoft_apps);
+        check(known, self.any_client, client_id, secret)
     }
 }
 
-fn check(clients: &[AppCredentials], any: bool, client_id: &str, secret: Option<&str>) -> ClientCheck {
-    match clients.iter().find(|a| a.client_id == client_id) {
+fn check<'a>(
+    mut known: impl Iterator<Item = &'a AppCredentials>,
+    any: bool,
+    client_id: &str,
+    secret: Option<&str>,
+) -> ClientCheck {
+    match known.find(|a| a.client_id == client_id) {
         // A registered client keeps its secret even when any other is accepted.
         Some(app) => match secret {
             Some(s) if s != app.client_secret => ClientCheck::WrongSecret,

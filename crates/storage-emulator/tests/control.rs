@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{http, json};
+use common::{about_status, http, json, refresh_google};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use storage_emulator::{AppCredentials, Emulator, EmulatorHandle};
@@ -36,33 +36,6 @@ async fn delete(url: &str) -> (StatusCode, Value) {
     call(reqwest::Method::DELETE, url, None).await
 }
 
-/// The status of Drive's `about` with this access token.
-async fn about(emu: &EmulatorHandle, token: &str) -> u16 {
-    http()
-        .get(format!("{}about?fields=user", emu.endpoints().google.api))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn refresh_google(emu: &EmulatorHandle, grant: &Value) -> (u16, Value) {
-    let resp = http()
-        .post(emu.endpoints().google.token.clone())
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", grant["refresh_token"].as_str().unwrap()),
-            ("client_id", grant["client_id"].as_str().unwrap()),
-            ("client_secret", grant["client_secret"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), json(resp).await)
-}
-
 #[tokio::test]
 async fn the_index_lists_every_verb_and_the_announcement() {
     let (emu, control) = start().await;
@@ -87,7 +60,7 @@ async fn grants_are_issued_expired_and_revoked() {
     assert_eq!(google["provider"], "gdrive");
     assert_eq!(google["token_uri"], emu.endpoints().google.token.as_str());
     let token = google["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(about(&emu, &token).await, 200);
+    assert_eq!(about_status(&emu, &token).await, 200);
     let (status, ms) = post(&format!("{control}grants"), json!({"provider": "onedrive"})).await;
     assert_eq!(status, 200);
     assert_eq!(ms["provider"], "onedrive");
@@ -97,11 +70,11 @@ async fn grants_are_issued_expired_and_revoked() {
     let other_token = other["access_token"].as_str().unwrap();
     let (status, _) = post(&format!("{control}tokens/expire"), json!({"token": token})).await;
     assert_eq!(status, 200);
-    assert_eq!(about(&emu, &token).await, 401);
-    assert_eq!(about(&emu, other_token).await, 200);
+    assert_eq!(about_status(&emu, &token).await, 401);
+    assert_eq!(about_status(&emu, other_token).await, 200);
     // Expire all.
     assert_eq!(post(&format!("{control}tokens/expire"), json!({})).await.0, 200);
-    assert_eq!(about(&emu, other_token).await, 401);
+    assert_eq!(about_status(&emu, other_token).await, 401);
     // A refresh still works; then revoke that grant: refresh is invalid_grant.
     assert_eq!(refresh_google(&emu, &google).await.0, 200);
     let (status, _) = post(
@@ -209,8 +182,8 @@ async fn fault_rules_are_added_listed_and_removed() {
     let (status, added) = post(&format!("{control}faults"), rule.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
     let id = added["ids"][0].as_u64().unwrap();
-    assert_eq!(about(&emu, &token).await, 503);
-    assert_eq!(about(&emu, &token).await, 200, "times: 1");
+    assert_eq!(about_status(&emu, &token).await, 503);
+    assert_eq!(about_status(&emu, &token).await, 200, "times: 1");
     let (_, listed) = get(&format!("{control}faults")).await;
     assert_eq!(listed[0]["id"].as_u64(), Some(id));
     assert_eq!(listed[0]["fired"], 1);
@@ -247,14 +220,14 @@ async fn fault_rules_are_added_listed_and_removed() {
     let (status, body) = delete(&format!("{control}faults")).await;
     assert_eq!((status, body["removed"].as_u64()), (StatusCode::OK, Some(2)));
     assert!(emu.faults().active().is_empty());
-    assert_eq!(about(&emu, &token).await, 200);
+    assert_eq!(about_status(&emu, &token).await, 200);
 }
 
 #[tokio::test]
 async fn the_journal_is_read_redacted_unless_asked_and_cleared() {
     let (emu, control) = start().await;
     let token = common::google_token(&emu);
-    assert_eq!(about(&emu, &token).await, 200);
+    assert_eq!(about_status(&emu, &token).await, 200);
     let (status, journal) = get(&format!("{control}journal")).await;
     assert_eq!(status, 200);
     assert_eq!(journal["tokens"], "redacted");
@@ -346,7 +319,7 @@ async fn state_is_read_and_reset() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert!(state["graph"]["items"].as_array().unwrap().is_empty());
-    assert_eq!(about(&emu, &token).await, 200, "grants survive a reset");
+    assert_eq!(about_status(&emu, &token).await, 200, "grants survive a reset");
 }
 
 #[tokio::test]

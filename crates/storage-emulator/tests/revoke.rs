@@ -19,33 +19,6 @@ async fn revoke(emu: &EmulatorHandle, token: &str) -> (u16, Value) {
     (status, json(resp).await)
 }
 
-async fn refresh(emu: &EmulatorHandle, grant: &Value) -> (u16, Value) {
-    let resp = http()
-        .post(emu.endpoints().google.token.clone())
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", grant["refresh_token"].as_str().unwrap()),
-            ("client_id", grant["client_id"].as_str().unwrap()),
-            ("client_secret", grant["client_secret"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, json(resp).await)
-}
-
-async fn about_status(emu: &EmulatorHandle, access: &str) -> u16 {
-    http()
-        .get(drive_url(emu, "about?fields=user"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn revoking_the_refresh_token_kills_the_whole_grant() {
     let emu = start().await;
@@ -55,7 +28,7 @@ async fn revoking_the_refresh_token_kills_the_whole_grant() {
     assert_eq!(about_status(&emu, access).await, 200);
     let (status, _) = revoke(&emu, grant["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
-    let (status, body) = refresh(&emu, &grant).await;
+    let (status, body) = refresh_google(&emu, &grant).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(about_status(&emu, access).await, 401);
     // Again: the token is no longer valid.
@@ -63,7 +36,7 @@ async fn revoking_the_refresh_token_kills_the_whole_grant() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_token")));
     // Another grant is untouched.
     assert_eq!(about_status(&emu, other["access_token"].as_str().unwrap()).await, 200);
-    assert_eq!(refresh(&emu, &other).await.0, 200);
+    assert_eq!(refresh_google(&emu, &other).await.0, 200);
 }
 
 #[tokio::test]
@@ -72,7 +45,7 @@ async fn revoking_an_access_token_also_kills_its_refresh_token() {
     let grant = emu.google_grant();
     let (status, _) = revoke(&emu, grant["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
-    assert_eq!(refresh(&emu, &grant).await.0, 400);
+    assert_eq!(refresh_google(&emu, &grant).await.0, 400);
 }
 
 #[tokio::test]

@@ -12,10 +12,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use storage_emulator::EmulatorHandle;
+use storage_factory::MemoryCredentialStore;
 
 mod support;
 
@@ -275,16 +277,23 @@ fn held(emu: &EmulatorHandle) -> (usize, usize) {
     (drive, graph)
 }
 
+/// The emulator, the server, its store rows, and a browser on its home page;
+/// `None` when the programs are missing outside CI (the reason is printed).
+async fn open_home(test: &str) -> Option<(EmulatorHandle, url::Url, Arc<MemoryCredentialStore>, Browser)> {
+    let (chromium, chromedriver) = programs_or_skip(test)?;
+    let (emu, server, rows) = support::start().await;
+    let b = Browser::start(test, &chromium, &chromedriver).await;
+    b.client.goto(server.as_str()).await.unwrap();
+    b.ready().await;
+    Some((emu, server, rows, b))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_connects_uploads_downloads_reconnects_and_deletes_the_account() {
     let test = "connect_upload_reauth_delete";
-    let Some((chromium, chromedriver)) = programs_or_skip(test) else {
+    let Some((emu, server, rows, mut b)) = open_home(test).await else {
         return;
     };
-    let (emu, server, rows) = support::start().await;
-    let mut b = Browser::start(test, &chromium, &chromedriver).await;
-    b.client.goto(server.as_str()).await.unwrap();
-    b.ready().await;
     assert_eq!(b.status("gdrive").await, "not connected");
     b.shot("home").await;
 
@@ -367,13 +376,9 @@ async fn chromium_connects_uploads_downloads_reconnects_and_deletes_the_account(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_cancel_and_a_tampered_state_store_nothing() {
     let test = "cancel_and_tampered_state";
-    let Some((chromium, chromedriver)) = programs_or_skip(test) else {
+    let Some((emu, _server, rows, mut b)) = open_home(test).await else {
         return;
     };
-    let (emu, server, rows) = support::start().await;
-    let mut b = Browser::start(test, &chromium, &chromedriver).await;
-    b.client.goto(server.as_str()).await.unwrap();
-    b.ready().await;
 
     // "Cancel" on each provider's consent page.
     for provider in ["gdrive", "onedrive"] {

@@ -79,3 +79,32 @@ pub async fn graph_put(emu: &EmulatorHandle, token: &str, path: &str, data: &[u8
     assert!(resp.status().is_success(), "{}", resp.status());
     json(resp).await
 }
+
+/// A Google refresh with the grant's own client: its status and body.
+pub async fn refresh_google(emu: &EmulatorHandle, grant: &Value) -> (u16, Value) {
+    let resp = http()
+        .post(emu.endpoints().google.token.clone())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", grant["refresh_token"].as_str().unwrap()),
+            ("client_id", grant["client_id"].as_str().unwrap()),
+            ("client_secret", grant["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, json(resp).await)
+}
+
+/// The status of Drive's `about` with this access token.
+pub async fn about_status(emu: &EmulatorHandle, access: &str) -> u16 {
+    http()
+        .get(drive_url(emu, "about?fields=user"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
