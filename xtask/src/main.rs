@@ -7,6 +7,8 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use xshell::{Shell, cmd};
 
+mod python;
+
 /// The cargo-deny release xtask installs when none (or another) is present.
 const CARGO_DENY_VERSION: &str = "0.20.2";
 /// The folder name cargo-deny derives from the default advisory database URL.
@@ -18,7 +20,8 @@ usage: cargo xtask <command>
 commands:
   ci [--keep-going]   every check CI runs: fmt, clippy (all feature sets), nextest,
                       doctests, rustdoc, cargo-deny, the quickstart and the demo;
-                      installs postgresql, chromium and chromium-driver if missing
+                      installs postgresql, chromium and chromium-driver if missing,
+                      and google's python client in a virtualenv under target/
   test [ARGS]         the quick loop: nextest over the workspace (ARGS go to
                       nextest), with a throwaway postgresql; installs Debian's
                       chromium and chromium-driver for the browser test
@@ -48,6 +51,7 @@ fn run() -> Result<()> {
             let _postgres =
                 start_throwaway_postgres(&sh, false).context("failed to start a throwaway postgresql for the tests")?;
             ensure_chromium(&sh);
+            python::ensure_google_client(&sh, &root);
             let mut nextest_args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
             if nextest_args.is_empty() {
                 nextest_args.push("--workspace");
@@ -184,6 +188,7 @@ fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
     let _postgres =
         start_throwaway_postgres(sh, false).context("failed to start a throwaway postgresql for the tests")?;
     ensure_chromium(sh);
+    python::ensure_google_client(sh, root);
     let mut failed = Vec::new();
     for step in STEPS {
         eprintln!("\n==> xtask ci: {}", step.name);

@@ -79,6 +79,16 @@ pub(crate) const VERBS: &[(&str, &str, &str)] = &[
         "drive/user-files",
         "a file the user made outside the app: {\"parent\",\"name\",\"content_base64\"}",
     ),
+    (
+        "GET",
+        "link",
+        "the emulated link: {\"profile\":\"rtt=40ms,rate=400mbit,conn_rate=200mbit\"} or null",
+    ),
+    (
+        "PUT",
+        "link",
+        "set the link for new connections: {\"profile\":\"rtt=…,rate=…,conn_rate=…,setup=…\"}; null removes it",
+    ),
     ("GET", "drive/files/{id}/content", "a drive file's bytes"),
     ("GET", "graph/items/{id}/content", "a graph item's bytes"),
 ];
@@ -102,6 +112,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(&p("faults/{id}"), only(delete(remove_fault)))
         .route(&p("journal"), only(get(journal).delete(clear_journal)))
         .route(&p("state"), only(get(state).delete(reset_state)))
+        .route(&p("link"), only(get(get_link).put(set_link)))
         .route(&p("drive/user-files"), only(post(add_user_file)))
         .route(&p("drive/files/{id}/content"), only(get(drive_content)))
         .route(&p("graph/items/{id}/content"), only(get(graph_content)))
@@ -389,6 +400,8 @@ const SECRET_PARAMS: &[&str] = &[
     "client_secret",
     "upload_id",
     "token",
+    // The signature of a Graph pre-authenticated download URL.
+    "tempauth",
 ];
 
 /// A journal entry without credentials: the `Authorization` value (its scheme
@@ -445,6 +458,25 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
 async fn reset_state(State(shared): State<Arc<Shared>>) -> Response {
     shared.reset_drives();
     ok(json!({"reset": true}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    profile: Option<crate::link::LinkProfile>,
+}
+
+async fn get_link(State(shared): State<Arc<Shared>>) -> Response {
+    ok(json!({"profile": shared.link.profile()}))
+}
+
+async fn set_link(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
+    let req: LinkRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    shared.link.set(req.profile);
+    ok(json!({"profile": req.profile}))
 }
 
 #[derive(Deserialize)]
@@ -533,7 +565,7 @@ mod tests {
             provider: None,
             method: "PUT".into(),
             path: "/up/s3cr3t-session".into(),
-            query: Some("upload_id=u-123&uploadType=resumable&access_token=at-1".into()),
+            query: Some("upload_id=u-123&uploadType=resumable&access_token=at-1&tempauth=sig-9".into()),
             headers: vec![
                 ("authorization".into(), "Bearer at-secret".into()),
                 ("content-length".into(), "5".into()),
@@ -543,7 +575,7 @@ mod tests {
         };
         let r = redact(e);
         let text = serde_json::to_string(&r).unwrap();
-        for secret in ["s3cr3t", "u-123", "at-1", "at-secret"] {
+        for secret in ["s3cr3t", "u-123", "at-1", "at-secret", "sig-9"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert_eq!(r.header("authorization"), Some("Bearer [redacted]"));

@@ -22,6 +22,7 @@ use crate::google::store::DriveStore;
 use crate::grants::Grants;
 pub use crate::info::{DriveFileInfo, GraphItemInfo};
 use crate::journal::{Journal, JournalLog, Origin};
+use crate::link::LinkProfile;
 use crate::microsoft::store::GraphStore;
 use crate::state::{Config, Shared};
 
@@ -91,6 +92,7 @@ pub struct EmulatorBuilder {
     download_url_lifetime: Duration,
     faults: Vec<FaultRule>,
     receive_buffer: Option<u32>,
+    link: Option<LinkProfile>,
 }
 
 impl Default for EmulatorBuilder {
@@ -128,6 +130,7 @@ impl Default for EmulatorBuilder {
             download_url_lifetime: Duration::from_secs(3600),
             faults: Vec::new(),
             receive_buffer: None,
+            link: None,
         }
     }
 }
@@ -329,6 +332,16 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Puts an emulated network link between clients and the emulator:
+    /// latency, connection setup and bandwidth ([`LinkProfile`]). The control
+    /// API's `PUT /__emulator/link` and [`EmulatorHandle::set_link`] change it
+    /// later, for connections opened after the change.
+    #[must_use]
+    pub fn link(mut self, profile: LinkProfile) -> Self {
+        self.link = Some(profile);
+        self
+    }
+
     /// A fault rule installed before the first request.
     #[must_use]
     pub fn fault(mut self, rule: FaultRule) -> Self {
@@ -383,7 +396,9 @@ impl EmulatorBuilder {
             faults: faults.clone(),
             journal: JournalLog::default(),
             next_connection: AtomicU64::new(0),
+            link: crate::link::Link::default(),
         });
+        shared.link.set(self.link);
         let (stop, stopped) = watch::channel(false);
         let api_router = crate::routes::api_router(Arc::clone(&shared));
         let content_router = crate::routes::content_router(Arc::clone(&shared));
@@ -529,6 +544,17 @@ impl EmulatorHandle {
     /// Revokes the grant behind one refresh or access token; returns whether one was found.
     pub fn revoke_grant(&self, token: &str) -> bool {
         self.shared.grants.lock().revoke_by_token(token)
+    }
+
+    /// Sets (or with `None` removes) the emulated link for connections
+    /// opened from now on; open connections keep theirs.
+    pub fn set_link(&self, profile: Option<LinkProfile>) {
+        self.shared.link.set(profile);
+    }
+
+    /// The emulated link in force, if any.
+    pub fn link(&self) -> Option<LinkProfile> {
+        self.shared.link.profile()
     }
 
     /// The fault controller (clones share the rules).

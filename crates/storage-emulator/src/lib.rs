@@ -16,6 +16,7 @@ mod grants;
 mod http_util;
 mod info;
 pub mod journal;
+mod link;
 mod microsoft;
 mod origin;
 mod pipeline;
@@ -30,3 +31,4 @@ pub use emulator::{
 };
 pub use faults::{FaultAction, FaultController, FaultRule, Provider, RuleId, SignInRequired};
 pub use journal::{Journal, JournalEntry, Origin};
+pub use link::{LinkProfile, LinkProfileError};

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use storage_emulator::{AppCredentials, Emulator};
+use storage_emulator::{AppCredentials, Emulator, FaultRule, LinkProfile};
 
 const USAGE: &str = "\
 usage: storage-emulator [OPTIONS]
@@ -30,7 +30,15 @@ options:
   --consent-page              show a consent page (Allow, Cancel, a checkbox per
                               Google scope) at the authorize endpoints instead
                               of redirecting at once
-  --faults FILE.json          start with these fault rules (a JSON array)
+  --faults FILE.json          start with these fault rules: a JSON array, or
+                              an object {rules: [...], link: PROFILE}
+  --link PROFILE              an emulated network link, such as
+                              rtt=40ms,rate=400mbit,conn_rate=200mbit: half the
+                              rtt before each request is handled and half before
+                              its response; a new connection waits setup (default
+                              2 x rtt); rate (whole link) and conn_rate (each
+                              connection) shape bytes both ways (bit, kbit, mbit,
+                              gbit)
   --lenient                   relax the upload rules (chunk and fragment sizes,
                               Authorization on upload urls, Content-Range)
   --no-control                turn the control API (/__emulator/) off
@@ -45,6 +53,7 @@ struct Args {
     /// Show a consent page at the authorize endpoints, for a browser.
     consent_page: bool,
     faults: Option<String>,
+    link: Option<LinkProfile>,
     google_clients: Vec<AppCredentials>,
     microsoft_clients: Vec<AppCredentials>,
     any_client: bool,
@@ -100,11 +109,24 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--lenient" => out.lenient = true,
             "--consent-page" => out.consent_page = true,
             "--faults" => out.faults = Some(value("--faults")?),
+            "--link" => out.link = Some(value("--link")?.parse().map_err(|e| format!("--link: {e}"))?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(out)
+}
+
+/// What `--faults` reads: a rule array, or an object with rules and a link.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum FaultsFile {
+    Rules(Vec<FaultRule>),
+    Config {
+        #[serde(default)]
+        rules: Vec<FaultRule>,
+        link: Option<LinkProfile>,
+    },
 }
 
 fn log(line: &str) {
@@ -154,16 +176,26 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let rules: Vec<storage_emulator::FaultRule> = match serde_json::from_str(&text) {
-            Ok(r) => r,
+        let config: FaultsFile = match serde_json::from_str(&text) {
+            Ok(c) => c,
             Err(e) => {
                 log(&format!("storage-emulator: invalid fault rules in {path}: {e}"));
                 return ExitCode::from(2);
             }
         };
+        let (rules, link) = match config {
+            FaultsFile::Rules(rules) => (rules, None),
+            FaultsFile::Config { rules, link } => (rules, link),
+        };
         for rule in rules {
             builder = builder.fault(rule);
         }
+        if let Some(link) = link {
+            builder = builder.link(link);
+        }
+    }
+    if let Some(link) = args.link {
+        builder = builder.link(link);
     }
     let emulator = match builder.start().await {
         Ok(e) => e,
@@ -207,6 +239,10 @@ mod tests {
         assert_eq!(a.port, 8080);
         assert!(a.lenient);
         assert_eq!(a.faults.as_deref(), Some("f.json"));
+        assert_eq!(a.link, None);
+        let l = parse(&["--link", "rtt=40ms,rate=400mbit,conn_rate=200mbit"]).unwrap();
+        assert_eq!(l.link.unwrap().rtt(), std::time::Duration::from_millis(40));
+        assert!(parse(&["--link", "rate=1mbit"]).is_err(), "rtt is required");
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--port", "x"]).is_err());
         assert!(parse(&["--bogus"]).is_err());

@@ -94,19 +94,36 @@ pub(crate) fn provider_of(origin: Origin, path: &str) -> Option<Provider> {
     }
 }
 
-/// The middleware: serves the request and, when configured, logs one line to stderr.
+/// The middleware: serves the request across the emulated link, if any, and
+/// when configured logs one line to stderr.
 pub(crate) async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    if !shared.config.log_requests {
-        return serve_request(shared, req, next).await;
+    let half_rtt = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.shaper.as_ref())
+        .map(|s| s.half_rtt())
+        .filter(|d| !d.is_zero());
+    if let Some(d) = half_rtt {
+        // The request's way to the server…
+        tokio::time::sleep(d).await;
     }
-    let line = format!("{} {}", req.method(), req.uri().path());
+    let line = shared
+        .config
+        .log_requests
+        .then(|| format!("{} {}", req.method(), req.uri().path()));
     let resp = serve_request(shared, req, next).await;
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "storage-emulator: {line} -> {}",
-        resp.status().as_u16()
-    );
+    if let Some(line) = line {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "storage-emulator: {line} -> {}",
+            resp.status().as_u16()
+        );
+    }
+    if let Some(d) = half_rtt {
+        // …and the response's way back, before its first byte.
+        tokio::time::sleep(d).await;
+    }
     resp
 }
 

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
 use crate::journal::Origin;
+use crate::link::{ConnShaper, Direction};
 use crate::state::Shared;
 
 /// How a killed connection ends.
@@ -41,6 +42,8 @@ pub(crate) struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub origin: Origin,
     pub kill: Arc<Kill>,
+    /// The emulated link this connection crosses, when a profile is set.
+    pub shaper: Option<Arc<ConnShaper>>,
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true.
@@ -64,26 +67,53 @@ pub(crate) async fn serve(
         let id = shared.next_connection.fetch_add(1, Ordering::SeqCst) + 1;
         let router = router.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(serve_connection(stream, peer, router, origin, id, shutdown));
+        let conn = NewConnection {
+            stream,
+            peer,
+            origin,
+            id,
+            shaper: shared.link.connection(),
+        };
+        tokio::spawn(serve_connection(conn, router, shutdown));
     }
 }
 
-async fn serve_connection(
+/// An accepted connection and what it was given.
+struct NewConnection {
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    router: Router,
     origin: Origin,
     id: u64,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    shaper: Option<Arc<ConnShaper>>,
+}
+
+async fn serve_connection(conn: NewConnection, router: Router, mut shutdown: watch::Receiver<bool>) {
+    let NewConnection {
+        stream,
+        peer,
+        origin,
+        id,
+        shaper,
+    } = conn;
     let _ = stream.set_nodelay(true);
+    if let Some(shaper) = &shaper {
+        // The handshakes a new connection costs on the emulated link.
+        tokio::time::sleep(shaper.setup()).await;
+    }
     let stream = Arc::new(stream);
     let kill = Arc::new(Kill::default());
+    let io = SharedIo {
+        stream: Arc::clone(&stream),
+        shaper: shaper.clone().filter(|s| s.shapes_bytes()),
+        read_wait: None,
+        write_wait: None,
+    };
     let info = ConnInfo {
         id,
         peer,
         origin,
         kill: Arc::clone(&kill),
+        shaper,
     };
     let tower = TowerToHyperService::new(router);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -92,7 +122,7 @@ async fn serve_connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(SharedIo(Arc::clone(&stream))), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -107,19 +137,49 @@ async fn serve_connection(
     }
 }
 
+/// The most bytes one read or write moves on a shaped connection, so that
+/// the buckets are charged in small steps.
+const SHAPED_STEP: usize = 16 * 1024;
+
 /// A TCP stream shared between hyper and the connection task, so the task can still set
-/// socket options (SO_LINGER) after hyper took the stream.
+/// socket options (SO_LINGER) after hyper took the stream. On an emulated link it
+/// waits after each read or write until the link's buckets have paid for it.
 #[derive(Debug)]
-struct SharedIo(Arc<TcpStream>);
+struct SharedIo {
+    stream: Arc<TcpStream>,
+    shaper: Option<Arc<ConnShaper>>,
+    read_wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    write_wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// Waits out a pending pause; `Pending` while it lasts.
+fn pause(wait: &mut Option<Pin<Box<tokio::time::Sleep>>>, cx: &mut Context<'_>) -> Poll<()> {
+    if let Some(sleep) = wait {
+        ready!(sleep.as_mut().poll(cx));
+        *wait = None;
+    }
+    Poll::Ready(())
+}
+
+/// The pause that pays for `n` bytes that crossed in `direction`.
+fn charge(shaper: Option<&ConnShaper>, direction: Direction, n: usize) -> Option<Pin<Box<tokio::time::Sleep>>> {
+    let until = shaper?.charge(direction, n)?;
+    Some(Box::pin(tokio::time::sleep_until(until)))
+}
 
 impl AsyncRead for SharedIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(pause(&mut this.read_wait, cx));
+        let step = if this.shaper.is_some() { SHAPED_STEP } else { usize::MAX };
         loop {
-            ready!(self.0.poll_read_ready(cx))?;
+            ready!(this.stream.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match self.0.try_read(unfilled) {
+            let len = unfilled.len().min(step);
+            match this.stream.try_read(&mut unfilled[..len]) {
                 Ok(n) => {
                     buf.advance(n);
+                    this.read_wait = charge(this.shaper.as_deref(), Direction::Up, n);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -130,11 +190,18 @@ impl AsyncRead for SharedIo {
 }
 
 impl AsyncWrite for SharedIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        ready!(pause(&mut this.write_wait, cx));
+        let step = if this.shaper.is_some() { SHAPED_STEP } else { usize::MAX };
+        let buf = &buf[..buf.len().min(step)];
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+            ready!(this.stream.poll_write_ready(cx))?;
+            match this.stream.try_write(buf) {
+                Ok(n) => {
+                    this.write_wait = charge(this.shaper.as_deref(), Direction::Down, n);
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }

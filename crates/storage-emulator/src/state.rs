@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub faults: FaultController,
     pub journal: JournalLog,
     pub next_connection: AtomicU64,
+    /// The emulated network link, if any.
+    pub link: crate::link::Link,
 }
 
 impl Shared {

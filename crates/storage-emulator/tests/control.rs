@@ -464,3 +464,29 @@ async fn extra_and_any_clients_are_accepted() {
     // A registered client still needs its own secret.
     assert_eq!(token(&any, "emulator-microsoft-client", "x").await, "invalid_client");
 }
+
+#[tokio::test]
+async fn the_link_is_read_set_and_removed() {
+    let (emu, control) = start().await;
+    let url = format!("{control}link");
+    assert_eq!(get(&url).await, (StatusCode::OK, json!({"profile": null})));
+    let put = |body: Value| call(reqwest::Method::PUT, &url, Some(body));
+    let (status, err) = put(json!({"profile": "rtt=fast"})).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "bad_json");
+    assert!(err["error"]["message"].as_str().unwrap().contains("rtt"), "{err}");
+    assert_eq!(emu.link(), None, "a bad profile changes nothing");
+
+    let (status, set) = put(json!({"profile": "rtt=60ms,setup=0ms,conn_rate=8mbit"})).await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["profile"], "rtt=60ms,setup=0ms,conn_rate=8mbit");
+    assert_eq!(get(&url).await.1, set);
+    assert_eq!(emu.link().unwrap().rtt(), std::time::Duration::from_millis(60));
+    // A new connection to the API now crosses the link.
+    let t = std::time::Instant::now();
+    assert_eq!(about_status(&emu, "no-token").await, 401);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(60), "{:?}", t.elapsed());
+
+    assert_eq!(put(json!({"profile": null})).await.1, json!({"profile": null}));
+    assert_eq!(emu.link(), None);
+}
