@@ -7,6 +7,7 @@
 
 mod fleet;
 mod floor;
+mod link;
 mod report;
 mod scenarios;
 mod sink;

@@ -92,6 +92,10 @@ pub struct StorageFactory {
     connect_timeout: Duration,
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     read_timeout: Duration,
+    #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+    upload_memory_budget: Option<usize>,
+    #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+    parallel_download: Option<storage_core::download::Parallel>,
     refresh_skew: Duration,
     refresh_backoff: Duration,
     /// Puts of at least this many bytes check the free space first.
@@ -136,6 +140,8 @@ pub struct StorageFactoryBuilder {
     retry: Option<RetryPolicy>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
+    upload_memory_budget: Option<usize>,
+    parallel_download: Option<storage_core::download::Parallel>,
     refresh_skew: Option<Duration>,
     refresh_backoff: Option<Duration>,
     quota_check: Option<u64>,
@@ -201,6 +207,25 @@ impl StorageFactoryBuilder {
     pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
         self.connect_timeout = Some(connect);
         self.read_timeout = Some(read);
+        self
+    }
+
+    /// The most body bytes one Drive or OneDrive upload holds at once: 64 MiB
+    /// by default. Chunks and fragments grow up to it on a fast link (fewer
+    /// round trips, less idle link time), within each provider's rules.
+    #[must_use]
+    pub fn upload_memory_budget(mut self, bytes: usize) -> Self {
+        self.upload_memory_budget = Some(bytes);
+        self
+    }
+
+    /// How large Drive and OneDrive objects are read: by default four ranged
+    /// requests at once, of 8 MiB each, for objects of 32 MiB or more
+    /// ([`Parallel::single`](storage_core::download::Parallel::single) turns
+    /// it off).
+    #[must_use]
+    pub fn parallel_download(mut self, plan: storage_core::download::Parallel) -> Self {
+        self.parallel_download = Some(plan);
         self
     }
 
@@ -289,6 +314,15 @@ impl StorageFactoryBuilder {
         if connect_timeout.is_zero() || read_timeout.is_zero() {
             return Err(StorageError::invalid_input("timeouts must be above zero"));
         }
+        // One OneDrive fragment unit, the larger of the two providers' units.
+        if self.upload_memory_budget.is_some_and(|b| b < 320 * 1024) {
+            return Err(StorageError::invalid_input(
+                "the upload memory budget must hold at least 320 KiB",
+            ));
+        }
+        if let Some(plan) = &self.parallel_download {
+            plan.validate()?;
+        }
         #[cfg(feature = "gdrive")]
         if let Some(g) = &self.endpoints.google {
             g.validate()?;
@@ -352,6 +386,10 @@ impl StorageFactoryBuilder {
             connect_timeout,
             #[cfg(any(feature = "gdrive", feature = "onedrive"))]
             read_timeout,
+            #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+            upload_memory_budget: self.upload_memory_budget,
+            #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+            parallel_download: self.parallel_download,
             refresh_skew: self.refresh_skew.unwrap_or(Duration::from_secs(60)),
             refresh_backoff: self.refresh_backoff.unwrap_or(crate::managed::REFRESH_BACKOFF),
             quota_check: self.quota_check.unwrap_or(crate::managed::QUOTA_CHECK_FROM),
@@ -554,6 +592,16 @@ impl StorageFactory {
                 options.retry = self.retry;
                 options.connect_timeout = self.connect_timeout;
                 options.read_timeout = self.read_timeout;
+                if let Some(budget) = self.upload_memory_budget {
+                    // The first chunk fits any budget of at least 256 KiB.
+                    options.upload_memory_budget = budget;
+                    options.chunk_size = options
+                        .chunk_size
+                        .min(budget / storage_gdrive::CHUNK_UNIT * storage_gdrive::CHUNK_UNIT);
+                }
+                if let Some(plan) = self.parallel_download {
+                    options.parallel_download = plan;
+                }
                 let b = storage_gdrive::GoogleDriveBackend::builder(tokens)
                     .endpoints(endpoints)
                     .options(options)
@@ -568,6 +616,14 @@ impl StorageFactory {
                 options.retry = self.retry;
                 options.connect_timeout = self.connect_timeout;
                 options.read_timeout = self.read_timeout;
+                if let Some(budget) = self.upload_memory_budget {
+                    options.upload_memory_budget = budget;
+                    let unit = storage_onedrive::FRAGMENT_UNIT;
+                    options.fragment_size = options.fragment_size.min(budget / unit * unit);
+                }
+                if let Some(plan) = self.parallel_download {
+                    options.parallel_download = plan;
+                }
                 let b = storage_onedrive::OneDriveBackend::builder(tokens)
                     .endpoints(self.graph_endpoints())
                     .options(options)

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use storage_core::download::Parallel;
 use storage_core::{Result, RetryPolicy, Secret, StorageError};
 use url::Url;
 
@@ -151,14 +152,26 @@ pub const CHUNK_UNIT: usize = 256 * 1024;
 pub struct DriveOptions {
     /// The folder under which per-user folders are made: a folder id, or `root`.
     pub parent_folder: String,
-    /// Resumable chunk size: a multiple of 256 KiB, 8 MiB by default.
+    /// The first resumable chunk: a multiple of 256 KiB, 8 MiB by default.
+    /// Chunks double while each takes under two seconds, up to
+    /// `upload_memory_budget`.
     pub chunk_size: usize,
+    /// The most body bytes one upload holds at once, 64 MiB by default: the
+    /// largest chunk (rounded down to 256 KiB), so that a fast link is used
+    /// with few round trips and a caller with many uploads in flight can cap
+    /// their memory.
+    pub upload_memory_budget: usize,
     /// Bodies up to this size go in one multipart request: 5 MiB by default.
     pub multipart_limit: usize,
     /// Retries of throttled and failed calls.
     pub retry: RetryPolicy,
-    /// How many times a cut download resumes with a `Range` request.
+    /// How many times a cut download resumes with a `Range` request (for a
+    /// download in parts: each part).
     pub download_resumes: u32,
+    /// How large objects are read: by default four ranged requests at once, of
+    /// 8 MiB each, for objects of 32 MiB or more; `Parallel::single()` reads
+    /// every object in one request.
+    pub parallel_download: Parallel,
     /// Connect timeout of the HTTP clients this crate builds.
     pub connect_timeout: Duration,
     /// The idle timeout, 60 s by default: a request fails when nothing of it
@@ -174,9 +187,11 @@ impl Default for DriveOptions {
         Self {
             parent_folder: "root".into(),
             chunk_size: 32 * CHUNK_UNIT,
+            upload_memory_budget: 64 * 1024 * 1024,
             multipart_limit: 5 * 1024 * 1024,
             retry: RetryPolicy::new(),
             download_resumes: 5,
+            parallel_download: Parallel::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
         }
@@ -188,13 +203,20 @@ impl DriveOptions {
     ///
     /// # Errors
     /// [`StorageError::InvalidInput`] for a chunk size that is zero or not a
-    /// multiple of 256 KiB, or a parent folder id with characters outside `[A-Za-z0-9_-]`.
+    /// multiple of 256 KiB, a memory budget below the chunk size, or a parent
+    /// folder id with characters outside `[A-Za-z0-9_-]`.
     pub fn validate(&self) -> Result<()> {
         if self.chunk_size == 0 || !self.chunk_size.is_multiple_of(CHUNK_UNIT) {
             return Err(StorageError::invalid_input(
                 "chunk_size must be a positive multiple of 256 KiB",
             ));
         }
+        if self.upload_memory_budget < self.chunk_size {
+            return Err(StorageError::invalid_input(
+                "upload_memory_budget must hold at least one chunk_size",
+            ));
+        }
+        self.parallel_download.validate()?;
         check_file_id(&self.parent_folder)
             .map_err(|_| StorageError::invalid_input("parent_folder must be a drive folder id or `root`"))
     }

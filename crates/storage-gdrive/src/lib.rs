@@ -19,3 +19,4 @@ pub use config::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleEndpoints};
 /// take its `Client`, so it is a public dependency, re-exported here so that an
 /// application builds its client with the very same version.
 pub use reqwest;
+pub use storage_core::download::Parallel;

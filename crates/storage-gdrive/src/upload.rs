@@ -45,6 +45,7 @@ pub(crate) async fn upload(
         };
         let pace = Pace {
             window: client.options.chunk_size,
+            max_window: client.options.upload_memory_budget,
             unit: CHUNK_UNIT,
             retry: client.options.retry,
         };

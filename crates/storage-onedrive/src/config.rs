@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use storage_core::download::Parallel;
 use storage_core::{Result, RetryPolicy, Secret, StorageError};
 use url::Url;
 
@@ -156,12 +157,22 @@ pub const MAX_FRAGMENT: usize = 60 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OneDriveOptions {
-    /// Fragment size: a multiple of 320 KiB within 320 KiB–60 MiB; 10 MiB by default.
+    /// The first fragment: a multiple of 320 KiB within 320 KiB–60 MiB; 10 MiB
+    /// by default. Fragments double while each takes under two seconds, up to
+    /// `upload_memory_budget` and under Graph's 60 MiB.
     pub fragment_size: usize,
+    /// The most body bytes one upload holds at once, 64 MiB by default: the
+    /// largest fragment is this rounded down to 320 KiB, and under 60 MiB.
+    pub upload_memory_budget: usize,
     /// Retries of throttled and failed calls.
     pub retry: RetryPolicy,
-    /// How many times a cut download resumes with a `Range` request.
+    /// How many times a cut download resumes with a `Range` request (for a
+    /// download in parts: each part).
     pub download_resumes: u32,
+    /// How large objects are read: by default four ranged requests at once, of
+    /// 8 MiB each, for objects of 32 MiB or more; `Parallel::single()` reads
+    /// every object in one request.
+    pub parallel_download: Parallel,
     /// Connect timeout of the HTTP clients this crate builds.
     pub connect_timeout: Duration,
     /// The idle timeout, 60 s by default: a request fails when nothing of it
@@ -176,8 +187,10 @@ impl Default for OneDriveOptions {
     fn default() -> Self {
         Self {
             fragment_size: 32 * FRAGMENT_UNIT,
+            upload_memory_budget: 64 * 1024 * 1024,
             retry: RetryPolicy::new(),
             download_resumes: 5,
+            parallel_download: Parallel::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
         }
@@ -189,7 +202,7 @@ impl OneDriveOptions {
     ///
     /// # Errors
     /// [`StorageError::InvalidInput`] for a fragment size that is not a multiple
-    /// of 320 KiB or lies outside 320 KiB–60 MiB.
+    /// of 320 KiB or lies outside 320 KiB–60 MiB, or a memory budget below it.
     pub fn validate(&self) -> Result<()> {
         let f = self.fragment_size;
         if !(FRAGMENT_UNIT..MAX_FRAGMENT).contains(&f) || !f.is_multiple_of(FRAGMENT_UNIT) {
@@ -197,7 +210,18 @@ impl OneDriveOptions {
                 "fragment_size must be a multiple of 320 KiB, at least 320 KiB and under 60 MiB",
             ));
         }
-        Ok(())
+        if self.upload_memory_budget < f {
+            return Err(StorageError::invalid_input(
+                "upload_memory_budget must hold at least one fragment_size",
+            ));
+        }
+        self.parallel_download.validate()
+    }
+
+    /// The largest fragment: the budget, rounded down to 320 KiB, under 60 MiB.
+    pub(crate) fn max_fragment(&self) -> usize {
+        let under_limit = (MAX_FRAGMENT - 1) / FRAGMENT_UNIT * FRAGMENT_UNIT;
+        self.upload_memory_budget.min(under_limit).max(self.fragment_size)
     }
 }
 
@@ -216,6 +240,12 @@ mod tests {
         }
         o.fragment_size = FRAGMENT_UNIT;
         o.validate().unwrap();
+        // The budget caps the largest fragment, which stays under 60 MiB.
+        assert_eq!(o.max_fragment(), 191 * FRAGMENT_UNIT);
+        o.upload_memory_budget = 20 * 1024 * 1024;
+        assert_eq!(o.max_fragment(), 20 * 1024 * 1024);
+        o.upload_memory_budget = FRAGMENT_UNIT - 1;
+        assert!(o.validate().is_err(), "a budget below one fragment");
     }
 
     #[test]

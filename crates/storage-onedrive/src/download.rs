@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use storage_core::download::{Expected, verified};
+use storage_core::download::{Expected, parallel, verified};
 use storage_core::upload::HashKind;
 use storage_core::{ByteRange, ByteStream, Checksum, Result, StorageError};
 use tokio::sync::Mutex;
@@ -15,15 +15,15 @@ use tokio::sync::Mutex;
 use crate::client::{DriveItem, OneDriveClient};
 
 /// Opens item `id` for reading: metadata first (size, quickXorHash, URL), then
-/// the body, resumed with `Range` after a cut and verified at the end. Returns
-/// the stream and the size OneDrive reported.
+/// the body (in ranged parts several at a time when the object is large),
+/// resumed with `Range` after a cut and verified at the end. Returns the
+/// stream and the size OneDrive reported.
 pub(crate) async fn open(api: OneDriveClient, id: &str) -> Result<(ByteStream, u64)> {
     let item = api.get_item(id).await?;
     if item.folder.is_some() {
         return Err(StorageError::not_found(id));
     }
     let url = download_url(&item)?;
-    let first = api.options.retry.run(|| api.download(&url, 0, None)).await?;
     let expected = Expected {
         size: item.size.unwrap_or(0),
         checksum: item.quick_xor().and_then(Checksum::from_quick_xor_base64),
@@ -31,9 +31,19 @@ pub(crate) async fn open(api: OneDriveClient, id: &str) -> Result<(ByteStream, u
         resumes: api.options.download_resumes,
         read_timeout: api.options.read_timeout,
     };
+    let size = expected.size;
+    let plan = api.options.parallel_download;
+    if plan.applies(size) {
+        let current = Arc::new(Mutex::new(url));
+        let id = id.to_owned();
+        let stream = parallel(expected, plan, move |first, last| {
+            fetch(api.clone(), id.clone(), current.clone(), first, Some(last))
+        });
+        return Ok((stream, size));
+    }
+    let first = api.options.retry.run(|| api.download(&url, 0, None)).await?;
     let current = Arc::new(Mutex::new(url));
     let id = id.to_owned();
-    let size = expected.size;
     let stream = verified(first, expected, move |offset| {
         fetch(api.clone(), id.clone(), current.clone(), offset, None)
     });

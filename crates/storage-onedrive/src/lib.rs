@@ -19,6 +19,7 @@ pub use config::{FRAGMENT_UNIT, MAX_FRAGMENT, MicrosoftApp, MicrosoftEndpoints, 
 /// take its `Client`, so it is a public dependency, re-exported here so that an
 /// application builds its client with the very same version.
 pub use reqwest;
+pub use storage_core::download::Parallel;
 
 /// The name [`MicrosoftEndpoints`] had before both provider crates took one
 /// naming convention (`GoogleEndpoints` / `MicrosoftEndpoints`).

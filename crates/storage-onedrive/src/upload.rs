@@ -139,6 +139,7 @@ pub(crate) async fn upload(
         let mut guard = CancelOnDrop::new(api, &url);
         let pace = Pace {
             window: api.options.fragment_size,
+            max_window: api.options.max_fragment(),
             unit: FRAGMENT_UNIT,
             retry: api.options.retry,
         };

@@ -76,11 +76,13 @@ pub mod gdrive {
         convert(&emu.endpoints().google)
     }
 
-    /// Options with chunks of `chunk` bytes, quick retries and [`READ_TIMEOUT`].
+    /// Options with chunks of `chunk` bytes (a budget of one chunk, so they do
+    /// not grow), quick retries and [`READ_TIMEOUT`].
     #[must_use]
     pub fn options(chunk: usize) -> DriveOptions {
         let mut o = DriveOptions::default();
         o.chunk_size = chunk;
+        o.upload_memory_budget = chunk;
         o.retry = quick(RetryPolicy::new());
         o.read_timeout = READ_TIMEOUT;
         o
@@ -137,11 +139,13 @@ pub mod onedrive {
         convert(&emu.endpoints().microsoft)
     }
 
-    /// Options with fragments of `fragment` bytes, quick retries and [`READ_TIMEOUT`].
+    /// Options with fragments of `fragment` bytes (a budget of one fragment,
+    /// so they do not grow), quick retries and [`READ_TIMEOUT`].
     #[must_use]
     pub fn options(fragment: usize) -> OneDriveOptions {
         let mut o = OneDriveOptions::default();
         o.fragment_size = fragment;
+        o.upload_memory_budget = fragment;
         o.retry = quick(RetryPolicy::new());
         o.read_timeout = READ_TIMEOUT;
         o

@@ -1,0 +1,426 @@
+//! The link part: the library and the floor over an emulated WAN, on two
+//! profiles. On loopback every request is free; here each costs a round trip,
+//! each new connection its handshakes, and each byte its share of a rate that
+//! one connection cannot exceed.
+//!
+//! The floor sends the same requests with plain `reqwest`: one client (so one
+//! reused connection per origin), one stream, fixed chunks of the library's
+//! first size.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use storage_core::{ObjectKey, ObjectName};
+use storage_emulator::{Emulator, EmulatorHandle, LinkProfile};
+
+use crate::report::Figure;
+use crate::scenarios::{
+    DRIVE_CHUNK, GRAPH_FRAGMENT, MIB, data, drain, factory, floor, grant, managed, mibps, providers, remove_all,
+    stream, traffic,
+};
+use crate::{R, s};
+
+/// The two links of the issue: a nearby region and another continent.
+const PROFILES: [(&str, &str); 2] = [
+    ("regional", "rtt=20ms,rate=1gbit,conn_rate=400mbit"),
+    ("far", "rtt=80ms,rate=200mbit,conn_rate=100mbit"),
+];
+
+struct Sizes {
+    big: usize,
+    ops: usize,
+}
+
+fn sizes(quick: bool) -> Sizes {
+    if quick {
+        Sizes {
+            big: 128 * MIB,
+            ops: 400,
+        }
+    } else {
+        Sizes {
+            big: 1024 * MIB,
+            ops: 2000,
+        }
+    }
+}
+
+/// Bits per second as MiB/s.
+fn mib_per_s(bits: u64) -> f64 {
+    bits as f64 / 8.0 / MIB as f64
+}
+
+/// Runs the link part on both profiles, then measures the shaping's own cost.
+pub async fn run(quick: bool, figs: &mut Vec<Figure>) -> R<()> {
+    let sz = sizes(quick);
+    let body = data(sz.big);
+    for (label, text) in PROFILES {
+        let profile: LinkProfile = text.parse().map_err(s)?;
+        eprintln!("storage-bench: link {label} ({profile})");
+        let emu = Emulator::builder().link(profile).start().await.map_err(s)?;
+        for provider in providers() {
+            transfers(&emu, label, profile, provider, &body, figs).await?;
+            small_ops(&emu, label, provider, &sz, figs).await?;
+            token_storm(&emu, label, profile, provider, figs).await?;
+        }
+        emu.shutdown().await;
+    }
+    shaping_cost(quick, figs).await
+}
+
+fn scenario(label: &str) -> &'static str {
+    if label == "far" { "L-far" } else { "L-regional" }
+}
+
+/// 1 GiB `put_stream` and `get_stream`, library and floor alternately.
+async fn transfers(
+    emu: &EmulatorHandle,
+    label: &str,
+    profile: LinkProfile,
+    provider: &'static str,
+    body: &Bytes,
+    figs: &mut Vec<Figure>,
+) -> R<()> {
+    let sc = scenario(label);
+    let link = mib_per_s(profile.rate_bits().unwrap_or(u64::MAX));
+    let conn = mib_per_s(profile.conn_rate_bits().unwrap_or(u64::MAX));
+    let size_mib = body.len() / MIB;
+    let f = factory(emu)?;
+    let fl = floor(emu).await?;
+    let lib = managed(&f, emu, provider).await?;
+    let raw = f.open(&grant(emu, provider).to_string()).map_err(s)?;
+
+    // Floor: fixed chunks, one stream each way.
+    let t = Instant::now();
+    let id = if provider == "gdrive" {
+        fl.drive_put("floor-link.bin", body, DRIVE_CHUNK).await?
+    } else {
+        fl.onedrive_put("floor-link.bin", body, GRAPH_FRAGMENT).await?
+    };
+    let floor_put = mibps(body.len(), t.elapsed());
+    let t = Instant::now();
+    let n = if provider == "gdrive" {
+        fl.drive_get(&id, false).await?
+    } else {
+        fl.onedrive_get(&id, false).await?
+    };
+    let floor_get = mibps(n as usize, t.elapsed());
+    raw.delete_object(&ObjectKey::new(id)).await.map_err(s)?;
+
+    // Library.
+    let name = ObjectName::new("bench-link", "big", ".bin").map_err(s)?;
+    let t = Instant::now();
+    let key = lib
+        .put_stream(&name, stream(body), body.len() as u64, "application/octet-stream")
+        .await
+        .map_err(s)?;
+    let lib_put = mibps(body.len(), t.elapsed());
+    emu.clear_journal();
+    let t = Instant::now();
+    let n = drain(lib.get_stream(&key).await.map_err(s)?).await?;
+    let lib_get = mibps(n as usize, t.elapsed());
+    let get_connections = traffic(emu).content_connections + traffic(emu).api_connections;
+    lib.delete_object(&key).await.map_err(s)?;
+
+    let mut put = Figure::info(
+        sc,
+        provider,
+        format!("put_stream {size_mib} MiB ÷ link rate"),
+        lib_put / link,
+        "",
+    );
+    put.target = format!("≥ 0.90 (one connection can carry {:.2} of the link)", conn / link);
+    put.pass = Some(put.value >= 0.90);
+    figs.push(put);
+    let mut f = Figure::info(sc, provider, "  put_stream", lib_put, "MiB/s");
+    f.floor = Some(floor_put);
+    f.ratio = Some(lib_put / floor_put);
+    figs.push(f);
+    figs.push(Figure::info(
+        sc,
+        provider,
+        "  put_stream ÷ one connection's rate",
+        lib_put / conn.min(link),
+        "",
+    ));
+    let mut get = Figure::info(
+        sc,
+        provider,
+        format!("get_stream {size_mib} MiB ÷ link rate (parallel)"),
+        lib_get / link,
+        "",
+    )
+    .at_least(0.85, "");
+    get.floor = Some(floor_get / link);
+    get.ratio = Some(lib_get / floor_get);
+    if label == "far" {
+        get.target = "≥ 0.85, and ≥ 1.5 × the one-stream floor".into();
+        get.pass = Some(get.value >= 0.85 && lib_get >= 1.5 * floor_get);
+    }
+    figs.push(get);
+    let mut f = Figure::info(sc, provider, "  get_stream", lib_get, "MiB/s");
+    f.floor = Some(floor_get);
+    f.ratio = Some(lib_get / floor_get);
+    figs.push(f);
+    figs.push(Figure::info(
+        sc,
+        provider,
+        "  connections opened by get_stream",
+        get_connections as f64,
+        "",
+    ));
+    Ok(())
+}
+
+/// 2,000 × 64 KiB put + get at 32 in flight: ops/s against the floor, and the
+/// requests and connections each side used.
+async fn small_ops(
+    emu: &EmulatorHandle,
+    label: &str,
+    provider: &'static str,
+    sz: &Sizes,
+    figs: &mut Vec<Figure>,
+) -> R<()> {
+    const IN_FLIGHT: usize = 32;
+    let sc = scenario(label);
+    let body = data(64 * 1024);
+    let f = factory(emu)?;
+    let fl = floor(emu).await?;
+    let lib = managed(&f, emu, provider).await?;
+    let raw = f.open(&grant(emu, provider).to_string()).map_err(s)?;
+
+    emu.clear_journal();
+    let t = Instant::now();
+    let ids: Vec<String> = futures::stream::iter(0..sz.ops)
+        .map(|i| {
+            let (fl, body) = (&fl, body.clone());
+            async move {
+                if provider == "gdrive" {
+                    fl.drive_put_small(&format!("lf{i}"), &body).await
+                } else {
+                    fl.onedrive_put(&format!("lf{i}"), &body, GRAPH_FRAGMENT).await
+                }
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<R<_>>()?;
+    let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
+        .map(|id| {
+            let fl = &fl;
+            async move {
+                if provider == "gdrive" {
+                    fl.drive_get(id, true).await
+                } else {
+                    fl.onedrive_get(id, true).await
+                }
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    gets.into_iter().collect::<R<Vec<_>>>()?;
+    let floor_rate = 2.0 * sz.ops as f64 / t.elapsed().as_secs_f64();
+    let floor_traffic = traffic(emu);
+    remove_all(&raw, ids.into_iter().map(ObjectKey::new).collect()).await;
+
+    emu.clear_journal();
+    let t = Instant::now();
+    let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
+        .map(|i| {
+            let (lib, body) = (Arc::clone(&lib), body.clone());
+            async move {
+                let name = ObjectName::new("bench-link-small", &format!("l{i}"), ".bin").map_err(s)?;
+                lib.put_object(&name, body, "application/octet-stream").await.map_err(s)
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<R<_>>()?;
+    let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
+        .map(|k| {
+            let lib = Arc::clone(&lib);
+            async move { lib.get_object(k).await.map_err(s) }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    gets.into_iter().collect::<R<Vec<_>>>()?;
+    let lib_rate = 2.0 * sz.ops as f64 / t.elapsed().as_secs_f64();
+    let lib_traffic = traffic(emu);
+    remove_all(&raw, keys).await;
+
+    figs.push(
+        Figure::info(
+            sc,
+            provider,
+            format!("{} × 64 KiB put + get, {IN_FLIGHT} in flight", sz.ops),
+            lib_rate,
+            "ops/s",
+        )
+        .against_floor(floor_rate, 1.0),
+    );
+    let mut r = Figure::info(
+        sc,
+        provider,
+        "  requests per put + get",
+        lib_traffic.requests as f64 / sz.ops as f64,
+        "",
+    );
+    r.floor = Some(floor_traffic.requests as f64 / sz.ops as f64);
+    figs.push(r);
+    for (what, lib, floor, cap) in [
+        (
+            "  connections to the api origin",
+            lib_traffic.api_connections,
+            floor_traffic.api_connections,
+            IN_FLIGHT + 2,
+        ),
+        (
+            "  connections to the content origin",
+            lib_traffic.content_connections,
+            floor_traffic.content_connections,
+            IN_FLIGHT + 2,
+        ),
+    ] {
+        let mut c = Figure::info(sc, provider, what, lib as f64, "").at_most(cap as f64, "(in flight + 2)");
+        c.floor = Some(floor as f64);
+        figs.push(c);
+    }
+    Ok(())
+}
+
+/// 200 concurrent calls on an expired token: one refresh, and the wall time
+/// against 2 × RTT plus the token endpoint's own time.
+async fn token_storm(
+    emu: &EmulatorHandle,
+    label: &str,
+    profile: LinkProfile,
+    provider: &'static str,
+    figs: &mut Vec<Figure>,
+) -> R<()> {
+    let sc = scenario(label);
+    let f = factory(emu)?;
+    let lib = managed(&f, emu, provider).await?;
+    let name = ObjectName::new("bench-link", "token", ".bin").map_err(s)?;
+    let key = lib
+        .put_object(&name, Bytes::from_static(b"x"), "text/plain")
+        .await
+        .map_err(s)?;
+    let token_time = refresh_time(emu, provider).await?;
+    emu.expire_access_tokens();
+    emu.clear_journal();
+    let t = Instant::now();
+    let results = futures::future::join_all((0..200).map(|_| lib.stat_object(&key))).await;
+    let wall = t.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        return Err(format!("{failed} of 200 calls failed on {provider} ({label})"));
+    }
+    let tokens = emu.journal().token_requests().len();
+    figs.push(
+        Figure::info(
+            sc,
+            provider,
+            "token requests for 200 calls on an expired token",
+            tokens as f64,
+            "",
+        )
+        .at_most(1.0, "request"),
+    );
+    let limit = 2 * profile.rtt() + token_time;
+    figs.push(Figure::info(
+        sc,
+        provider,
+        "  the token endpoint's time (a new connection)",
+        ms(token_time),
+        "ms",
+    ));
+    figs.push(
+        Figure::info(
+            sc,
+            provider,
+            "  wall time of the 200 calls",
+            wall.as_secs_f64() * 1000.0,
+            "ms",
+        )
+        .at_most(ms(limit), "ms (2 × rtt + the token request)"),
+    );
+    lib.delete_object(&key).await.map_err(s)?;
+    Ok(())
+}
+
+/// The token endpoint's time on this link: one refresh on a new connection
+/// (its setup, then the round trip), with plain reqwest.
+async fn refresh_time(emu: &EmulatorHandle, provider: &str) -> R<Duration> {
+    let grant = grant(emu, provider);
+    let refresh = grant["refresh_token"].as_str().unwrap_or_default();
+    let (url, app) = if provider == "gdrive" {
+        (emu.endpoints().google.token.to_string(), emu.google_app())
+    } else {
+        (
+            emu.endpoints().microsoft.token("common").to_string(),
+            emu.microsoft_app(),
+        )
+    };
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh),
+        ("client_id", app.client_id.as_str()),
+        ("client_secret", app.client_secret.as_str()),
+    ];
+    let t = Instant::now();
+    let resp = reqwest::Client::new().post(url).form(&form).send().await.map_err(s)?;
+    if !resp.status().is_success() {
+        return Err(format!("refresh answered {}", resp.status()));
+    }
+    resp.bytes().await.map_err(s)?;
+    Ok(t.elapsed())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The emulator's own cost of shaping: the floor's 256 MiB upload with no
+/// link, and with a link that neither waits nor limits (rtt 0, 100 Gbit/s),
+/// so that only the shaping's bookkeeping differs.
+async fn shaping_cost(quick: bool, figs: &mut Vec<Figure>) -> R<()> {
+    let body = data(if quick { 64 * MIB } else { 256 * MIB });
+    let mut rates = Vec::new();
+    for link in [None, Some("rtt=0ms,setup=0ms,rate=100gbit,conn_rate=100gbit")] {
+        let mut b = Emulator::builder();
+        if let Some(l) = link {
+            b = b.link(l.parse().map_err(s)?);
+        }
+        let emu = b.start().await.map_err(s)?;
+        let fl = floor(&emu).await?;
+        let mut best = 0.0f64;
+        for run in 0..3 {
+            let t = Instant::now();
+            let id = fl
+                .onedrive_put(&format!("cost-{run}.bin"), &body, GRAPH_FRAGMENT)
+                .await?;
+            let n = fl.onedrive_get(&id, false).await?;
+            best = best.max(mibps(body.len() + n as usize, t.elapsed()));
+        }
+        rates.push(best);
+        emu.shutdown().await;
+    }
+    let mut f = Figure::info(
+        "L-cost",
+        "onedrive",
+        "floor put+get through an open link (rtt 0, 100 Gbit/s) ÷ no link",
+        rates[1] / rates[0],
+        "",
+    );
+    f.floor = Some(rates[0]);
+    figs.push(f);
+    Ok(())
+}
