@@ -14,7 +14,9 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use storage_core::{ObjectKey, ObjectName};
 use storage_emulator::{Emulator, EmulatorHandle, LinkProfile};
+use storage_factory::{MemoryCredentialStore, StorageFactory};
 
+use crate::floor::Floor;
 use crate::report::Figure;
 use crate::scenarios::{
     DRIVE_CHUNK, GRAPH_FRAGMENT, MIB, data, drain, factory, floor, grant, managed, mibps, providers, remove_all,
@@ -60,14 +62,34 @@ pub async fn run(quick: bool, figs: &mut Vec<Figure>) -> R<()> {
         let profile: LinkProfile = text.parse().map_err(s)?;
         eprintln!("storage-bench: link {label} ({profile})");
         let emu = Emulator::builder().link(profile).start().await.map_err(s)?;
+        let f = factory(&emu)?;
+        let fl = floor(&emu).await?;
         for provider in providers() {
-            transfers(&emu, label, profile, provider, &body, figs).await?;
-            small_ops(&emu, label, provider, &sz, figs).await?;
-            token_storm(&emu, label, profile, provider, figs).await?;
+            let at = Place {
+                emu: &emu,
+                factory: &f,
+                floor: &fl,
+                label,
+                profile,
+                provider,
+            };
+            transfers(&at, &body, figs).await?;
+            small_ops(&at, &sz, figs).await?;
+            token_storm(&at, figs).await?;
         }
         emu.shutdown().await;
     }
     shaping_cost(quick, figs).await
+}
+
+/// Where a measurement runs: the emulator behind a link, and one provider.
+struct Place<'a> {
+    emu: &'a EmulatorHandle,
+    factory: &'a StorageFactory,
+    floor: &'a Floor,
+    label: &'a str,
+    profile: LinkProfile,
+    provider: &'static str,
 }
 
 fn scenario(label: &str) -> &'static str {
@@ -75,21 +97,20 @@ fn scenario(label: &str) -> &'static str {
 }
 
 /// 1 GiB `put_stream` and `get_stream`, library and floor alternately.
-async fn transfers(
-    emu: &EmulatorHandle,
-    label: &str,
-    profile: LinkProfile,
-    provider: &'static str,
-    body: &Bytes,
-    figs: &mut Vec<Figure>,
-) -> R<()> {
+async fn transfers(at: &Place<'_>, body: &Bytes, figs: &mut Vec<Figure>) -> R<()> {
+    let Place {
+        emu,
+        factory: f,
+        floor: fl,
+        label,
+        profile,
+        provider,
+    } = *at;
     let sc = scenario(label);
     let link = mib_per_s(profile.rate_bits().unwrap_or(u64::MAX));
     let conn = mib_per_s(profile.conn_rate_bits().unwrap_or(u64::MAX));
     let size_mib = body.len() / MIB;
-    let f = factory(emu)?;
-    let fl = floor(emu).await?;
-    let lib = managed(&f, emu, provider).await?;
+    let lib = managed(f, emu, provider).await?;
     let raw = f.open(&grant(emu, provider).to_string()).map_err(s)?;
 
     // Floor: fixed chunks, one stream each way.
@@ -176,26 +197,26 @@ async fn transfers(
 
 /// 2,000 × 64 KiB put + get at 32 in flight: ops/s against the floor, and the
 /// requests and connections each side used.
-async fn small_ops(
-    emu: &EmulatorHandle,
-    label: &str,
-    provider: &'static str,
-    sz: &Sizes,
-    figs: &mut Vec<Figure>,
-) -> R<()> {
+async fn small_ops(at: &Place<'_>, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> {
     const IN_FLIGHT: usize = 32;
+    let Place {
+        emu,
+        factory: f,
+        floor: fl,
+        label,
+        provider,
+        ..
+    } = *at;
     let sc = scenario(label);
     let body = data(64 * 1024);
-    let f = factory(emu)?;
-    let fl = floor(emu).await?;
-    let lib = managed(&f, emu, provider).await?;
+    let lib = managed(f, emu, provider).await?;
     let raw = f.open(&grant(emu, provider).to_string()).map_err(s)?;
 
     emu.clear_journal();
     let t = Instant::now();
     let ids: Vec<String> = futures::stream::iter(0..sz.ops)
         .map(|i| {
-            let (fl, body) = (&fl, body.clone());
+            let body = body.clone();
             async move {
                 if provider == "gdrive" {
                     fl.drive_put_small(&format!("lf{i}"), &body).await
@@ -210,14 +231,11 @@ async fn small_ops(
         .into_iter()
         .collect::<R<_>>()?;
     let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
-        .map(|id| {
-            let fl = &fl;
-            async move {
-                if provider == "gdrive" {
-                    fl.drive_get(id, true).await
-                } else {
-                    fl.onedrive_get(id, true).await
-                }
+        .map(|id| async move {
+            if provider == "gdrive" {
+                fl.drive_get(id, true).await
+            } else {
+                fl.onedrive_get(id, true).await
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -298,23 +316,28 @@ async fn small_ops(
 
 /// 200 concurrent calls on an expired token: one refresh, and the wall time
 /// against 2 × RTT plus the token endpoint's own time.
-async fn token_storm(
-    emu: &EmulatorHandle,
-    label: &str,
-    profile: LinkProfile,
-    provider: &'static str,
-    figs: &mut Vec<Figure>,
-) -> R<()> {
+async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
+    let Place {
+        emu,
+        factory: f,
+        label,
+        profile,
+        provider,
+        ..
+    } = *at;
     let sc = scenario(label);
-    let f = factory(emu)?;
-    let lib = managed(&f, emu, provider).await?;
+    // A connection of its own, whose token alone is expired: the floor's stay valid.
+    let own = grant(emu, provider);
+    let store = Arc::new(MemoryCredentialStore::new());
+    store.insert("storm", own.to_string());
+    let lib = f.connect("storm", store).await.map_err(s)?;
     let name = ObjectName::new("bench-link", "token", ".bin").map_err(s)?;
     let key = lib
         .put_object(&name, Bytes::from_static(b"x"), "text/plain")
         .await
         .map_err(s)?;
     let token_time = refresh_time(emu, provider).await?;
-    emu.expire_access_tokens();
+    emu.expire_access_token(own["access_token"].as_str().unwrap_or_default());
     emu.clear_journal();
     let t = Instant::now();
     let results = futures::future::join_all((0..200).map(|_| lib.stat_object(&key))).await;
