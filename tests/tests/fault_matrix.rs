@@ -151,6 +151,7 @@ const SESSION_LOST: Expect = Expect::Err(Kind::Code("uploadSessionExpired"));
 const INVALID_CLIENT: Expect = Expect::Err(Kind::Code("invalid_client"));
 const NO_SESSION: Expect = Expect::Na("no upload session: nothing to accept in part or expire");
 const MULTIPART: Expect = Expect::Na("a Drive multipart upload is one request, without a session");
+const SIMPLE: Expect = Expect::Na("a OneDrive simple upload is one request, without a session");
 const NO_TOKEN_CALL: Expect = Expect::Na("a backend never calls the token endpoint; see the refresh column");
 const NOT_GRAPH: Expect = Expect::Na("Graph throttles with 429/503, never with Drive's 403 reasons");
 const NOT_TOKEN: Expect = Expect::Na("token endpoints do not answer with Drive's 403 reasons");
@@ -215,11 +216,11 @@ const TABLE: &[(Fault, [Expect; 13], [Expect; 13])] = &[
         [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK]),
     (Fault::PartialChunk,
         [MULTIPART, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
-        [OK, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
+        [SIMPLE, OK, OK, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
     // A session lost after a stream's first chunk was acknowledged cannot be replayed.
     (Fault::ExpiredSession,
         [MULTIPART, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION],
-        [OK, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
+        [SIMPLE, OK, SESSION_LOST, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION]),
     (Fault::TokenEndpoint5xx,
         [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK, NO_TOKEN_CALL, NO_TOKEN_CALL],
         [NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, NO_TOKEN_CALL, OK, OK, OK, NO_TOKEN_CALL, NO_TOKEN_CALL]),
@@ -359,10 +360,10 @@ fn targets(p: P, op: Op) -> (Target, Target) {
             let x = t(Api, "POST", "/token", 0);
             (x, x)
         }
-        (P::Onedrive, Op::PutSmall) => (
-            t(Api, "POST", "/v1.0/*createUploadSession", 0),
-            t(Content, "PUT", "/up/*", 0),
-        ),
+        (P::Onedrive, Op::PutSmall) => {
+            let x = t(Api, "PUT", "/v1.0/*:/content", 0);
+            (x, x)
+        }
         (P::Onedrive, Op::PutResumable | Op::PutStream) => (
             t(Api, "POST", "/v1.0/*createUploadSession", 0),
             t(Content, "PUT", "/up/*", 1),
@@ -508,6 +509,8 @@ fn direct(p: P, emu: &EmulatorHandle, grant: &serde_json::Value, read_timeout: D
         P::Onedrive => {
             let mut o = OneDriveOptions::default();
             o.fragment_size = FRAGMENT_UNIT;
+            // As on Drive: a small body goes in one request, two fragments in a session.
+            o.simple_upload_limit = 64 * 1024;
             o.retry = policy();
             o.download_resumes = DOWNLOAD_RESUMES;
             o.connect_timeout = Duration::from_secs(2);
@@ -838,7 +841,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
     if let Some(base) = baseline {
         // A session upload spends a status query and a resend per failure and may
         // restart once; a download may resume; anything else retries in place.
-        let allowed = if put && op != Op::PutSmall || p == P::Onedrive && op == Op::PutSmall {
+        let allowed = if put && op != Op::PutSmall {
             2 * base + 2 * max
         } else if matches!(op, Op::Get | Op::GetStream | Op::GetRange) {
             base + max + DOWNLOAD_RESUMES as usize
@@ -854,7 +857,7 @@ async fn run_cell(p: P, op: Op, fault: Fault, expect: Expect, baseline: Option<u
         let simple = matches!(
             op,
             Op::Stat | Op::Delete | Op::Health | Op::Refresh | Op::RefreshPutStream | Op::RefreshStorm
-        ) || p == P::Gdrive && op == Op::PutSmall;
+        ) || op == Op::PutSmall;
         let persistent = matches!(fault, Fault::Internal500Always | Fault::TooMany429Always);
         if persistent && simple && out.target_requests != max {
             out.problems.push(format!(

@@ -27,7 +27,7 @@ const MAX_PRESIGN: Duration = Duration::from_secs(3600);
 /// and only a file's id is a key: a folder's id is `InvalidInput` everywhere.
 ///
 /// A put never overwrites bytes in place. Every upload (a session; one simple
-/// `PUT` for an empty file) goes to a new file under a temporary name in the
+/// `PUT` for an empty file or a small body in memory) goes to a new file under a temporary name in the
 /// user's folder, is verified against OneDrive's quickXorHash, and only then
 /// takes the object's name; the version it replaces goes to the recycle bin at
 /// that moment. A failed verification deletes the new file and leaves the
@@ -172,13 +172,16 @@ impl OneDriveBackend {
             folder: folder.to_owned(),
             name: temporary_name(),
         };
-        let (item, sent) = if size == 0 {
-            (
+        let simple = self.client.options.simple_upload_limit;
+        let (item, sent) = match source {
+            UploadSource::Bytes(body) if size == 0 || size <= simple => {
+                crate::upload::put_simple(&self.client, &slot, body).await?
+            }
+            _ if size == 0 => (
                 self.client.put_small(&slot, Bytes::new()).await?,
                 Checksum::quick_xor_of(&[]),
-            )
-        } else {
-            crate::upload::upload(&self.client, &self.gauge, &slot, source, size).await?
+            ),
+            source => crate::upload::upload(&self.client, &self.gauge, &slot, source, size).await?,
         };
         match self.verify(item, sent, size).await {
             Ok(item) => Ok((folder.to_owned(), item)),

@@ -164,6 +164,12 @@ pub struct OneDriveOptions {
     /// The most body bytes one upload holds at once, 64 MiB by default: the
     /// largest fragment is this rounded down to 320 KiB, and under 60 MiB.
     pub upload_memory_budget: usize,
+    /// Bodies in memory up to this size go up in one simple `PUT …:/content`
+    /// instead of an upload session's two requests: 4 MB by default, the limit
+    /// Graph's older documentation gave (it now allows 250 MB,
+    /// <https://learn.microsoft.com/graph/api/driveitem-put-content>); 0 sends
+    /// every non-empty body through a session.
+    pub simple_upload_limit: u64,
     /// Retries of throttled and failed calls.
     pub retry: RetryPolicy,
     /// How many times a cut download resumes with a `Range` request (for a
@@ -188,6 +194,7 @@ impl Default for OneDriveOptions {
         Self {
             fragment_size: 32 * FRAGMENT_UNIT,
             upload_memory_budget: 64 * 1024 * 1024,
+            simple_upload_limit: 4_000_000,
             retry: RetryPolicy::new(),
             download_resumes: 5,
             parallel_download: Parallel::default(),
@@ -213,6 +220,11 @@ impl OneDriveOptions {
         if self.upload_memory_budget < f {
             return Err(StorageError::invalid_input(
                 "upload_memory_budget must hold at least one fragment_size",
+            ));
+        }
+        if self.simple_upload_limit > 250_000_000 {
+            return Err(StorageError::invalid_input(
+                "simple_upload_limit must not exceed graph's 250 MB",
             ));
         }
         self.parallel_download.validate()

@@ -140,12 +140,14 @@ pub mod onedrive {
     }
 
     /// Options with fragments of `fragment` bytes (a budget of one fragment,
-    /// so they do not grow), quick retries and [`READ_TIMEOUT`].
+    /// so they do not grow; every non-empty body in a session), quick retries
+    /// and [`READ_TIMEOUT`].
     #[must_use]
     pub fn options(fragment: usize) -> OneDriveOptions {
         let mut o = OneDriveOptions::default();
         o.fragment_size = fragment;
         o.upload_memory_budget = fragment;
+        o.simple_upload_limit = 0;
         o.retry = quick(RetryPolicy::new());
         o.read_timeout = READ_TIMEOUT;
         o
