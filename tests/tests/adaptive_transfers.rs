@@ -1,7 +1,7 @@
 //! Growing chunks and parallel downloads under faults, on both providers.
 //!
 //! Uploads start at one unit (256 KiB on Drive, 320 KiB on OneDrive) and grow
-//! to a budget of four units; every piece index meets, in turn, a reset before
+//! to a budget of four units, behind an emulated 20 ms round trip; every piece index meets, in turn, a reset before
 //! the answer, a reset after the server stored the piece, a partial accept, a
 //! 429 with `Retry-After` and an expired session. Downloads read in parts of
 //! 256 KiB, three at a time, and every part's request meets, in turn, a cut
@@ -80,6 +80,16 @@ fn unit(p: P) -> usize {
     if p == P::Gdrive { CHUNK_UNIT } else { FRAGMENT_UNIT }
 }
 
+/// An emulator behind a 20 ms round trip, where larger pieces pay (on bare
+/// loopback the window stops growing once doubling no longer speeds it up).
+async fn far_emulator() -> EmulatorHandle {
+    Emulator::builder()
+        .link("rtt=20ms,setup=0ms".parse().unwrap())
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Pieces of 1, 2, 4, 4 and 4 units, then a short tail: six pieces.
 fn upload_body(p: P) -> Bytes {
     payload(15 * unit(p) + 1234, 7)
@@ -142,7 +152,7 @@ fn upload_faults(p: P) -> Vec<(&'static str, FaultAction)> {
 #[tokio::test]
 async fn without_faults_pieces_grow_to_the_budget() {
     for p in [P::Gdrive, P::Onedrive] {
-        let emu = Emulator::start().await.unwrap();
+        let emu = far_emulator().await;
         let b = backend(p, &emu);
         let body = upload_body(p);
         let name = ObjectName::new("u", "grow", ".bin").unwrap();
@@ -163,7 +173,7 @@ async fn every_piece_survives_every_upload_fault() {
         let body = upload_body(p);
         for (what, action) in upload_faults(p) {
             for piece in 0..6u32 {
-                let emu = Emulator::start().await.unwrap();
+                let emu = far_emulator().await;
                 let b = backend(p, &emu);
                 let rule = emu.faults().add(
                     FaultRule::new(action.clone())
@@ -273,7 +283,7 @@ async fn growing_pieces_stay_within_the_memory_budget() {
     };
     let name = ObjectName::new("u", "budget", ".bin").unwrap();
 
-    let emu = Emulator::start().await.unwrap();
+    let emu = far_emulator().await;
     let token = TokenCell::new(emu.google_grant()["access_token"].as_str().unwrap().to_owned());
     let mut o = DriveOptions::default();
     o.chunk_size = CHUNK_UNIT;
@@ -291,7 +301,7 @@ async fn growing_pieces_stay_within_the_memory_budget() {
     );
     assert_eq!(*pieces(&emu).iter().max().unwrap(), budget as u64);
 
-    let emu = Emulator::start().await.unwrap();
+    let emu = far_emulator().await;
     let token = TokenCell::new(emu.microsoft_grant()["access_token"].as_str().unwrap().to_owned());
     let mut o = OneDriveOptions::default();
     o.fragment_size = FRAGMENT_UNIT;

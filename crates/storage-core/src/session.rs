@@ -53,10 +53,12 @@ pub trait Session: Send + Sync {
 /// How much to hold and send at a time.
 ///
 /// The window starts at `window` and doubles after each piece that took less
-/// than [`PIECE_TARGET`], up to `max_window`: on a fast link a piece then lasts
-/// long enough that the round trip between pieces, when the link idles, is a
-/// small share of the time (under 5 % for a 100 ms round trip), while a slow
-/// link keeps small pieces and re-sends little after a cut.
+/// than [`PIECE_TARGET`], up to `max_window`, while the doubled piece moves
+/// bytes at least 5 % faster: on a long, fast link a piece then lasts long
+/// enough that the round trip between pieces, when the link idles, is a small
+/// share of the time, while a slow link keeps small pieces and re-sends little
+/// after a cut, and a link where the round trip costs nothing (loopback) keeps
+/// pieces that fit the caches.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
     /// The first window to fill before a piece (a chunk, a fragment).
@@ -122,6 +124,41 @@ fn overlapping() -> StorageError {
     }
 }
 
+/// Whether larger pieces still pay. Doubling a piece pays on a link whose
+/// round trip is a large share of a piece's time: the rate per piece rises.
+/// Where it does not (loopback, a fast local network), larger pieces only
+/// cost memory and cache, so growth stops at the smaller of the last two sizes.
+#[derive(Debug, Default)]
+struct Growth {
+    /// The last piece that grew the window: its size and bytes per second.
+    last: Option<(usize, f64)>,
+    stopped: bool,
+}
+
+impl Growth {
+    /// A doubled piece must be this much faster per byte to go on growing.
+    const GAIN: f64 = 1.05;
+
+    /// The next window after a whole piece of `size` bytes that took `took`.
+    fn after(&mut self, pace: &Pace, size: usize, took: std::time::Duration) -> usize {
+        if self.stopped {
+            return size;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rate = size as f64 / took.as_secs_f64().max(1e-9);
+        if let Some((before, before_rate)) = self.last
+            && size > before
+            && rate < before_rate * Self::GAIN
+        {
+            // Not worth its memory: back to the smaller piece.
+            self.stopped = true;
+            return before;
+        }
+        self.last = Some((size, rate));
+        pace.next_window(size, took)
+    }
+}
+
 /// Counts one more failed piece; past the retry budget, the upload ends with `error`.
 fn spend(failures: &mut u32, pace: &Pace, error: fn() -> StorageError) -> Result<()> {
     *failures += 1;
@@ -145,6 +182,7 @@ pub async fn send_all<S: Session>(
 ) -> Result<End<S::Done>> {
     let mut failures = 0u32;
     let mut size = pace.window;
+    let mut growth = Growth::default();
     loop {
         window.fill(size).await?;
         gauge.record(window.held());
@@ -170,7 +208,7 @@ pub async fn send_all<S: Session>(
                         // A partial accept: the link or the server is struggling.
                         size = pace.smaller_window(size);
                     } else if whole && failures == 0 {
-                        size = pace.next_window(size, sent_at.elapsed());
+                        size = growth.after(pace, size, sent_at.elapsed());
                     }
                     failures = 0;
                 } else {
@@ -212,18 +250,24 @@ mod tests {
     use crate::checksum::HashKind;
     use crate::upload::UploadSource;
 
-    /// A session that keeps `keep(piece)` bytes of every piece and records the
-    /// offsets it was sent.
+    /// A session that keeps `keep(piece)` bytes of every piece, takes
+    /// `delay(piece)` to answer, and records the offsets it was sent.
     struct Fake {
         held: Mutex<u64>,
         sent: Mutex<Vec<u64>>,
         keep: fn(usize) -> u64,
+        delay: fn(usize) -> Duration,
+    }
+
+    fn instant(_: usize) -> Duration {
+        Duration::ZERO
     }
 
     #[async_trait]
     impl Session for Fake {
         type Done = u64;
         async fn send(&self, first: u64, piece: Bytes, total: u64) -> Result<Reply<u64>> {
+            tokio::time::sleep((self.delay)(piece.len())).await;
             self.sent.lock().unwrap().push(first);
             let mut held = self.held.lock().unwrap();
             *held = first + (self.keep)(piece.len());
@@ -256,6 +300,7 @@ mod tests {
             sent: Mutex::new(Vec::new()),
             // Keeps one byte less than sent, except for short pieces.
             keep: |n| if n > 1 { n as u64 - 1 } else { n as u64 },
+            delay: instant,
         };
         let mut w = UploadWindow::new(
             UploadSource::Bytes(Bytes::from_static(b"0123456789")),
@@ -276,6 +321,7 @@ mod tests {
             held: Mutex::new(0),
             sent: Mutex::new(Vec::new()),
             keep: |_| 0,
+            delay: instant,
         };
         let mut w = UploadWindow::new(
             UploadSource::Bytes(Bytes::from_static(b"0123456789")),
@@ -289,12 +335,14 @@ mod tests {
         assert_eq!(fake.sent.lock().unwrap().len(), 3, "bounded by the retry budget");
     }
 
-    #[tokio::test]
-    async fn the_window_grows_on_a_fast_link_up_to_the_budget() {
+    #[tokio::test(start_paused = true)]
+    async fn the_window_grows_on_a_long_link_up_to_the_budget() {
         let fake = Fake {
             held: Mutex::new(0),
             sent: Mutex::new(Vec::new()),
             keep: |n| n as u64,
+            // A 100 ms round trip, 10 ms a byte: doubling a piece pays.
+            delay: |n| Duration::from_millis(100 + 10 * n as u64),
         };
         let data = Bytes::from(vec![3u8; 100]);
         let mut w = UploadWindow::new(UploadSource::Bytes(data), 100, HashKind::Md5);
@@ -329,5 +377,27 @@ mod tests {
         assert_eq!(tight.next_window(4, Duration::ZERO), 4, "never below the first window");
         assert_eq!(p.smaller_window(64), 32);
         assert_eq!(p.smaller_window(6), 4, "never below the first window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_stays_where_the_round_trip_costs_nothing() {
+        let fake = Fake {
+            held: Mutex::new(0),
+            sent: Mutex::new(Vec::new()),
+            keep: |n| n as u64,
+            // No round trip: a doubled piece takes twice as long.
+            delay: |n| Duration::from_millis(10 * n as u64),
+        };
+        let mut w = UploadWindow::new(UploadSource::Bytes(Bytes::from(vec![3u8; 40])), 40, HashKind::Md5);
+        let p = Pace {
+            window: 4,
+            max_window: 16,
+            ..pace()
+        };
+        let gauge = BufferGauge::default();
+        assert!(matches!(send_all(&fake, &mut w, &gauge, &p).await.unwrap(), End::Done(40)));
+        // 4, then 8 (no faster per byte), then back to 4 for the rest.
+        assert_eq!(*fake.sent.lock().unwrap(), [0, 4, 12, 16, 20, 24, 28, 32, 36]);
+        assert_eq!(gauge.peak(), 8);
     }
 }

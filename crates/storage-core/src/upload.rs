@@ -156,8 +156,21 @@ impl UploadWindow {
             self.hasher.update(&piece).await;
             return Ok(());
         }
-        let mut buf = BytesMut::with_capacity(target.max(self.pending.len()));
-        buf.extend_from_slice(&self.pending);
+        // Reuse the last window's memory when nothing else holds it any more
+        // (the request that sent it has finished): a fresh allocation of tens
+        // of MiB is a fresh mapping, whose pages the kernel must fault in and
+        // clear on every chunk.
+        let mut buf = match std::mem::take(&mut self.pending).try_into_mut() {
+            Ok(mut held) => {
+                held.reserve(target.saturating_sub(held.len()));
+                held
+            }
+            Err(shared) => {
+                let mut fresh = BytesMut::with_capacity(target.max(shared.len()));
+                fresh.extend_from_slice(&shared);
+                fresh
+            }
+        };
         while buf.len() < target {
             let piece = match &mut self.source {
                 UploadSource::Bytes(all) => {
