@@ -39,9 +39,13 @@ async fn count(emu: &EmulatorHandle, b: &Arc<dyn StorageBackend>) -> Vec<(&'stat
     let body = payload(64 * 1024, 3);
     let name = ObjectName::new("user-1", "doc", ".pdf").unwrap();
     // The user's folder is found (or made) once per process, then cached.
-    b.put_object(&ObjectName::new("user-1", "warm", ".pdf").unwrap(), Bytes::from_static(b"x"), "x/y")
-        .await
-        .unwrap();
+    b.put_object(
+        &ObjectName::new("user-1", "warm", ".pdf").unwrap(),
+        Bytes::from_static(b"x"),
+        "x/y",
+    )
+    .await
+    .unwrap();
     let mut out = Vec::new();
     let mut step = |what: &'static str, emu: &EmulatorHandle| {
         let s = sent(emu);

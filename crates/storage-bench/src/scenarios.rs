@@ -61,8 +61,7 @@ pub(crate) fn factory(emu: &EmulatorHandle) -> R<StorageFactory> {
     if let Some(budget) = std::env::var("STORAGE_BENCH_BUDGET").ok().and_then(|v| v.parse().ok()) {
         b = b.upload_memory_budget(budget);
     }
-    b
-        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?)
+    b.endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?)
         .google_app(GoogleApp::new(g.client_id.clone(), g.client_secret.clone()))
         .microsoft_app(MicrosoftApp::new(m.client_id.clone(), m.client_secret.clone()))
         .build()

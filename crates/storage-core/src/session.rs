@@ -395,7 +395,10 @@ mod tests {
             ..pace()
         };
         let gauge = BufferGauge::default();
-        assert!(matches!(send_all(&fake, &mut w, &gauge, &p).await.unwrap(), End::Done(40)));
+        assert!(matches!(
+            send_all(&fake, &mut w, &gauge, &p).await.unwrap(),
+            End::Done(40)
+        ));
         // 4, then 8 (no faster per byte), then back to 4 for the rest.
         assert_eq!(*fake.sent.lock().unwrap(), [0, 4, 12, 16, 20, 24, 28, 32, 36]);
         assert_eq!(gauge.peak(), 8);
