@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use storage_core::{ObjectKey, ObjectName};
 use storage_emulator::{Emulator, EmulatorHandle, LinkProfile};
 use storage_factory::{MemoryCredentialStore, StorageFactory};
@@ -19,8 +18,8 @@ use storage_factory::{MemoryCredentialStore, StorageFactory};
 use crate::floor::Floor;
 use crate::report::Figure;
 use crate::scenarios::{
-    DRIVE_CHUNK, GRAPH_FRAGMENT, MIB, data, drain, factory, floor, grant, managed, mibps, providers, remove_all,
-    stream, traffic,
+    DRIVE_CHUNK, GRAPH_FRAGMENT, IN_FLIGHT, MIB, data, drain, factory, floor, floor_round, grant, lib_round, managed,
+    mibps, providers, remove_all, stream, traffic,
 };
 use crate::{R, s};
 
@@ -198,7 +197,6 @@ async fn transfers(at: &Place<'_>, body: &Bytes, figs: &mut Vec<Figure>) -> R<()
 /// 2,000 × 64 KiB put + get at 32 in flight: ops/s against the floor, and the
 /// requests and connections each side used.
 async fn small_ops(at: &Place<'_>, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> {
-    const IN_FLIGHT: usize = 32;
     let Place {
         emu,
         factory: f,
@@ -212,66 +210,9 @@ async fn small_ops(at: &Place<'_>, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> 
     let lib = managed(f, emu, provider).await?;
     let raw = f.open(&grant(emu, provider).to_string()).map_err(s)?;
 
-    emu.clear_journal();
-    let t = Instant::now();
-    let ids: Vec<String> = futures::stream::iter(0..sz.ops)
-        .map(|i| {
-            let body = body.clone();
-            async move {
-                if provider == "gdrive" {
-                    fl.drive_put_small(&format!("lf{i}"), &body).await
-                } else {
-                    fl.onedrive_put(&format!("lf{i}"), &body, GRAPH_FRAGMENT).await
-                }
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<R<_>>()?;
-    let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
-        .map(|id| async move {
-            if provider == "gdrive" {
-                fl.drive_get(id, true).await
-            } else {
-                fl.onedrive_get(id, true).await
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    gets.into_iter().collect::<R<Vec<_>>>()?;
-    let floor_rate = 2.0 * sz.ops as f64 / t.elapsed().as_secs_f64();
-    let floor_traffic = traffic(emu);
+    let (floor_rate, floor_traffic, ids) = floor_round(emu, fl, provider, &body, sz.ops, "lf").await?;
     remove_all(&raw, ids.into_iter().map(ObjectKey::new).collect()).await;
-
-    emu.clear_journal();
-    let t = Instant::now();
-    let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
-        .map(|i| {
-            let (lib, body) = (Arc::clone(&lib), body.clone());
-            async move {
-                let name = ObjectName::new("bench-link-small", &format!("l{i}"), ".bin").map_err(s)?;
-                lib.put_object(&name, body, "application/octet-stream").await.map_err(s)
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<R<_>>()?;
-    let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
-        .map(|k| {
-            let lib = Arc::clone(&lib);
-            async move { lib.get_object(k).await.map_err(s) }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    gets.into_iter().collect::<R<Vec<_>>>()?;
-    let lib_rate = 2.0 * sz.ops as f64 / t.elapsed().as_secs_f64();
-    let lib_traffic = traffic(emu);
+    let (lib_rate, lib_traffic, keys) = lib_round(emu, &lib, &body, sz.ops, "bench-link-small", "l").await?;
     remove_all(&raw, keys).await;
 
     figs.push(

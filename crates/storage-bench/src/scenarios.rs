@@ -321,6 +321,85 @@ async fn scenario1(
     Ok(())
 }
 
+/// Small objects in flight at once, in scenario 2 and the link part.
+pub(crate) const IN_FLIGHT: usize = 32;
+
+/// The floor's round of the small-object workload: `ops` puts, then `ops`
+/// gets, [`IN_FLIGHT`] at a time; ops/s, the traffic, and the ids made.
+pub(crate) async fn floor_round(
+    emu: &EmulatorHandle,
+    fl: &Floor,
+    provider: &str,
+    body: &Bytes,
+    ops: usize,
+    prefix: &str,
+) -> R<(f64, Traffic, Vec<String>)> {
+    emu.clear_journal();
+    let t = Instant::now();
+    let ids: Vec<String> = futures::stream::iter(0..ops)
+        .map(|i| async move {
+            let name = format!("{prefix}-{i}");
+            if provider == "gdrive" {
+                fl.drive_put_small(&name, body).await
+            } else {
+                fl.onedrive_put(&name, body, GRAPH_FRAGMENT).await
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<R<_>>()?;
+    let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
+        .map(|id| async move {
+            if provider == "gdrive" {
+                fl.drive_get(id, true).await
+            } else {
+                fl.onedrive_get(id, true).await
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    gets.into_iter().collect::<R<Vec<_>>>()?;
+    let rate = 2.0 * ops as f64 / t.elapsed().as_secs_f64();
+    Ok((rate, traffic(emu), ids))
+}
+
+/// The library's round of the same workload under `user`; ops/s, the
+/// traffic, and the keys made.
+pub(crate) async fn lib_round(
+    emu: &EmulatorHandle,
+    lib: &Arc<dyn StorageBackend>,
+    body: &Bytes,
+    ops: usize,
+    user: &str,
+    prefix: &str,
+) -> R<(f64, Traffic, Vec<ObjectKey>)> {
+    emu.clear_journal();
+    let t = Instant::now();
+    let keys: Vec<ObjectKey> = futures::stream::iter(0..ops)
+        .map(|i| async move {
+            let name = ObjectName::new(user, &format!("{prefix}-{i}"), ".bin").map_err(s)?;
+            lib.put_object(&name, body.clone(), "application/octet-stream")
+                .await
+                .map_err(s)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<R<_>>()?;
+    let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
+        .map(|k| async move { lib.get_object(k).await.map_err(s) })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    gets.into_iter().collect::<R<Vec<_>>>()?;
+    let rate = 2.0 * ops as f64 / t.elapsed().as_secs_f64();
+    Ok((rate, traffic(emu), keys))
+}
+
 /// md5 over `body` in MiB/s, the best of three.
 fn md5_mib_per_s(body: &Bytes) -> f64 {
     let mut best = f64::MAX;
@@ -360,75 +439,20 @@ async fn scenario2(
         for run in 0..sz.runs {
             // Floor (`STORAGE_BENCH_SIDE=lib` leaves it out, for profiling the library alone).
             if side != "lib" {
-                emu.clear_journal();
-                let t = Instant::now();
-                let ids: Vec<String> = futures::stream::iter(0..sz.ops)
-                    .map(|i| {
-                        let body = body.clone();
-                        async move {
-                            if provider == "gdrive" {
-                                fl.drive_put_small(&format!("f{run}-{i}"), &body).await
-                            } else {
-                                fl.onedrive_put(&format!("f{run}-{i}"), &body, GRAPH_FRAGMENT).await
-                            }
-                        }
-                    })
-                    .buffer_unordered(32)
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<R<_>>()?;
-                let gets: Vec<R<u64>> = futures::stream::iter(ids.iter())
-                    .map(|id| async move {
-                        if provider == "gdrive" {
-                            fl.drive_get(id, true).await
-                        } else {
-                            fl.onedrive_get(id, true).await
-                        }
-                    })
-                    .buffer_unordered(32)
-                    .collect()
-                    .await;
-                gets.into_iter().collect::<R<Vec<_>>>()?;
-                floor_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
-                floor_traffic.push(traffic(emu));
+                let (rate, seen, ids) = floor_round(emu, fl, provider, &body, sz.ops, &format!("f{run}")).await?;
+                floor_rates.push(rate);
+                floor_traffic.push(seen);
                 // Each side starts on an empty drive: the emulator's lookups slow
                 // down as it fills, which would tax whichever side runs second.
                 remove_all(&raw, ids.into_iter().map(ObjectKey::new).collect()).await;
             }
             // Library (`STORAGE_BENCH_SIDE=floor` leaves it out).
-            let keys: Vec<ObjectKey> = if side != "floor" {
-                emu.clear_journal();
-                let t = Instant::now();
-                let keys: Vec<ObjectKey> = futures::stream::iter(0..sz.ops)
-                    .map(|i| {
-                        let (lib, body) = (lib.clone(), body.clone());
-                        async move {
-                            let name = ObjectName::new("bench-small", &format!("l{run}-{i}"), ".bin").map_err(s)?;
-                            lib.put_object(&name, body, "application/octet-stream").await.map_err(s)
-                        }
-                    })
-                    .buffer_unordered(32)
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<R<_>>()?;
-                let gets: Vec<R<Bytes>> = futures::stream::iter(keys.iter())
-                    .map(|k| {
-                        let lib = lib.clone();
-                        async move { lib.get_object(k).await.map_err(s) }
-                    })
-                    .buffer_unordered(32)
-                    .collect()
-                    .await;
-                gets.into_iter().collect::<R<Vec<_>>>()?;
-                lib_rates.push(2.0 * sz.ops as f64 / t.elapsed().as_secs_f64());
-                lib_traffic.push(traffic(emu));
-                keys
-            } else {
-                Vec::new()
-            };
-            remove_all(&raw, keys).await;
+            if side != "floor" {
+                let (rate, seen, keys) = lib_round(emu, &lib, &body, sz.ops, "bench-small", &format!("l{run}")).await?;
+                lib_rates.push(rate);
+                lib_traffic.push(seen);
+                remove_all(&raw, keys).await;
+            }
         }
         figs.push(
             Figure::info(
