@@ -16,10 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use storage_core::download::Parallel;
 use storage_core::testkit::payload;
-use storage_core::{ObjectName, RetryPolicy, StorageBackend, StorageError, TokenCell};
+use storage_core::{ObjectName, RetryPolicy, StorageBackend, StorageError};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin};
-use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions, GoogleDriveBackend, GoogleEndpoints};
-use storage_factory::storage_onedrive::{FRAGMENT_UNIT, MicrosoftEndpoints, OneDriveBackend, OneDriveOptions};
+use storage_factory::storage_gdrive::{CHUNK_UNIT, DriveOptions};
+use storage_factory::storage_onedrive::{FRAGMENT_UNIT, OneDriveOptions};
+use storage_testsupport as support;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum P {
@@ -35,17 +36,6 @@ fn policy() -> RetryPolicy {
 }
 
 fn backend(p: P, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
-    let (grant, endpoints) = match p {
-        P::Gdrive => (
-            emu.google_grant(),
-            serde_json::to_value(&emu.endpoints().google).unwrap(),
-        ),
-        P::Onedrive => (
-            emu.microsoft_grant(),
-            serde_json::to_value(&emu.endpoints().microsoft).unwrap(),
-        ),
-    };
-    let token = TokenCell::new(grant["access_token"].as_str().unwrap().to_owned());
     let parts = Parallel::new(3, 256 * 1024, 0);
     match p {
         P::Gdrive => {
@@ -55,14 +45,7 @@ fn backend(p: P, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
             o.multipart_limit = 0;
             o.retry = policy();
             o.parallel_download = parts;
-            let e: GoogleEndpoints = serde_json::from_value(endpoints).unwrap();
-            Arc::new(
-                GoogleDriveBackend::builder(token)
-                    .endpoints(e)
-                    .options(o)
-                    .build()
-                    .unwrap(),
-            )
+            Arc::new(support::gdrive::backend_with(emu, &token(&emu.google_grant()), o))
         }
         P::Onedrive => {
             let mut o = OneDriveOptions::default();
@@ -70,10 +53,14 @@ fn backend(p: P, emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
             o.upload_memory_budget = 4 * FRAGMENT_UNIT;
             o.retry = policy();
             o.parallel_download = parts;
-            let e: MicrosoftEndpoints = serde_json::from_value(endpoints).unwrap();
-            Arc::new(OneDriveBackend::builder(token).endpoints(e).options(o).build().unwrap())
+            Arc::new(support::onedrive::backend_with(emu, &token(&emu.microsoft_grant()), o))
         }
     }
+}
+
+/// The access token of a grant's credential JSON.
+fn token(grant: &serde_json::Value) -> String {
+    grant["access_token"].as_str().unwrap().to_owned()
 }
 
 fn unit(p: P) -> usize {
@@ -284,15 +271,10 @@ async fn growing_pieces_stay_within_the_memory_budget() {
     let name = ObjectName::new("u", "budget", ".bin").unwrap();
 
     let emu = far_emulator().await;
-    let token = TokenCell::new(emu.google_grant()["access_token"].as_str().unwrap().to_owned());
     let mut o = DriveOptions::default();
     o.chunk_size = CHUNK_UNIT;
     o.upload_memory_budget = budget;
-    let drive = GoogleDriveBackend::builder(token)
-        .endpoints(serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap())
-        .options(o)
-        .build()
-        .unwrap();
+    let drive = support::gdrive::backend_with(&emu, &token(&emu.google_grant()), o);
     drive.put_stream(&name, generated(), SIZE as u64, "x/y").await.unwrap();
     let peak = drive.peak_upload_buffer();
     assert!(
@@ -302,15 +284,10 @@ async fn growing_pieces_stay_within_the_memory_budget() {
     assert_eq!(*pieces(&emu).iter().max().unwrap(), budget as u64);
 
     let emu = far_emulator().await;
-    let token = TokenCell::new(emu.microsoft_grant()["access_token"].as_str().unwrap().to_owned());
     let mut o = OneDriveOptions::default();
     o.fragment_size = FRAGMENT_UNIT;
     o.upload_memory_budget = budget;
-    let onedrive = OneDriveBackend::builder(token)
-        .endpoints(serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap())
-        .options(o)
-        .build()
-        .unwrap();
+    let onedrive = support::onedrive::backend_with(&emu, &token(&emu.microsoft_grant()), o);
     onedrive
         .put_stream(&name, generated(), SIZE as u64, "x/y")
         .await

@@ -7,22 +7,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use storage_core::testkit::payload;
-use storage_core::{ByteRange, ObjectName, StorageBackend, TokenCell};
+use storage_core::{ByteRange, ObjectName, StorageBackend};
 use storage_emulator::{Emulator, EmulatorHandle};
-use storage_factory::storage_gdrive::{GoogleDriveBackend, GoogleEndpoints};
-use storage_factory::storage_onedrive::{MicrosoftEndpoints, OneDriveBackend};
+use storage_factory::storage_gdrive::DriveOptions;
+use storage_factory::storage_onedrive::OneDriveOptions;
+use storage_testsupport as support;
 
 fn drive(emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
-    let token = TokenCell::new(emu.google_grant()["access_token"].as_str().unwrap().to_owned());
-    let e: GoogleEndpoints = serde_json::from_value(serde_json::to_value(&emu.endpoints().google).unwrap()).unwrap();
-    Arc::new(GoogleDriveBackend::builder(token).endpoints(e).build().unwrap())
+    let token = emu.google_grant()["access_token"].as_str().unwrap().to_owned();
+    Arc::new(support::gdrive::backend_with(emu, &token, DriveOptions::default()))
 }
 
 fn onedrive(emu: &EmulatorHandle) -> Arc<dyn StorageBackend> {
-    let token = TokenCell::new(emu.microsoft_grant()["access_token"].as_str().unwrap().to_owned());
-    let e: MicrosoftEndpoints =
-        serde_json::from_value(serde_json::to_value(&emu.endpoints().microsoft).unwrap()).unwrap();
-    Arc::new(OneDriveBackend::builder(token).endpoints(e).build().unwrap())
+    let token = emu.microsoft_grant()["access_token"].as_str().unwrap().to_owned();
+    Arc::new(support::onedrive::backend_with(emu, &token, OneDriveOptions::default()))
 }
 
 /// Requests the emulator received since the journal was last cleared.

@@ -244,14 +244,22 @@ where
         })
         .buffered(plan.streams.max(1));
     let whole = Expected {
-        resumes: 0,
         // A year: the parts time out on their own when nothing moves.
         read_timeout: Duration::from_secs(365 * 24 * 3600),
         ..expected
     };
-    verified(Box::pin(body), whole, |_| async {
+    verified_parts(Box::pin(body), whole)
+}
+
+/// Checks a body made of parts that resume by themselves ([`parallel`], or
+/// [`crate::range::read`] pieces chained): size and hash at the end, a stall
+/// past `expected.read_timeout` as in [`verified`], and never a reopening of
+/// the whole, whatever `expected.resumes` says.
+pub fn verified_parts(body: ByteStream, expected: Expected) -> ByteStream {
+    let whole = Expected { resumes: 0, ..expected };
+    verified(body, whole, |_| async {
         Err(StorageError::Transport {
-            message: "a part of a parallel download failed".into(),
+            message: "a part of the download failed".into(),
             source: None,
         })
     })

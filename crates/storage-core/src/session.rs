@@ -190,8 +190,7 @@ pub async fn send_all<S: Session>(
             return Err(stalled());
         };
         let first = window.start();
-        let whole = piece.len() == size;
-        let sent = piece.len() as u64;
+        let sent = piece.len();
         let sent_at = tokio::time::Instant::now();
         let reply = match session.send(first, piece, window.size()).await {
             Ok(Reply::Overlap) => {
@@ -204,10 +203,10 @@ pub async fn send_all<S: Session>(
             Ok(Reply::Next(n)) => {
                 window.acknowledge(n)?;
                 if n > first {
-                    if n < first + sent {
+                    if n < first + sent as u64 {
                         // A partial accept: the link or the server is struggling.
                         size = pace.smaller_window(size);
-                    } else if whole && failures == 0 {
+                    } else if sent == size && failures == 0 {
                         size = growth.after(pace, size, sent_at.elapsed());
                     }
                     failures = 0;

@@ -593,11 +593,7 @@ impl StorageFactory {
                 options.connect_timeout = self.connect_timeout;
                 options.read_timeout = self.read_timeout;
                 if let Some(budget) = self.upload_memory_budget {
-                    // The first chunk fits any budget of at least 256 KiB.
-                    options.upload_memory_budget = budget;
-                    options.chunk_size = options
-                        .chunk_size
-                        .min(budget / storage_gdrive::CHUNK_UNIT * storage_gdrive::CHUNK_UNIT);
+                    options.limit_upload_memory(budget);
                 }
                 if let Some(plan) = self.parallel_download {
                     options.parallel_download = plan;
@@ -617,9 +613,7 @@ impl StorageFactory {
                 options.connect_timeout = self.connect_timeout;
                 options.read_timeout = self.read_timeout;
                 if let Some(budget) = self.upload_memory_budget {
-                    options.upload_memory_budget = budget;
-                    let unit = storage_onedrive::FRAGMENT_UNIT;
-                    options.fragment_size = options.fragment_size.min(budget / unit * unit);
+                    options.limit_upload_memory(budget);
                 }
                 if let Some(plan) = self.parallel_download {
                     options.parallel_download = plan;

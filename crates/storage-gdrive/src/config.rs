@@ -199,6 +199,13 @@ impl Default for DriveOptions {
 }
 
 impl DriveOptions {
+    /// Sets the upload memory budget, lowering the first chunk to fit it
+    /// (rounded down to 256 KiB).
+    pub fn limit_upload_memory(&mut self, budget: usize) {
+        self.upload_memory_budget = budget;
+        self.chunk_size = self.chunk_size.min(budget / CHUNK_UNIT * CHUNK_UNIT);
+    }
+
     /// Checks the options.
     ///
     /// # Errors
@@ -285,5 +292,11 @@ mod tests {
         o.chunk_size = CHUNK_UNIT;
         o.parent_folder = "a' or '1".into();
         assert!(o.validate().is_err());
+        let mut small = DriveOptions::default();
+        small.limit_upload_memory(5 * 1024 * 1024 + 1);
+        assert_eq!(small.chunk_size, 20 * CHUNK_UNIT, "the first chunk fits the budget");
+        small.validate().unwrap();
+        small.upload_memory_budget = CHUNK_UNIT;
+        assert!(small.validate().is_err(), "a budget below the chunk size");
     }
 }

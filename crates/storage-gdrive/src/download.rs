@@ -3,10 +3,10 @@
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
-use storage_core::download::{Expected, parallel, verified};
+use storage_core::download::{Expected, parallel, verified_parts};
 use storage_core::range::read;
 use storage_core::upload::HashKind;
-use storage_core::{ByteStream, Checksum, Result, StorageError};
+use storage_core::{ByteStream, Checksum, Result};
 
 use crate::client::DriveClient;
 
@@ -37,7 +37,7 @@ pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u
     if size == 0 {
         // Nothing to read: a ranged GET of an empty file may even be refused (416).
         let empty: ByteStream = Box::pin(futures::stream::empty());
-        return Ok((verified(empty, expected, |_| async { Err(no_resume()) }), 0));
+        return Ok((verified_parts(empty, expected), 0));
     }
     // The first part once, as it was fetched; every later request afresh.
     let prefetched = Arc::new(Mutex::new(Some(first)));
@@ -69,14 +69,5 @@ pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u
     if size > head_len {
         body = Box::pin(body.chain(part(head_len, size - head_len)));
     }
-    let whole = Expected { resumes: 0, ..expected };
-    Ok((verified(body, whole, |_| async { Err(no_resume()) }), size))
-}
-
-/// The parts resume by themselves; the whole is never reopened.
-fn no_resume() -> StorageError {
-    StorageError::Transport {
-        message: "a part of the download failed".into(),
-        source: None,
-    }
+    Ok((verified_parts(body, expected), size))
 }

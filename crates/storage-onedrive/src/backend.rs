@@ -27,11 +27,11 @@ const MAX_PRESIGN: Duration = Duration::from_secs(3600);
 /// and only a file's id is a key: a folder's id is `InvalidInput` everywhere.
 ///
 /// A put never overwrites bytes in place. Every upload (a session; one simple
-/// `PUT` for an empty file or a small body in memory) goes to a new file under a temporary name in the
-/// user's folder, is verified against OneDrive's quickXorHash, and only then
-/// takes the object's name; the version it replaces goes to the recycle bin at
-/// that moment. A failed verification deletes the new file and leaves the
-/// previous version as it was.
+/// `PUT` for an empty file or a small body in memory) goes to a new file under
+/// a temporary name in the user's folder, is verified against OneDrive's
+/// quickXorHash, and only then takes the object's name; the version it
+/// replaces goes to the recycle bin at that moment. A failed verification
+/// deletes the new file and leaves the previous version as it was.
 ///
 /// Clones share one `GraphClient`, one HTTP pool and the token cell. The
 /// backend never refreshes a token.

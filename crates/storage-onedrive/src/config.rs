@@ -205,6 +205,13 @@ impl Default for OneDriveOptions {
 }
 
 impl OneDriveOptions {
+    /// Sets the upload memory budget, lowering the first fragment to fit it
+    /// (rounded down to 320 KiB).
+    pub fn limit_upload_memory(&mut self, budget: usize) {
+        self.upload_memory_budget = budget;
+        self.fragment_size = self.fragment_size.min(budget / FRAGMENT_UNIT * FRAGMENT_UNIT);
+    }
+
     /// Checks the options.
     ///
     /// # Errors
@@ -258,6 +265,14 @@ mod tests {
         assert_eq!(o.max_fragment(), 20 * 1024 * 1024);
         o.upload_memory_budget = FRAGMENT_UNIT - 1;
         assert!(o.validate().is_err(), "a budget below one fragment");
+        let mut small = OneDriveOptions::default();
+        small.limit_upload_memory(5 * 1024 * 1024);
+        assert_eq!(
+            small.fragment_size,
+            16 * FRAGMENT_UNIT,
+            "the first fragment fits the budget"
+        );
+        small.validate().unwrap();
     }
 
     #[test]

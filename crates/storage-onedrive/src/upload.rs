@@ -177,7 +177,6 @@ pub(crate) async fn upload(
     }
 }
 
-/// The item at `slot` when it holds exactly the `size` bytes hashed to `sent`.
 /// Uploads a small body in memory to a new file at `slot` in one simple
 /// `PUT`: one request instead of a session's two.
 ///
@@ -197,6 +196,7 @@ pub(crate) async fn put_simple(api: &OneDriveClient, slot: &Slot, body: Bytes) -
     }
 }
 
+/// The item at `slot` when it holds exactly the `size` bytes hashed to `sent`.
 async fn committed(api: &OneDriveClient, slot: &Slot, sent: Checksum, size: u64) -> Option<DriveItem> {
     let item = api.item_in(slot).await.ok()??;
     let stored = item.quick_xor().and_then(Checksum::from_quick_xor_base64)?;
