@@ -271,6 +271,56 @@ async fn backend(
 /// order it was built in). A part that is longer or shorter than `size` fails
 /// the upload, and the drive keeps nothing of it.
 async fn upload(State(app): State<App>, Query(q): Query<Which>, headers: HeaderMap, body: Body) -> Reply {
+    let body = SharedBody(Arc::new(std::sync::Mutex::new(body.into_data_stream())));
+    let reply = store_form(app, q, headers, body.clone()).await;
+    if reply.is_err() {
+        body.drain().await;
+    }
+    reply
+}
+
+/// The most of a refused form's body that is read (and dropped) before the
+/// error goes out.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A request body that the handler can still drain after a refusal: an HTTP/1.1
+/// server that answers before the body is read closes the connection, and a
+/// client still sending then sees a reset instead of the answer.
+#[derive(Clone)]
+struct SharedBody(Arc<std::sync::Mutex<axum::body::BodyDataStream>>);
+
+impl futures::Stream for SharedBody {
+    type Item = Result<axum::body::Bytes, axum::Error>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.0.lock() {
+            Ok(mut inner) => inner.poll_next_unpin(cx),
+            Err(_) => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+impl SharedBody {
+    /// Reads what is left, up to [`DRAIN_LIMIT`] bytes and for at most 10 s.
+    async fn drain(mut self) {
+        let read = async {
+            let mut seen = 0;
+            while let Some(Ok(chunk)) = self.next().await {
+                seen += chunk.len();
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+    }
+}
+
+/// The body of [`upload`].
+async fn store_form(app: App, q: Which, headers: HeaderMap, body: SharedBody) -> Reply {
     let user = signed_in(&app, &headers)?;
     let provider = provider_of(&q.provider)?;
     let bad = |what: &str| Failure(StatusCode::BAD_REQUEST, what.to_owned());
@@ -282,7 +332,7 @@ async fn upload(State(app): State<App>, Query(q): Query<Which>, headers: HeaderM
     let limits = multer::Constraints::new()
         .allowed_fields(vec!["size", "file"])
         .size_limit(multer::SizeLimit::new().for_field("size", 20));
-    let mut form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, limits);
+    let mut form = multer::Multipart::with_constraints(body, boundary, limits);
     let mut size = None;
     while let Some(part) = form.next_field().await.map_err(|_| bad("a malformed form"))? {
         if part.name() == Some("size") {
