@@ -561,6 +561,7 @@ mod tests {
         let e = JournalEntry {
             seq: 0,
             connection: 1,
+            version: "HTTP/1.1".into(),
             origin: crate::journal::Origin::Content,
             provider: None,
             method: "PUT".into(),

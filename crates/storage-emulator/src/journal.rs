@@ -18,6 +18,10 @@ pub struct JournalEntry {
     pub seq: u64,
     /// Identifier of the TCP connection the request came on (unique per emulator).
     pub connection: u64,
+    /// The HTTP version it came in: `HTTP/1.1`, or `HTTP/2.0` on a connection
+    /// that spoke h2c.
+    #[serde(default)]
+    pub version: String,
     /// The listener the request arrived on.
     pub origin: Origin,
     /// The provider whose endpoint the path belongs to, if any.

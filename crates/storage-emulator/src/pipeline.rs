@@ -166,6 +166,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     shared.journal.record(JournalEntry {
         seq: 0,
         connection: conn.as_ref().map_or(0, |c| c.id),
+        version: format!("{:?}", parts.version),
         origin,
         provider,
         method: parts.method.as_str().to_owned(),

@@ -1,5 +1,7 @@
 //! The accept loop: one task per TCP connection, each with an id and a kill switch so that
-//! faults can reset or close the connection from inside a handler.
+//! faults can reset or close the connection from inside a handler. A connection
+//! speaks HTTP/1.1 or, by prior knowledge, HTTP/2 (h2c); on HTTP/2 a kill ends
+//! every stream the connection carries, as a reset does on the real services.
 
 use std::io;
 use std::pin::Pin;
@@ -120,9 +122,15 @@ async fn serve_connection(conn: NewConnection, router: Router, mut shutdown: wat
         req.extensions_mut().insert(info.clone());
         hyper::service::Service::call(&tower, req)
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().keep_alive(true);
+    // Both services speak HTTP/2 over TLS (ALPN); over the emulator's plain
+    // http a client uses it by prior knowledge (h2c, RFC 9113 §3.3), which
+    // the auto builder tells from HTTP/1.1 by the connection preface. 100
+    // concurrent streams: the least RFC 9113 §6.5.2 recommends, and the
+    // stricter reading (neither service documents its figure).
+    builder.http2().max_concurrent_streams(MAX_STREAMS);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -136,6 +144,9 @@ async fn serve_connection(conn: NewConnection, router: Router, mut shutdown: wat
         _ = shutdown.changed() => {}
     }
 }
+
+/// The streams one HTTP/2 connection may carry at once.
+pub(crate) const MAX_STREAMS: u32 = 100;
 
 /// The most bytes one read or write moves on a shaped connection, so that
 /// the buckets are charged in small steps.
