@@ -20,6 +20,8 @@ mod meta;
 mod name;
 #[cfg(feature = "oauth")]
 pub mod oauth;
+#[cfg(feature = "http")]
+pub mod protocol;
 pub mod purge;
 pub mod range;
 pub mod retry;

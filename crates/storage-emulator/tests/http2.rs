@@ -27,7 +27,11 @@ async fn one_h2c_connection_carries_every_request_and_http1_still_works() {
     }
     let journal = emu.journal();
     assert_eq!(journal.len(), 150);
-    assert_eq!(journal.connection_count(), 1, "150 requests on h2c took several connections");
+    assert_eq!(
+        journal.connection_count(),
+        1,
+        "150 requests on h2c took several connections"
+    );
     assert!(journal.entries().iter().all(|e| e.version == "HTTP/2.0"));
 
     emu.clear_journal();
@@ -40,7 +44,10 @@ async fn one_h2c_connection_carries_every_request_and_http1_still_works() {
         .send()
         .await
         .unwrap();
-    assert_eq!((resp.version(), resp.status().as_u16()), (reqwest::Version::HTTP_11, 200));
+    assert_eq!(
+        (resp.version(), resp.status().as_u16()),
+        (reqwest::Version::HTTP_11, 200)
+    );
     assert_eq!(emu.journal().entries()[0].version, "HTTP/1.1");
     emu.shutdown().await;
 }
@@ -84,8 +91,11 @@ async fn a_reset_ends_every_stream_of_the_h2c_connection() {
     let files = drive_url(&emu, "files");
     let client = h2c();
     client.get(&slow).bearer_auth(&g).send().await.unwrap();
-    emu.faults()
-        .add(FaultRule::new(FaultAction::ResetBeforeResponse).path("/drive/v3/files").times(1));
+    emu.faults().add(
+        FaultRule::new(FaultAction::ResetBeforeResponse)
+            .path("/drive/v3/files")
+            .times(1),
+    );
     // The about request is in flight (waiting out its half round trip back)
     // when the files request on the same connection meets the reset.
     let (about, listed) = tokio::join!(client.get(&slow).bearer_auth(&g).send(), async {

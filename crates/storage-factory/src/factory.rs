@@ -83,6 +83,12 @@ pub struct StorageFactory {
     /// What the backends send with: no deadline, they apply the idle timeout.
     #[cfg_attr(not(any(feature = "gdrive", feature = "onedrive")), allow(dead_code))]
     pub(crate) http: Http,
+    /// What resumable chunks, upload fragments and ranged reads go with.
+    #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+    transfer: Http,
+    /// What API calls speak.
+    #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+    http_version: storage_core::protocol::HttpVersion,
     /// What token and revocation requests are sent with.
     pub(crate) token_http: Http,
     pub(crate) retry: RetryPolicy,
@@ -137,6 +143,8 @@ pub struct StorageFactoryBuilder {
     endpoints: Endpoints,
     #[cfg(any(feature = "gdrive", feature = "onedrive"))]
     http: Option<reqwest::Client>,
+    #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+    http_version: storage_core::protocol::HttpVersion,
     retry: Option<RetryPolicy>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
@@ -188,6 +196,20 @@ impl StorageFactoryBuilder {
     #[must_use]
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
+        self
+    }
+
+    /// What the API calls and token requests of the clients the factory
+    /// builds speak: [`HttpVersion::Negotiated`](storage_core::protocol::HttpVersion::Negotiated)
+    /// (HTTP/2 where TLS negotiates it) by default,
+    /// [`HttpVersion::H2c`](storage_core::protocol::HttpVersion::H2c) for an
+    /// emulator that speaks HTTP/2 without TLS. Transfers always go on
+    /// HTTP/1.1 connections of their own (see [`storage_core::protocol`]).
+    /// Without effect on a client given to [`http_client`](Self::http_client).
+    #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+    #[must_use]
+    pub fn http_version(mut self, version: storage_core::protocol::HttpVersion) -> Self {
+        self.http_version = version;
         self
     }
 
@@ -332,12 +354,18 @@ impl StorageFactoryBuilder {
             m.validate()?;
         }
         #[cfg(any(feature = "gdrive", feature = "onedrive"))]
-        let (http, token_http) = {
-            let client = |read: Option<Duration>| {
+        let (http, transfer, token_http) = {
+            let version = self.http_version;
+            let client = |read: Option<Duration>, transfer: bool| {
                 let b = reqwest::Client::builder()
                     .connect_timeout(connect_timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .referer(false);
+                let b = if transfer {
+                    storage_core::protocol::transfer_client(b)
+                } else {
+                    version.api_client(b)
+                };
                 // A token request and its answer are small: the wait for the
                 // headers is idle time, and reqwest's `read_timeout` bounds it.
                 let b = match read {
@@ -348,8 +376,12 @@ impl StorageFactoryBuilder {
                     .map_err(|e| StorageError::transport("failed to build the http client", e))
             };
             match self.http {
-                Some(h) => (h.clone(), h),
-                None => (client(None)?, client(Some(read_timeout))?),
+                Some(h) => (h.clone(), h.clone(), h),
+                None => (
+                    client(None, false)?,
+                    client(None, true)?,
+                    client(Some(read_timeout), false)?,
+                ),
             }
         };
         #[cfg(not(any(feature = "gdrive", feature = "onedrive")))]
@@ -359,6 +391,7 @@ impl StorageFactoryBuilder {
             let mut o = storage_gdrive::DriveOptions::default();
             o.connect_timeout = connect_timeout;
             o.read_timeout = read_timeout;
+            o.http = self.http_version;
             storage_gdrive::DrivePool::new(&o)
         };
         #[cfg(feature = "onedrive")]
@@ -379,6 +412,10 @@ impl StorageFactoryBuilder {
             microsoft_app: self.microsoft_app,
             endpoints: self.endpoints,
             http,
+            #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+            transfer,
+            #[cfg(any(feature = "gdrive", feature = "onedrive"))]
+            http_version: self.http_version,
             token_http,
             retry: self.retry.unwrap_or_default(),
             connections: Arc::default(),
@@ -589,6 +626,7 @@ impl StorageFactory {
                     ));
                 }
                 let mut options = storage_gdrive::DriveOptions::default();
+                options.http = self.http_version;
                 options.retry = self.retry;
                 options.connect_timeout = self.connect_timeout;
                 options.read_timeout = self.read_timeout;
@@ -602,6 +640,7 @@ impl StorageFactory {
                     .endpoints(endpoints)
                     .options(options)
                     .http_client(self.http.clone())
+                    .transfer_client(self.transfer.clone())
                     .pool(self.drive_pool.clone())
                     .build()?;
                 Ok(Arc::new(b))
@@ -609,6 +648,7 @@ impl StorageFactory {
             #[cfg(feature = "onedrive")]
             Credentials::Onedrive(_) => {
                 let mut options = storage_onedrive::OneDriveOptions::default();
+                options.http = self.http_version;
                 options.retry = self.retry;
                 options.connect_timeout = self.connect_timeout;
                 options.read_timeout = self.read_timeout;
@@ -622,6 +662,7 @@ impl StorageFactory {
                     .endpoints(self.graph_endpoints())
                     .options(options)
                     .http_client(self.http.clone())
+                    .transfer_client(self.transfer.clone())
                     .pool(self.graph_pool.clone())
                     .build()?;
                 Ok(Arc::new(b))

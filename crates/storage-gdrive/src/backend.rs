@@ -10,7 +10,7 @@ use storage_core::{
     StorageBackend, StorageError, TokenCell, Url,
 };
 
-use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_http};
+use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_http, default_transfer};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
 use storage_core::upload::{BufferGauge, UploadSource};
@@ -56,6 +56,7 @@ pub struct GoogleDriveBuilder {
     endpoints: GoogleEndpoints,
     options: DriveOptions,
     http: Option<reqwest::Client>,
+    transfer: Option<reqwest::Client>,
     pool: Option<DrivePool>,
 }
 
@@ -92,17 +93,32 @@ impl GoogleDriveBuilder {
         self
     }
 
+    /// A shared HTTP client for resumable chunks and ranged reads, with the
+    /// same rules as [`http_client`](Self::http_client). Keep it on HTTP/1.1
+    /// (see [`storage_core::protocol`]) so that parallel reads do not share
+    /// one connection. By default: the `http_client` when one is given, else
+    /// one of the backend's own.
+    #[must_use]
+    pub fn transfer_client(mut self, transfer: reqwest::Client) -> Self {
+        self.transfer = Some(transfer);
+        self
+    }
+
     /// Checks the settings and builds the backend.
     ///
     /// # Errors
     /// [`StorageError::InvalidInput`] for invalid endpoints or options.
     pub fn build(self) -> Result<GoogleDriveBackend> {
+        let transfer = match (&self.transfer, &self.http) {
+            (Some(t), _) | (None, Some(t)) => t.clone(),
+            (None, None) => default_transfer(&self.options)?,
+        };
         let http = match self.http {
             Some(h) => h,
             None => default_http(&self.options)?,
         };
         Ok(GoogleDriveBackend {
-            client: DriveClient::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
+            client: DriveClient::new(self.tokens, self.endpoints, self.options, (http, transfer), self.pool)?,
             folders: Arc::default(),
             gauge: Arc::default(),
         })
@@ -117,6 +133,7 @@ impl GoogleDriveBackend {
             endpoints: GoogleEndpoints::production(),
             options: DriveOptions::default(),
             http: None,
+            transfer: None,
             pool: None,
         }
     }

@@ -16,6 +16,7 @@ use google_drive3::common::GetToken;
 use google_drive3::{DriveHub, hyper_rustls, hyper_util};
 use serde::Deserialize;
 use storage_core::exchange::Exchange;
+use storage_core::protocol::HttpVersion;
 use storage_core::{ByteStream, ConnectionReason, Result, StorageError, TokenCell};
 
 use crate::config::{DriveOptions, GoogleEndpoints, check_file_id};
@@ -406,7 +407,10 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 #[derive(Clone)]
 pub(crate) struct DriveClient {
     hub: Hub,
+    /// API calls.
     pub http: reqwest::Client,
+    /// Resumable chunks and ranged reads (see [`storage_core::protocol`]).
+    pub transfer: reqwest::Client,
     pub tokens: TokenCell,
     pub endpoints: GoogleEndpoints,
     pub options: DriveOptions,
@@ -451,10 +455,17 @@ impl DrivePool {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(idle);
-        Self(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+            .enable_http1();
+        let mut client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+        let https = match options.http {
+            HttpVersion::Http1 => https.wrap_connector(idle),
+            HttpVersion::H2c => {
+                client.http2_only(true);
+                https.enable_http2().wrap_connector(idle)
+            }
+            _ => https.enable_http2().wrap_connector(idle),
+        };
+        Self(client.build(https))
     }
 }
 
@@ -462,11 +473,25 @@ impl DrivePool {
 /// connect timeout, and no `read_timeout` (a deadline for an upload's body);
 /// [`DriveClient::api`] applies the idle timeout instead.
 pub(crate) fn default_http(options: &DriveOptions) -> Result<reqwest::Client> {
+    options
+        .http
+        .api_client(client_builder(options))
+        .build()
+        .map_err(|e| StorageError::transport("failed to build the http client", e))
+}
+
+/// Builds the reqwest client for resumable chunks and ranged reads when the
+/// caller gives none: as [`default_http`], on HTTP/1.1 connections of its own.
+pub(crate) fn default_transfer(options: &DriveOptions) -> Result<reqwest::Client> {
+    storage_core::protocol::transfer_client(client_builder(options))
+        .build()
+        .map_err(|e| StorageError::transport("failed to build the http client", e))
+}
+
+fn client_builder(options: &DriveOptions) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 
 impl DriveClient {
@@ -474,7 +499,7 @@ impl DriveClient {
         tokens: TokenCell,
         endpoints: GoogleEndpoints,
         options: DriveOptions,
-        http: reqwest::Client,
+        (http, transfer): (reqwest::Client, reqwest::Client),
         pool: Option<DrivePool>,
     ) -> Result<Self> {
         endpoints.validate()?;
@@ -488,6 +513,7 @@ impl DriveClient {
         Ok(Self {
             hub,
             http,
+            transfer,
             tokens,
             endpoints,
             options,
@@ -784,7 +810,7 @@ impl DriveClient {
         let range = format!("bytes {first}-{last}/{total}");
         self.session("a resumable chunk was cut")
             .send(
-                || self.http.put(uri).header(reqwest::header::CONTENT_RANGE, &range),
+                || self.transfer.put(uri).header(reqwest::header::CONTENT_RANGE, &range),
                 Some(piece),
             )
             .await
@@ -797,7 +823,7 @@ impl DriveClient {
         self.session("failed to query an upload session")
             .send(
                 || {
-                    self.http
+                    self.transfer
                         .put(uri)
                         .header(reqwest::header::CONTENT_RANGE, &range)
                         .header(reqwest::header::CONTENT_LENGTH, 0)
@@ -839,7 +865,7 @@ impl DriveClient {
         if last.is_some() {
             door = door.retry(&self.options.retry);
         }
-        let build = || self.http.get(&url).header(reqwest::header::RANGE, &range);
+        let build = || self.transfer.get(&url).header(reqwest::header::RANGE, &range);
         let resp = door
             .run(build, None, |resp| async move {
                 match resp.status().as_u16() {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use storage_core::download::Parallel;
+use storage_core::protocol::HttpVersion;
 use storage_core::{Result, RetryPolicy, Secret, StorageError};
 use url::Url;
 
@@ -172,6 +173,10 @@ pub struct DriveOptions {
     /// 8 MiB each, for objects of 32 MiB or more; `Parallel::single()` reads
     /// every object in one request.
     pub parallel_download: Parallel,
+    /// What the API calls speak (the clients this crate builds, and the
+    /// pool's): HTTP/2 where TLS negotiates it by default. Transfers always
+    /// speak HTTP/1.1 (see [`storage_core::protocol`]).
+    pub http: HttpVersion,
     /// Connect timeout of the HTTP clients this crate builds.
     pub connect_timeout: Duration,
     /// The idle timeout, 60 s by default: a request fails when nothing of it
@@ -192,6 +197,7 @@ impl Default for DriveOptions {
             retry: RetryPolicy::new(),
             download_resumes: 5,
             parallel_download: Parallel::default(),
+            http: HttpVersion::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
         }

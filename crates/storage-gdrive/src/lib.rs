@@ -20,3 +20,4 @@ pub use config::{CHUNK_UNIT, DriveOptions, GoogleApp, GoogleEndpoints};
 /// application builds its client with the very same version.
 pub use reqwest;
 pub use storage_core::download::Parallel;
+pub use storage_core::protocol::HttpVersion;

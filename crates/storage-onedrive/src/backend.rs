@@ -11,7 +11,7 @@ use storage_core::{
     StorageBackend, StorageError, TokenCell, Url,
 };
 
-use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http};
+use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http, default_transfer};
 use crate::config::{MicrosoftEndpoints, OneDriveOptions};
 use crate::folders::Folders;
 
@@ -66,6 +66,7 @@ pub struct OneDriveBuilder {
     endpoints: MicrosoftEndpoints,
     options: OneDriveOptions,
     http: Option<reqwest::Client>,
+    transfer: Option<reqwest::Client>,
     pool: Option<GraphPool>,
 }
 
@@ -102,18 +103,33 @@ impl OneDriveBuilder {
         self
     }
 
+    /// A shared HTTP client for upload and download URLs, with the same rules
+    /// as [`http_client`](Self::http_client). Keep it on HTTP/1.1 (see
+    /// [`storage_core::protocol`]) so that parallel reads do not share one
+    /// connection. By default: the `http_client` when one is given, else one
+    /// of the backend's own.
+    #[must_use]
+    pub fn transfer_client(mut self, transfer: reqwest::Client) -> Self {
+        self.transfer = Some(transfer);
+        self
+    }
+
     /// Checks the settings and builds the backend.
     ///
     /// # Errors
     /// [`StorageError::InvalidInput`] for invalid endpoints (a host graph-rs-sdk
     /// would panic on is refused here) or options.
     pub fn build(self) -> Result<OneDriveBackend> {
+        let transfer = match (&self.transfer, &self.http) {
+            (Some(t), _) | (None, Some(t)) => t.clone(),
+            (None, None) => default_transfer(&self.options)?,
+        };
         let http = match self.http {
             Some(h) => h,
             None => default_http(&self.options)?,
         };
         Ok(OneDriveBackend {
-            client: OneDriveClient::new(self.tokens, self.endpoints, self.options, http, self.pool)?,
+            client: OneDriveClient::new(self.tokens, self.endpoints, self.options, (http, transfer), self.pool)?,
             folders: Arc::default(),
             gauge: Arc::default(),
         })
@@ -128,6 +144,7 @@ impl OneDriveBackend {
             endpoints: MicrosoftEndpoints::production(),
             options: OneDriveOptions::default(),
             http: None,
+            transfer: None,
             pool: None,
         }
     }

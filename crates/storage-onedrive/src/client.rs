@@ -211,7 +211,10 @@ impl GraphPool {
 #[derive(Clone)]
 pub(crate) struct OneDriveClient {
     graph: GraphClient,
+    /// API calls sent without graph-rs-sdk (next links).
     pub http: reqwest::Client,
+    /// Upload and download URLs (see [`storage_core::protocol`]).
+    pub transfer: reqwest::Client,
     pub tokens: TokenCell,
     pub endpoints: MicrosoftEndpoints,
     pub options: OneDriveOptions,
@@ -231,12 +234,26 @@ impl std::fmt::Debug for OneDriveClient {
 /// `read_timeout` (a deadline for a fragment's body): [`Exchange`] applies the
 /// idle timeout instead.
 pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client> {
+    options
+        .http
+        .api_client(client_builder(options))
+        .build()
+        .map_err(|e| StorageError::transport("failed to build the http client", e))
+}
+
+/// Builds the reqwest client for upload and download URLs when the caller
+/// gives none: as [`default_http`], on HTTP/1.1 connections of its own.
+pub(crate) fn default_transfer(options: &OneDriveOptions) -> Result<reqwest::Client> {
+    storage_core::protocol::transfer_client(client_builder(options))
+        .build()
+        .map_err(|e| StorageError::transport("failed to build the http client", e))
+}
+
+fn client_builder(options: &OneDriveOptions) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
-        .build()
-        .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 
 /// Builds a `GraphClient` for `endpoints` without ever reaching
@@ -290,7 +307,7 @@ impl OneDriveClient {
         tokens: TokenCell,
         endpoints: MicrosoftEndpoints,
         options: OneDriveOptions,
-        http: reqwest::Client,
+        (http, transfer): (reqwest::Client, reqwest::Client),
         pool: Option<GraphPool>,
     ) -> Result<Self> {
         options.validate()?;
@@ -306,6 +323,7 @@ impl OneDriveClient {
         Ok(Self {
             graph: pool.graph,
             http,
+            transfer,
             tokens,
             endpoints,
             options,
@@ -683,7 +701,7 @@ impl OneDriveClient {
         let range = format!("bytes {first}-{last}/{total}");
         self.preauthorised("an upload fragment was cut")
             .send(
-                || self.http.put(url).header(reqwest::header::CONTENT_RANGE, &range),
+                || self.transfer.put(url).header(reqwest::header::CONTENT_RANGE, &range),
                 Some(piece),
             )
             .await
@@ -692,7 +710,7 @@ impl OneDriveClient {
     /// `GET uploadUrl`: which bytes the session expects next.
     pub async fn session_status(&self, url: &str) -> Result<reqwest::Response> {
         self.preauthorised("failed to query an upload session")
-            .send(|| self.http.get(url), None)
+            .send(|| self.transfer.get(url), None)
             .await
     }
 
@@ -701,7 +719,7 @@ impl OneDriveClient {
     pub async fn cancel_session(&self, url: &str) {
         let _ = self
             .preauthorised("failed to cancel an upload session")
-            .send(|| self.http.delete(url), None)
+            .send(|| self.transfer.delete(url), None)
             .await;
     }
 
@@ -718,7 +736,7 @@ impl OneDriveClient {
             None => format!("bytes={offset}-"),
         };
         let build = || {
-            let req = self.http.get(url);
+            let req = self.transfer.get(url);
             if ranged {
                 req.header(reqwest::header::RANGE, &range)
             } else {

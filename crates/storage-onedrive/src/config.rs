@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use storage_core::download::Parallel;
+use storage_core::protocol::HttpVersion;
 use storage_core::{Result, RetryPolicy, Secret, StorageError};
 use url::Url;
 
@@ -179,6 +180,11 @@ pub struct OneDriveOptions {
     /// 8 MiB each, for objects of 32 MiB or more; `Parallel::single()` reads
     /// every object in one request.
     pub parallel_download: Parallel,
+    /// What the API calls the backend sends itself speak (next links): HTTP/2
+    /// where TLS negotiates it by default. graph-rs-sdk's client negotiates
+    /// on its own; upload and download URLs always speak HTTP/1.1 (see
+    /// [`storage_core::protocol`]).
+    pub http: HttpVersion,
     /// Connect timeout of the HTTP clients this crate builds.
     pub connect_timeout: Duration,
     /// The idle timeout, 60 s by default: a request fails when nothing of it
@@ -198,6 +204,7 @@ impl Default for OneDriveOptions {
             retry: RetryPolicy::new(),
             download_resumes: 5,
             parallel_download: Parallel::default(),
+            http: HttpVersion::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
         }

@@ -20,6 +20,7 @@ pub use config::{FRAGMENT_UNIT, MAX_FRAGMENT, MicrosoftApp, MicrosoftEndpoints, 
 /// application builds its client with the very same version.
 pub use reqwest;
 pub use storage_core::download::Parallel;
+pub use storage_core::protocol::HttpVersion;
 
 /// The name [`MicrosoftEndpoints`] had before both provider crates took one
 /// naming convention (`GoogleEndpoints` / `MicrosoftEndpoints`).

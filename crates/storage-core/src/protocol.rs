@@ -1,0 +1,52 @@
+//! Which HTTP a backend speaks: API calls on one multiplexed connection where
+//! the server allows it, transfers on connections of their own.
+//!
+//! Both services offer HTTP/2 over TLS, chosen by ALPN. HTTP/2 carries any
+//! number of small API calls on one warm connection (no handshake per call,
+//! no connection per call in flight), but every stream of a connection shares
+//! that connection's congestion window: parallel ranged reads or an upload on
+//! it would move no faster than one TCP connection. So the API client speaks
+//! the [`HttpVersion`] chosen, and transfers (resumable chunks, upload
+//! fragments, ranged reads) always go on HTTP/1.1 connections of their own.
+
+/// The HTTP versions a backend's API calls speak.
+///
+/// ```
+/// use storage_core::protocol::HttpVersion;
+/// assert_eq!(HttpVersion::default(), HttpVersion::Negotiated);
+/// let api = HttpVersion::H2c.api_client(reqwest::Client::builder()).build()?;
+/// let transfers = storage_core::protocol::transfer_client(reqwest::Client::builder()).build()?;
+/// # let _ = (api, transfers);
+/// # Ok::<(), reqwest::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/2 where TLS negotiates it (ALPN), else HTTP/1.1: right for the
+    /// real services.
+    #[default]
+    Negotiated,
+    /// HTTP/1.1 only: a connection per call in flight.
+    Http1,
+    /// HTTP/2 by prior knowledge, without TLS on a loopback endpoint (h2c):
+    /// for an emulator that speaks it, such as `storage-emulator`. On https it
+    /// insists on HTTP/2.
+    H2c,
+}
+
+impl HttpVersion {
+    /// Sets this version on the builder of an API client.
+    pub fn api_client(self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        match self {
+            Self::Negotiated => builder,
+            Self::Http1 => builder.http1_only(),
+            Self::H2c => builder.http2_prior_knowledge(),
+        }
+    }
+}
+
+/// Sets HTTP/1.1 on the builder of a transfer client, whatever the API speaks:
+/// each transfer stream then has a TCP connection, and its rate, of its own.
+pub fn transfer_client(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder.http1_only()
+}

@@ -1,0 +1,169 @@
+//! HTTP/2 for API calls, HTTP/1.1 connections of their own for transfers,
+//! checked in the emulator's journal (which records each request's version
+//! and connection) against an emulator that speaks h2c.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use storage_core::protocol::HttpVersion;
+use storage_core::testkit::payload;
+use storage_core::{ObjectName, StorageBackend};
+use storage_emulator::{Emulator, EmulatorHandle, JournalEntry};
+use storage_factory::MemoryCredentialStore;
+use storage_factory::storage_gdrive::DriveOptions;
+use storage_factory::storage_onedrive::OneDriveOptions;
+use storage_tests::emulator::{factory_builder, grant};
+use storage_testsupport as support;
+
+const MIB: usize = 1024 * 1024;
+
+/// A transfer: a resumable chunk or upload fragment (`Content-Range`), or a ranged read.
+fn is_transfer(e: &JournalEntry) -> bool {
+    e.header("content-range").is_some() || e.header("range").is_some()
+}
+
+fn connections<'a>(entries: impl Iterator<Item = &'a JournalEntry>) -> BTreeSet<u64> {
+    entries.map(|e| e.connection).collect()
+}
+
+fn versions<'a>(entries: impl Iterator<Item = &'a JournalEntry>) -> BTreeSet<String> {
+    entries.map(|e| e.version.clone()).collect()
+}
+
+/// 32 small puts, stats and gets at once, then a 40 MiB put and a parallel get.
+async fn exercise(b: &Arc<dyn StorageBackend>, emu: &EmulatorHandle) {
+    let warm = ObjectName::new("user-h2", "warm", ".bin").unwrap();
+    b.put_object(&warm, Bytes::from_static(b"x"), "x/y").await.unwrap();
+    emu.clear_journal();
+    let small = payload(64 * 1024, 5);
+    let keys = futures::future::join_all((0..32).map(|i| {
+        let name = ObjectName::new("user-h2", &format!("small-{i}"), ".bin").unwrap();
+        let (b, small) = (Arc::clone(b), small.clone());
+        async move { b.put_object(&name, small, "application/octet-stream").await.unwrap() }
+    }))
+    .await;
+    futures::future::join_all(keys.iter().map(|k| async {
+        b.stat_object(k).await.unwrap();
+        assert_eq!(b.get_object(k).await.unwrap(), small);
+    }))
+    .await;
+    let big = payload(40 * MIB, 9);
+    let name = ObjectName::new("user-h2", "big", ".bin").unwrap();
+    let key = b
+        .put_stream(
+            &name,
+            support::stream_of(big.clone()),
+            big.len() as u64,
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.get_object(&key).await.unwrap(), big);
+}
+
+#[tokio::test]
+async fn drive_api_calls_share_an_h2c_connection_and_transfers_get_their_own() {
+    let emu = Emulator::start().await.unwrap();
+    let token = grant(&emu, "gdrive")["access_token"].as_str().unwrap().to_owned();
+    let mut options = DriveOptions::default();
+    options.http = HttpVersion::H2c;
+    let b: Arc<dyn StorageBackend> = Arc::new(support::gdrive::backend_with(&emu, &token, options));
+    exercise(&b, &emu).await;
+    let journal = emu.journal();
+    let api: Vec<_> = journal.entries().iter().filter(|e| !is_transfer(e)).collect();
+    let transfers: Vec<_> = journal.entries().iter().filter(|e| is_transfer(e)).collect();
+    assert!(
+        api.len() > 96 && transfers.len() > 32,
+        "{} api, {} transfers",
+        api.len(),
+        transfers.len()
+    );
+    assert_eq!(versions(api.iter().copied()), BTreeSet::from(["HTTP/2.0".to_owned()]));
+    // google-drive3's pool and the backend's reqwest client: a connection each.
+    assert!(
+        connections(api.iter().copied()).len() <= 2,
+        "{:?}",
+        connections(api.iter().copied())
+    );
+    assert_eq!(
+        versions(transfers.iter().copied()),
+        BTreeSet::from(["HTTP/1.1".to_owned()])
+    );
+    // The parallel read of 40 MiB: five ranged parts, four at a time, each on a connection of its own.
+    let parts: Vec<_> = transfers
+        .iter()
+        .filter(|e| e.method == "GET" && e.header("range").is_some_and(|r| r.starts_with("bytes=")))
+        .collect();
+    assert!(connections(parts.iter().map(|e| **e)).len() >= 4);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn onedrive_transfers_go_on_http1_and_listings_on_h2c() {
+    let emu = Emulator::start().await.unwrap();
+    let token = grant(&emu, "onedrive")["access_token"].as_str().unwrap().to_owned();
+    let mut options = OneDriveOptions::default();
+    options.http = HttpVersion::H2c;
+    let b: Arc<dyn StorageBackend> = Arc::new(support::onedrive::backend_with(&emu, &token, options));
+    exercise(&b, &emu).await;
+    let journal = emu.journal();
+    let transfers: Vec<_> = journal.entries().iter().filter(|e| is_transfer(e)).collect();
+    assert_eq!(
+        versions(transfers.iter().copied()),
+        BTreeSet::from(["HTTP/1.1".to_owned()])
+    );
+    let parts: Vec<_> = transfers
+        .iter()
+        .filter(|e| e.method == "GET" && e.header("range").is_some_and(|r| r.starts_with("bytes=")))
+        .collect();
+    assert!(connections(parts.iter().map(|e| **e)).len() >= 4);
+
+    // Listing is sent by the backend's own reqwest client, first page and
+    // next links alike (graph-rs-sdk's client picks its version itself, and
+    // speaks HTTP/1.1 over plain http).
+    emu.clear_journal();
+    let request = storage_core::PageRequest::first(2).unwrap();
+    let first = b.list_user("user-h2", &request).await.unwrap();
+    let token = first.next.expect("34 objects fill more than a page of 2");
+    let second = b.list_user("user-h2", &request.after(token)).await.unwrap();
+    assert_eq!(second.items.len(), 2);
+    let journal = emu.journal();
+    assert!(journal.len() >= 2);
+    assert_eq!(
+        versions(journal.entries().iter()),
+        BTreeSet::from(["HTTP/2.0".to_owned()])
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_under_200_calls_costs_one_refresh_on_one_drive_connection() {
+    let emu = Emulator::start().await.unwrap();
+    let factory = factory_builder(&emu).http_version(HttpVersion::H2c).build().unwrap();
+    let own = grant(&emu, "gdrive");
+    let store = Arc::new(MemoryCredentialStore::new());
+    store.insert("storm", own.to_string());
+    let b = factory.connect("storm", store).await.unwrap();
+    let name = ObjectName::new("user-h2", "token", ".bin").unwrap();
+    let key = b
+        .put_object(&name, Bytes::from_static(b"x"), "text/plain")
+        .await
+        .unwrap();
+    assert!(emu.expire_access_token(own["access_token"].as_str().unwrap()));
+    emu.clear_journal();
+    let results = futures::future::join_all((0..200).map(|_| b.stat_object(&key))).await;
+    assert!(results.iter().all(Result::is_ok));
+    let journal = emu.journal();
+    assert_eq!(journal.token_requests().len(), 1);
+    let calls: Vec<_> = journal
+        .entries()
+        .iter()
+        .filter(|e| !journal.token_requests().iter().any(|t| t.seq == e.seq))
+        .collect();
+    assert!(calls.len() >= 200, "{} calls", calls.len());
+    assert_eq!(versions(calls.iter().copied()), BTreeSet::from(["HTTP/2.0".to_owned()]));
+    assert_eq!(connections(calls.iter().copied()).len(), 1);
+    emu.shutdown().await;
+}
