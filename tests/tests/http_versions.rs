@@ -19,9 +19,14 @@ use storage_testsupport as support;
 
 const MIB: usize = 1024 * 1024;
 
-/// A transfer: a resumable chunk or upload fragment (`Content-Range`), or a ranged read.
+/// A transfer: a resumable chunk or upload fragment (`Content-Range`), a
+/// ranged read, or a request whose body is a document (a Drive multipart
+/// upload or `alt=media` read).
 fn is_transfer(e: &JournalEntry) -> bool {
-    e.header("content-range").is_some() || e.header("range").is_some()
+    e.header("content-range").is_some()
+        || e.header("range").is_some()
+        || e.query_param("uploadType").as_deref() == Some("multipart")
+        || e.query_param("alt").as_deref() == Some("media")
 }
 
 fn connections<'a>(entries: impl Iterator<Item = &'a JournalEntry>) -> BTreeSet<u64> {

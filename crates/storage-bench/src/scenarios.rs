@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
+use storage_core::protocol::HttpVersion;
 use storage_core::{ByteStream, Md5Hasher, ObjectKey, ObjectName, QuickXorHasher, StorageBackend};
 use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, Origin};
 use storage_factory::storage_gdrive::GoogleApp;
@@ -61,7 +62,15 @@ pub(crate) fn factory(emu: &EmulatorHandle) -> R<StorageFactory> {
     if let Some(budget) = std::env::var("STORAGE_BENCH_BUDGET").ok().and_then(|v| v.parse().ok()) {
         b = b.upload_memory_budget(budget);
     }
-    b.endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?)
+    // The real services speak HTTP/2 to the library's API client (TLS
+    // negotiates it); the emulator speaks it by prior knowledge.
+    // `STORAGE_BENCH_HTTP=1` measures the library on HTTP/1.1 instead.
+    let version = match std::env::var("STORAGE_BENCH_HTTP").as_deref() {
+        Ok("1") => HttpVersion::Http1,
+        _ => HttpVersion::H2c,
+    };
+    b.http_version(version)
+        .endpoints(Endpoints::from_json(&serde_json::to_string(emu.endpoints()).map_err(s)?).map_err(s)?)
         .google_app(GoogleApp::new(g.client_id.clone(), g.client_secret.clone()))
         .microsoft_app(MicrosoftApp::new(m.client_id.clone(), m.client_secret.clone()))
         .build()

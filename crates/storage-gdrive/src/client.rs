@@ -403,10 +403,14 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// One hub, one reqwest client, the token cell and the options; clones share all.
+/// Two hubs and two reqwest clients (API calls; transfers), the token cell
+/// and the options; clones share all.
 #[derive(Clone)]
 pub(crate) struct DriveClient {
     hub: Hub,
+    /// Multipart uploads and whole downloads: bodies, on HTTP/1.1 connections
+    /// of their own (see [`storage_core::protocol`]).
+    transfer_hub: Hub,
     /// API calls.
     pub http: reqwest::Client,
     /// Resumable chunks and ranged reads (see [`storage_core::protocol`]).
@@ -425,15 +429,23 @@ impl std::fmt::Debug for DriveClient {
     }
 }
 
-/// The connection pool behind google-drive3's `DriveHub`, shareable by every
-/// backend of an application: one pool, whatever the number of connections.
+/// The connection pools behind google-drive3's `DriveHub`, shareable by every
+/// backend of an application: one for API calls, in the HTTP version of
+/// [`DriveOptions::http`], and one on HTTP/1.1 for calls that carry a body
+/// (multipart uploads, whole downloads), so that they do not share one
+/// connection's rate (see [`storage_core::protocol`]).
 ///
 /// It speaks rustls with ring, with http1, http2 and TLS 1.2 enabled explicitly
 /// (google-drive3 turns http1 and tls12 off in its own hyper-rustls
 /// dependency) and webpki roots. Plain http only ever reaches a loopback
 /// emulator: [`GoogleEndpoints::validate`] refuses http anywhere else.
 #[derive(Clone)]
-pub struct DrivePool(hyper_util::client::legacy::Client<Connector, google_drive3::common::Body>);
+pub struct DrivePool {
+    api: PoolClient,
+    transfer: PoolClient,
+}
+
+type PoolClient = hyper_util::client::legacy::Client<Connector, google_drive3::common::Body>;
 
 impl std::fmt::Debug for DrivePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -445,28 +457,36 @@ impl DrivePool {
     /// A pool with the connect timeout of `options`, whose connections fail
     /// when nothing moves on them for its `read_timeout` (an idle timeout).
     pub fn new(options: &DriveOptions) -> Self {
-        let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        http_connector.set_connect_timeout(Some(options.connect_timeout));
-        http_connector.enforce_http(false);
-        let idle = IdleConnector {
-            inner: http_connector,
-            idle: options.read_timeout,
-        };
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1();
-        let mut client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-        let https = match options.http {
-            HttpVersion::Http1 => https.wrap_connector(idle),
-            HttpVersion::H2c => {
-                client.http2_only(true);
-                https.enable_http2().wrap_connector(idle)
-            }
-            _ => https.enable_http2().wrap_connector(idle),
-        };
-        Self(client.build(https))
+        Self {
+            api: pool_client(options, options.http),
+            transfer: pool_client(options, HttpVersion::Http1),
+        }
     }
+}
+
+/// One hyper client speaking `version`.
+fn pool_client(options: &DriveOptions, version: HttpVersion) -> PoolClient {
+    let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    http_connector.set_connect_timeout(Some(options.connect_timeout));
+    http_connector.enforce_http(false);
+    let idle = IdleConnector {
+        inner: http_connector,
+        idle: options.read_timeout,
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1();
+    let mut client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    let https = match version {
+        HttpVersion::Http1 => https.wrap_connector(idle),
+        HttpVersion::H2c => {
+            client.http2_only(true);
+            https.enable_http2().wrap_connector(idle)
+        }
+        _ => https.enable_http2().wrap_connector(idle),
+    };
+    client.build(https)
 }
 
 /// Builds the reqwest client this crate uses when the caller gives none: a
@@ -507,11 +527,15 @@ impl DriveClient {
         let pool = pool.unwrap_or_else(|| DrivePool::new(&options));
         // A hub is a client handle plus this connection's token source: cheap,
         // and every hub built from one pool shares its connections.
-        let mut hub = DriveHub::new(pool.0, HubToken(tokens.clone()));
-        hub.base_url(endpoints.api_base());
-        hub.root_url(endpoints.root.to_string());
+        let hub_over = |client: PoolClient| {
+            let mut hub = DriveHub::new(client, HubToken(tokens.clone()));
+            hub.base_url(endpoints.api_base());
+            hub.root_url(endpoints.root.to_string());
+            hub
+        };
         Ok(Self {
-            hub,
+            hub: hub_over(pool.api),
+            transfer_hub: hub_over(pool.transfer),
             http,
             transfer,
             tokens,
@@ -751,7 +775,7 @@ impl DriveClient {
                 mime_type: Some(mime.to_string()),
                 ..Default::default()
             };
-            self.hub
+            self.transfer_hub
                 .files()
                 .create(file)
                 .param("fields", FILE_FIELDS)
@@ -845,7 +869,7 @@ impl DriveClient {
         check_file_id(id)?;
         if offset == 0 && last.is_none() {
             let (resp, _) = hub!(self, Some(id), |cap| self
-                .hub
+                .transfer_hub
                 .files()
                 .get(id)
                 .param("alt", "media")
