@@ -377,11 +377,17 @@ impl StorageFactoryBuilder {
             };
             match self.http {
                 Some(h) => (h.clone(), h.clone(), h),
-                None => (
-                    client(None, false)?,
-                    client(None, true)?,
-                    client(Some(read_timeout), false)?,
-                ),
+                None => {
+                    let api = client(None, false)?;
+                    // On HTTP/1.1 every call has a connection of its own anyway:
+                    // one pool then keeps idle connections for both.
+                    let transfer = if version == storage_core::protocol::HttpVersion::Http1 {
+                        api.clone()
+                    } else {
+                        client(None, true)?
+                    };
+                    (api, transfer, client(Some(read_timeout), false)?)
+                }
             }
         };
         #[cfg(not(any(feature = "gdrive", feature = "onedrive")))]

@@ -457,10 +457,15 @@ impl DrivePool {
     /// A pool with the connect timeout of `options`, whose connections fail
     /// when nothing moves on them for its `read_timeout` (an idle timeout).
     pub fn new(options: &DriveOptions) -> Self {
-        Self {
-            api: pool_client(options, options.http),
-            transfer: pool_client(options, HttpVersion::Http1),
-        }
+        let api = pool_client(options, options.http);
+        // On HTTP/1.1 every call has a connection of its own anyway: one pool
+        // then keeps idle connections for both.
+        let transfer = if options.http == HttpVersion::Http1 {
+            api.clone()
+        } else {
+            pool_client(options, HttpVersion::Http1)
+        };
+        Self { api, transfer }
     }
 }
 

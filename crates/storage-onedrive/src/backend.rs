@@ -11,6 +11,8 @@ use storage_core::{
     StorageBackend, StorageError, TokenCell, Url,
 };
 
+use storage_core::protocol::HttpVersion;
+
 use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http, default_transfer};
 use crate::config::{MicrosoftEndpoints, OneDriveOptions};
 use crate::folders::Folders;
@@ -120,13 +122,20 @@ impl OneDriveBuilder {
     /// [`StorageError::InvalidInput`] for invalid endpoints (a host graph-rs-sdk
     /// would panic on is refused here) or options.
     pub fn build(self) -> Result<OneDriveBackend> {
-        let transfer = match (&self.transfer, &self.http) {
-            (Some(t), _) | (None, Some(t)) => t.clone(),
-            (None, None) => default_transfer(&self.options)?,
+        let transfer = match (self.transfer, &self.http) {
+            (Some(t), _) => Some(t),
+            (None, Some(h)) => Some(h.clone()),
+            (None, None) => None,
         };
         let http = match self.http {
             Some(h) => h,
             None => default_http(&self.options)?,
+        };
+        let transfer = match transfer {
+            Some(t) => t,
+            // On HTTP/1.1 every call has a connection of its own anyway.
+            None if self.options.http == HttpVersion::Http1 => http.clone(),
+            None => default_transfer(&self.options)?,
         };
         Ok(OneDriveBackend {
             client: OneDriveClient::new(self.tokens, self.endpoints, self.options, (http, transfer), self.pool)?,
