@@ -277,6 +277,9 @@ async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
         .put_object(&name, Bytes::from_static(b"x"), "text/plain")
         .await
         .map_err(s)?;
+    // A working connection whose token expires: the API's connection is warm
+    // (the put above may have gone on a transfer connection).
+    lib.stat_object(&key).await.map_err(s)?;
     let token_time = refresh_time(emu, provider).await?;
     emu.expire_access_token(own["access_token"].as_str().unwrap_or_default());
     emu.clear_journal();

@@ -8,6 +8,14 @@
 //! it would move no faster than one TCP connection. So the API client speaks
 //! the [`HttpVersion`] chosen, and transfers (resumable chunks, upload
 //! fragments, ranged reads) always go on HTTP/1.1 connections of their own.
+//!
+//! What hyper (and so reqwest) does, checked before writing anything here: on
+//! HTTP/2 it keeps one connection per origin and queues calls beyond the
+//! server's stream limit instead of dialling another (RFC 9113 §9.1;
+//! hyperium/hyper#2197), which caps the API's connections at one per origin;
+//! on HTTP/1.1 it caps only idle connections per host, never open ones
+//! (hyperium/hyper#1641, #2236), so transfers open one connection per stream
+//! in flight.
 
 /// The HTTP versions a backend's API calls speak.
 ///
