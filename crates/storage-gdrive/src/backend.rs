@@ -420,7 +420,7 @@ impl StorageBackend for GoogleDriveBackend {
         let resumes = client.options.download_resumes;
         Ok(storage_core::range::read(first, len, resumes, move |offset| {
             let (client, id) = (client.clone(), id.clone());
-            async move { client.download(&id, offset, Some(last)).await }
+            async move { client.download(&id, offset, last).await }
         }))
     }
 

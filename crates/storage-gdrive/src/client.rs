@@ -6,7 +6,6 @@
 //! RUSTSEC-2025-0066).
 
 use std::future::Future;
-use std::io::Cursor;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use storage_core::{ByteStream, ConnectionReason, Result, StorageError, TokenCell
 
 use crate::config::{DriveOptions, GoogleEndpoints, check_file_id};
 use crate::error::{Answer, answer_error, classify, read_json, transport};
+use crate::multipart::multipart_related;
 
 /// The MIME type of a Drive folder.
 pub(crate) const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -403,14 +403,11 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Two hubs and two reqwest clients (API calls; transfers), the token cell
-/// and the options; clones share all.
+/// One hub, two reqwest clients (API calls; transfers), the token cell and
+/// the options; clones share all.
 #[derive(Clone)]
 pub(crate) struct DriveClient {
     hub: Hub,
-    /// Multipart uploads and whole downloads: bodies, on HTTP/1.1 connections
-    /// of their own (see [`storage_core::protocol`]).
-    transfer_hub: Hub,
     /// API calls.
     pub http: reqwest::Client,
     /// Resumable chunks and ranged reads (see [`storage_core::protocol`]).
@@ -429,21 +426,17 @@ impl std::fmt::Debug for DriveClient {
     }
 }
 
-/// The connection pools behind google-drive3's `DriveHub`, shareable by every
-/// backend of an application: one for API calls, in the HTTP version of
-/// [`DriveOptions::http`], and one on HTTP/1.1 for calls that carry a body
-/// (multipart uploads, whole downloads), so that they do not share one
-/// connection's rate (see [`storage_core::protocol`]).
+/// The connection pool behind google-drive3's `DriveHub`, shareable by every
+/// backend of an application: one pool, whatever the number of connections.
+/// It carries API calls only, in the HTTP version of [`DriveOptions::http`];
+/// bodies go with the backend's transfer client (see [`storage_core::protocol`]).
 ///
 /// It speaks rustls with ring, with http1, http2 and TLS 1.2 enabled explicitly
 /// (google-drive3 turns http1 and tls12 off in its own hyper-rustls
 /// dependency) and webpki roots. Plain http only ever reaches a loopback
 /// emulator: [`GoogleEndpoints::validate`] refuses http anywhere else.
 #[derive(Clone)]
-pub struct DrivePool {
-    api: PoolClient,
-    transfer: PoolClient,
-}
+pub struct DrivePool(PoolClient);
 
 type PoolClient = hyper_util::client::legacy::Client<Connector, google_drive3::common::Body>;
 
@@ -457,20 +450,12 @@ impl DrivePool {
     /// A pool with the connect timeout of `options`, whose connections fail
     /// when nothing moves on them for its `read_timeout` (an idle timeout).
     pub fn new(options: &DriveOptions) -> Self {
-        let api = pool_client(options, options.http);
-        // On HTTP/1.1 every call has a connection of its own anyway: one pool
-        // then keeps idle connections for both.
-        let transfer = if options.http == HttpVersion::Http1 {
-            api.clone()
-        } else {
-            pool_client(options, HttpVersion::Http1)
-        };
-        Self { api, transfer }
+        Self(pool_client(options))
     }
 }
 
-/// One hyper client speaking `version`.
-fn pool_client(options: &DriveOptions, version: HttpVersion) -> PoolClient {
+/// One hyper client speaking `options.http`.
+fn pool_client(options: &DriveOptions) -> PoolClient {
     let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
     http_connector.set_connect_timeout(Some(options.connect_timeout));
     http_connector.enforce_http(false);
@@ -483,7 +468,7 @@ fn pool_client(options: &DriveOptions, version: HttpVersion) -> PoolClient {
         .https_or_http()
         .enable_http1();
     let mut client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    let https = match version {
+    let https = match options.http {
         HttpVersion::Http1 => https.wrap_connector(idle),
         HttpVersion::H2c => {
             client.http2_only(true);
@@ -532,15 +517,11 @@ impl DriveClient {
         let pool = pool.unwrap_or_else(|| DrivePool::new(&options));
         // A hub is a client handle plus this connection's token source: cheap,
         // and every hub built from one pool shares its connections.
-        let hub_over = |client: PoolClient| {
-            let mut hub = DriveHub::new(client, HubToken(tokens.clone()));
-            hub.base_url(endpoints.api_base());
-            hub.root_url(endpoints.root.to_string());
-            hub
-        };
+        let mut hub = DriveHub::new(pool.0, HubToken(tokens.clone()));
+        hub.base_url(endpoints.api_base());
+        hub.root_url(endpoints.root.to_string());
         Ok(Self {
-            hub: hub_over(pool.api),
-            transfer_hub: hub_over(pool.transfer),
+            hub,
             http,
             transfer,
             tokens,
@@ -759,10 +740,14 @@ impl DriveClient {
         .map(drop)
     }
 
-    /// One multipart `files.create` of a body held in memory.
+    /// One multipart `files.create` of a body held in memory
+    /// (<https://developers.google.com/workspace/drive/api/guides/manage-uploads#multipart>).
     ///
-    /// google-drive3's `upload()` reads a blocking `Read`; a `Cursor` over bytes
-    /// already in memory never blocks.
+    /// Sent with reqwest on the transfer client, not through google-drive3:
+    /// the body then shares one HTTP/1.1 pool with chunks and ranged reads.
+    /// Through the hub it needed a pool of its own, and two pools cannot lend
+    /// each other idle connections: 32 puts and gets in flight opened 64
+    /// connections instead of about 32.
     pub async fn create_multipart(
         &self,
         parent: &str,
@@ -773,21 +758,21 @@ impl DriveClient {
         let mime: mime::Mime = content_type
             .parse()
             .map_err(|_| StorageError::invalid_input("content type is not a valid media type"))?;
-        let (_, f) = hub!(self, None, |cap| {
-            let file = google_drive3::api::File {
-                name: Some(name.to_owned()),
-                parents: Some(vec![parent.to_owned()]),
-                mime_type: Some(mime.to_string()),
-                ..Default::default()
-            };
-            self.transfer_hub
-                .files()
-                .create(file)
-                .param("fields", FILE_FIELDS)
-                .delegate(cap)
-                .upload(Cursor::new(body.clone()), mime.clone())
-        })?;
-        Ok(DriveFile::from(f))
+        let meta = serde_json::json!({"name": name, "parents": [parent], "mimeType": mime.to_string()});
+        let (boundary, related) = multipart_related(&meta.to_string(), &mime, &body);
+        let url = format!(
+            "{}?uploadType=multipart&fields={FILE_FIELDS}",
+            self.endpoints.upload_files()
+        );
+        let content_type = format!("multipart/related; boundary={boundary}");
+        let build = || {
+            self.transfer
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, &content_type)
+        };
+        self.api("failed to upload a file")
+            .run(build, Some(related), |resp| read_json(resp, None))
+            .await
     }
 
     /// Creates a folder. google-drive3 has no metadata-only `files.create`
@@ -862,38 +847,17 @@ impl DriveClient {
             .await
     }
 
-    /// Opens the body of `id` from `offset`: an `alt=media` download through the
-    /// hub (retried), or, from `offset` > 0, a ranged one with reqwest (the hub
-    /// cannot send `Range`), which the download's resume budget governs. An
-    /// answer that ignores the range (200, the whole body) is read past the
-    /// bytes already held.
-    ///
-    /// With `last`, the body ends at byte `last` (inclusive): a ranged read,
-    /// sent with reqwest whatever the offset, and retried like any API call.
-    pub async fn download(&self, id: &str, offset: u64, last: Option<u64>) -> Result<ByteStream> {
+    /// Bytes `offset..=last` of `id`: a ranged `alt=media` read on the
+    /// transfer client, retried like any API call (the hub cannot send
+    /// `Range`). An answer that ignores the range (200, the whole body) is
+    /// read past the bytes already held.
+    pub async fn download(&self, id: &str, offset: u64, last: u64) -> Result<ByteStream> {
         check_file_id(id)?;
-        if offset == 0 && last.is_none() {
-            let (resp, _) = hub!(self, Some(id), |cap| self
-                .transfer_hub
-                .files()
-                .get(id)
-                .param("alt", "media")
-                .delegate(cap)
-                .doit())?;
-            let stream = http_body_util::BodyDataStream::new(resp.into_body())
-                .map(|r| r.map_err(|e| StorageError::transport("drive download was cut", e)));
-            return Ok(Box::pin(stream));
-        }
         let url = format!("{}files/{id}?alt=media", self.endpoints.api_base());
-        let range = match last {
-            Some(last) => format!("bytes={offset}-{last}"),
-            None => format!("bytes={offset}-"),
-        };
-        let mut door =
-            Exchange::new("failed to read a range of a drive file", self.options.read_timeout).bearer(&self.tokens);
-        if last.is_some() {
-            door = door.retry(&self.options.retry);
-        }
+        let range = format!("bytes={offset}-{last}");
+        let door = Exchange::new("failed to read a range of a drive file", self.options.read_timeout)
+            .bearer(&self.tokens)
+            .retry(&self.options.retry);
         let build = || self.transfer.get(&url).header(reqwest::header::RANGE, &range);
         let resp = door
             .run(build, None, |resp| async move {

@@ -24,7 +24,7 @@ use crate::client::DriveClient;
 pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u64)> {
     let plan = client.options.parallel_download;
     let head = plan.part.max(1);
-    let (meta, first) = futures::future::join(client.document(id), client.download(id, 0, Some(head - 1))).await;
+    let (meta, first) = futures::future::join(client.document(id), client.download(id, 0, head - 1)).await;
     let meta = meta?;
     let expected = Expected {
         size: meta.size.unwrap_or(0),
@@ -50,7 +50,7 @@ pub(crate) async fn open(client: DriveClient, id: &str) -> Result<(ByteStream, u
         async move {
             match early {
                 Some(first) => first,
-                None => client.download(&id, offset, Some(last)).await,
+                None => client.download(&id, offset, last).await,
             }
         }
     };

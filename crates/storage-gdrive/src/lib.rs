@@ -8,6 +8,7 @@ mod download;
 mod error;
 mod folders;
 mod listing;
+mod multipart;
 pub mod oauth;
 mod purge;
 mod upload;
