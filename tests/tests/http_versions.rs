@@ -37,6 +37,15 @@ fn versions<'a>(entries: impl Iterator<Item = &'a JournalEntry>) -> BTreeSet<Str
     entries.map(|e| e.version.clone()).collect()
 }
 
+/// The parallel read of 40 MiB: five ranged parts, four at a time, each on a
+/// connection of its own.
+fn assert_parts_apart(transfers: &[&JournalEntry]) {
+    let parts = transfers
+        .iter()
+        .filter(|e| e.method == "GET" && e.header("range").is_some_and(|r| r.starts_with("bytes=")));
+    assert!(connections(parts.copied()).len() >= 4);
+}
+
 /// 32 small puts, stats and gets at once, then a 40 MiB put and a parallel get.
 async fn exercise(b: &Arc<dyn StorageBackend>, emu: &EmulatorHandle) {
     let warm = ObjectName::new("user-h2", "warm", ".bin").unwrap();
@@ -96,12 +105,7 @@ async fn drive_api_calls_share_an_h2c_connection_and_transfers_get_their_own() {
         versions(transfers.iter().copied()),
         BTreeSet::from(["HTTP/1.1".to_owned()])
     );
-    // The parallel read of 40 MiB: five ranged parts, four at a time, each on a connection of its own.
-    let parts: Vec<_> = transfers
-        .iter()
-        .filter(|e| e.method == "GET" && e.header("range").is_some_and(|r| r.starts_with("bytes=")))
-        .collect();
-    assert!(connections(parts.iter().map(|e| **e)).len() >= 4);
+    assert_parts_apart(&transfers);
     emu.shutdown().await;
 }
 
@@ -119,11 +123,7 @@ async fn onedrive_transfers_go_on_http1_and_listings_on_h2c() {
         versions(transfers.iter().copied()),
         BTreeSet::from(["HTTP/1.1".to_owned()])
     );
-    let parts: Vec<_> = transfers
-        .iter()
-        .filter(|e| e.method == "GET" && e.header("range").is_some_and(|r| r.starts_with("bytes=")))
-        .collect();
-    assert!(connections(parts.iter().map(|e| **e)).len() >= 4);
+    assert_parts_apart(&transfers);
 
     // Listing is sent by the backend's own reqwest client, first page and
     // next links alike (graph-rs-sdk's client picks its version itself, and

@@ -22,8 +22,7 @@
 /// ```
 /// use storage_core::protocol::HttpVersion;
 /// assert_eq!(HttpVersion::default(), HttpVersion::Negotiated);
-/// let api = HttpVersion::H2c.api_client(reqwest::Client::builder()).build()?;
-/// let transfers = storage_core::protocol::transfer_client(reqwest::Client::builder()).build()?;
+/// let (api, transfers) = storage_core::protocol::clients(HttpVersion::H2c, reqwest::Client::builder)?;
 /// # let _ = (api, transfers);
 /// # Ok::<(), reqwest::Error>(())
 /// ```
@@ -53,8 +52,22 @@ impl HttpVersion {
     }
 }
 
-/// Sets HTTP/1.1 on the builder of a transfer client, whatever the API speaks:
-/// each transfer stream then has a TCP connection, and its rate, of its own.
-pub fn transfer_client(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-    builder.http1_only()
+/// An API client speaking `version` and a transfer client on HTTP/1.1, each
+/// from a builder `builder` makes: each transfer stream then has a TCP
+/// connection, and its rate, of its own. On [`HttpVersion::Http1`] every call
+/// has a connection of its own anyway, so one client serves both and one pool
+/// keeps idle connections for both.
+///
+/// # Errors
+/// reqwest's, when a client cannot be built (its TLS backend fails to start).
+pub fn clients(
+    version: HttpVersion,
+    builder: impl Fn() -> reqwest::ClientBuilder,
+) -> reqwest::Result<(reqwest::Client, reqwest::Client)> {
+    let api = version.api_client(builder()).build()?;
+    let transfer = match version {
+        HttpVersion::Http1 => api.clone(),
+        _ => builder().http1_only().build()?,
+    };
+    Ok((api, transfer))
 }

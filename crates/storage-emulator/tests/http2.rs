@@ -7,10 +7,22 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{drive_url, google_token, start};
-use storage_emulator::{Emulator, FaultAction, FaultRule, LinkProfile};
+use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule, LinkProfile};
 
 fn h2c() -> reqwest::Client {
     reqwest::Client::builder().http2_prior_knowledge().build().unwrap()
+}
+
+/// An emulator behind a 200 ms round trip, a Drive token, the `about` URL,
+/// and an h2c client whose connection is open.
+async fn warm_h2c() -> (EmulatorHandle, String, String, reqwest::Client) {
+    let profile: LinkProfile = "rtt=200ms,setup=0ms".parse().unwrap();
+    let emu = Emulator::builder().link(profile).start().await.unwrap();
+    let g = google_token(&emu);
+    let url = drive_url(&emu, "about?fields=user");
+    let client = h2c();
+    client.get(&url).bearer_auth(&g).send().await.unwrap();
+    (emu, g, url, client)
 }
 
 #[tokio::test]
@@ -55,14 +67,9 @@ async fn one_h2c_connection_carries_every_request_and_http1_still_works() {
 #[tokio::test]
 async fn an_h2c_connection_holds_at_most_100_streams_at_once() {
     // Every request waits 100 ms in each direction, so 150 sent at once
-    // overlap: with 100 streams allowed the last 50 wait for a first answer,
-    // which takes the connection's setup and a round trip.
-    let profile: LinkProfile = "rtt=200ms,setup=0ms".parse().unwrap();
-    let emu = Emulator::builder().link(profile).start().await.unwrap();
-    let g = google_token(&emu);
-    let url = drive_url(&emu, "about?fields=user");
-    let client = h2c();
-    client.get(&url).bearer_auth(&g).send().await.unwrap();
+    // overlap: with 100 streams allowed the last 50 wait a round trip for
+    // the first answers.
+    let (emu, g, url, client) = warm_h2c().await;
     emu.clear_journal();
     let t = Instant::now();
     let mut arrivals = futures::future::join_all((0..150).map(|_| {
@@ -84,13 +91,8 @@ async fn an_h2c_connection_holds_at_most_100_streams_at_once() {
 
 #[tokio::test]
 async fn a_reset_ends_every_stream_of_the_h2c_connection() {
-    let profile: LinkProfile = "rtt=200ms,setup=0ms".parse().unwrap();
-    let emu = Emulator::builder().link(profile).start().await.unwrap();
-    let g = google_token(&emu);
-    let slow = drive_url(&emu, "about?fields=user");
+    let (emu, g, slow, client) = warm_h2c().await;
     let files = drive_url(&emu, "files");
-    let client = h2c();
-    client.get(&slow).bearer_auth(&g).send().await.unwrap();
     emu.faults().add(
         FaultRule::new(FaultAction::ResetBeforeResponse)
             .path("/drive/v3/files")

@@ -355,38 +355,26 @@ impl StorageFactoryBuilder {
         }
         #[cfg(any(feature = "gdrive", feature = "onedrive"))]
         let (http, transfer, token_http) = {
-            let version = self.http_version;
-            let client = |read: Option<Duration>, transfer: bool| {
-                let b = reqwest::Client::builder()
+            let builder = || {
+                reqwest::Client::builder()
                     .connect_timeout(connect_timeout)
                     .redirect(reqwest::redirect::Policy::none())
-                    .referer(false);
-                let b = if transfer {
-                    storage_core::protocol::transfer_client(b)
-                } else {
-                    version.api_client(b)
-                };
-                // A token request and its answer are small: the wait for the
-                // headers is idle time, and reqwest's `read_timeout` bounds it.
-                let b = match read {
-                    Some(r) => b.read_timeout(r),
-                    None => b,
-                };
-                b.build()
-                    .map_err(|e| StorageError::transport("failed to build the http client", e))
+                    .referer(false)
             };
+            let failed = |e| StorageError::transport("failed to build the http client", e);
             match self.http {
                 Some(h) => (h.clone(), h.clone(), h),
                 None => {
-                    let api = client(None, false)?;
-                    // On HTTP/1.1 every call has a connection of its own anyway:
-                    // one pool then keeps idle connections for both.
-                    let transfer = if version == storage_core::protocol::HttpVersion::Http1 {
-                        api.clone()
-                    } else {
-                        client(None, true)?
-                    };
-                    (api, transfer, client(Some(read_timeout), false)?)
+                    let (api, transfer) =
+                        storage_core::protocol::clients(self.http_version, builder).map_err(failed)?;
+                    // A token request and its answer are small: the wait for the
+                    // headers is idle time, and reqwest's `read_timeout` bounds it.
+                    let token = self
+                        .http_version
+                        .api_client(builder().read_timeout(read_timeout))
+                        .build()
+                        .map_err(failed)?;
+                    (api, transfer, token)
                 }
             }
         };

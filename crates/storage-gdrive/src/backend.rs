@@ -10,9 +10,7 @@ use storage_core::{
     StorageBackend, StorageError, TokenCell, Url,
 };
 
-use storage_core::protocol::HttpVersion;
-
-use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_http, default_transfer};
+use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_clients, default_http};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
 use storage_core::upload::{BufferGauge, UploadSource};
@@ -111,20 +109,13 @@ impl GoogleDriveBuilder {
     /// # Errors
     /// [`StorageError::InvalidInput`] for invalid endpoints or options.
     pub fn build(self) -> Result<GoogleDriveBackend> {
-        let transfer = match (self.transfer, &self.http) {
-            (Some(t), _) => Some(t),
-            (None, Some(h)) => Some(h.clone()),
-            (None, None) => None,
-        };
-        let http = match self.http {
-            Some(h) => h,
-            None => default_http(&self.options)?,
-        };
-        let transfer = match transfer {
-            Some(t) => t,
-            // On HTTP/1.1 every call has a connection of its own anyway.
-            None if self.options.http == HttpVersion::Http1 => http.clone(),
-            None => default_transfer(&self.options)?,
+        let (http, transfer) = match (self.http, self.transfer) {
+            (Some(h), t) => {
+                let t = t.unwrap_or_else(|| h.clone());
+                (h, t)
+            }
+            (None, Some(t)) => (default_http(&self.options)?, t),
+            (None, None) => default_clients(&self.options)?,
         };
         Ok(GoogleDriveBackend {
             client: DriveClient::new(self.tokens, self.endpoints, self.options, (http, transfer), self.pool)?,

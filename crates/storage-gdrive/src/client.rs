@@ -490,11 +490,10 @@ pub(crate) fn default_http(options: &DriveOptions) -> Result<reqwest::Client> {
         .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 
-/// Builds the reqwest client for resumable chunks and ranged reads when the
-/// caller gives none: as [`default_http`], on HTTP/1.1 connections of its own.
-pub(crate) fn default_transfer(options: &DriveOptions) -> Result<reqwest::Client> {
-    storage_core::protocol::transfer_client(client_builder(options))
-        .build()
+/// Builds the API client and the transfer client (see
+/// [`storage_core::protocol::clients`]) when the caller gives neither.
+pub(crate) fn default_clients(options: &DriveOptions) -> Result<(reqwest::Client, reqwest::Client)> {
+    storage_core::protocol::clients(options.http, || client_builder(options))
         .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 

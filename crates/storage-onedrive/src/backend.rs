@@ -11,9 +11,7 @@ use storage_core::{
     StorageBackend, StorageError, TokenCell, Url,
 };
 
-use storage_core::protocol::HttpVersion;
-
-use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_http, default_transfer};
+use crate::client::{DriveItem, GraphPool, OneDriveClient, Slot, default_clients, default_http};
 use crate::config::{MicrosoftEndpoints, OneDriveOptions};
 use crate::folders::Folders;
 
@@ -122,20 +120,13 @@ impl OneDriveBuilder {
     /// [`StorageError::InvalidInput`] for invalid endpoints (a host graph-rs-sdk
     /// would panic on is refused here) or options.
     pub fn build(self) -> Result<OneDriveBackend> {
-        let transfer = match (self.transfer, &self.http) {
-            (Some(t), _) => Some(t),
-            (None, Some(h)) => Some(h.clone()),
-            (None, None) => None,
-        };
-        let http = match self.http {
-            Some(h) => h,
-            None => default_http(&self.options)?,
-        };
-        let transfer = match transfer {
-            Some(t) => t,
-            // On HTTP/1.1 every call has a connection of its own anyway.
-            None if self.options.http == HttpVersion::Http1 => http.clone(),
-            None => default_transfer(&self.options)?,
+        let (http, transfer) = match (self.http, self.transfer) {
+            (Some(h), t) => {
+                let t = t.unwrap_or_else(|| h.clone());
+                (h, t)
+            }
+            (None, Some(t)) => (default_http(&self.options)?, t),
+            (None, None) => default_clients(&self.options)?,
         };
         Ok(OneDriveBackend {
             client: OneDriveClient::new(self.tokens, self.endpoints, self.options, (http, transfer), self.pool)?,

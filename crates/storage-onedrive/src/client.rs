@@ -229,9 +229,10 @@ impl std::fmt::Debug for OneDriveClient {
     }
 }
 
-/// The reqwest client for uploadUrls and download URLs: it follows no redirect
-/// and carries no credentials of its own. It has a connect timeout and no
-/// `read_timeout` (a deadline for a fragment's body): [`Exchange`] applies the
+/// The reqwest client for API calls sent without graph-rs-sdk (listing pages)
+/// when the caller gives none. Like the transfer client it follows no
+/// redirect and carries no credentials of its own; it has a connect timeout
+/// and no `read_timeout` (a deadline for a body): [`Exchange`] applies the
 /// idle timeout instead.
 pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client> {
     options
@@ -241,11 +242,10 @@ pub(crate) fn default_http(options: &OneDriveOptions) -> Result<reqwest::Client>
         .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 
-/// Builds the reqwest client for upload and download URLs when the caller
-/// gives none: as [`default_http`], on HTTP/1.1 connections of its own.
-pub(crate) fn default_transfer(options: &OneDriveOptions) -> Result<reqwest::Client> {
-    storage_core::protocol::transfer_client(client_builder(options))
-        .build()
+/// Builds the API client and the transfer client (see
+/// [`storage_core::protocol::clients`]) when the caller gives neither.
+pub(crate) fn default_clients(options: &OneDriveOptions) -> Result<(reqwest::Client, reqwest::Client)> {
+    storage_core::protocol::clients(options.http, || client_builder(options))
         .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 
