@@ -18,7 +18,9 @@
 //! lower-case self, so two stored forms that differ in any character still differ
 //! when a provider compares them without regard to case. The encoding is a
 //! prefix-free code, hence injective; names in lower case keep their old spelling,
-//! so data stored before the encoding stays where it is.
+//! so data stored before the encoding stays where it is. The decoder reads only the
+//! escapes the encoder writes, so a part read from a key has one spelling (`^‰`
+//! is not a second way to write `‰`).
 //!
 //! A document id that ends in something that looks like an extension (`v1.2`), stored
 //! with no extension, would read like document `v1` with extension `.2`; its last
@@ -117,18 +119,25 @@ pub fn decode_part(stored: &str) -> Option<String> {
             continue;
         }
         match chars.next()? {
+            // Only the escapes `push_encoded` writes are read, so that a part has
+            // one spelling: not `^_41_` for `^a`, `^_0df_` for `^_df_`, nor `^‰`
+            // for `‰`.
             '_' => {
                 let hex: String = chars.by_ref().take_while(|&h| h != '_').collect();
-                if hex.is_empty() || hex.len() > 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if hex.is_empty() || hex.len() > 6 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
                     return None;
                 }
-                out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                let c = char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?;
+                if hex.starts_with('0') || stands_for_itself(c) || simple_lower(c).is_some() {
+                    return None;
+                }
+                out.push(c);
             }
             '.' => out.push('.'),
             l => {
                 let mut upper = l.to_uppercase();
                 let u = upper.next()?;
-                if upper.next().is_some() || simple_lower(u) != Some(l) {
+                if upper.next().is_some() || u == l || simple_lower(u) != Some(l) {
                     return None;
                 }
                 out.push(u);
@@ -177,6 +186,22 @@ mod tests {
     fn every_part_round_trips() {
         for name in ["Report", "Straße", "İstanbul", "\u{212a}elvin", "ǅ", "ﬀ", "Ωmega", "x"] {
             assert_eq!(decode_part(&encode_part(name)).as_deref(), Some(name), "{name}");
+        }
+    }
+
+    /// Every escape names one character one way: `^‰` (an escape before a
+    /// character without case), `^_41_` (the hex form of a letter `^a` names) and
+    /// `^_0e9_` (a leading zero) are refused, so a part has one spelling.
+    #[test]
+    fn escapes_that_are_not_the_encoding_are_refused() {
+        for bad in [
+            "^‰", "^1", "^-", "^_41_", "^_61_", "^_e9_", "^_0df_", "^_DF_", "^_2030_",
+        ] {
+            assert_eq!(decode_part(bad), None, "{bad}");
+        }
+        for c in ['A', 'ß', 'ǅ', 'İ', '\u{212a}', '‰', 'a', '1'] {
+            let stored = encode_part(&c.to_string());
+            assert_eq!(decode_part(&stored), Some(c.to_string()), "{c}");
         }
     }
 
