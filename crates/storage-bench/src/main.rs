@@ -5,6 +5,7 @@
 //! child process of scenario 3.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cpu;
 mod fleet;
 mod floor;
 mod link;

@@ -28,6 +28,10 @@ enum Mode {
         thread: Option<std::thread::JoinHandle<Checksum>>,
         kind: HashKind,
         done: Option<Checksum>,
+        /// Bytes handed to the worker so far.
+        handed: u64,
+        /// Bytes the worker has hashed so far.
+        hashed: tokio::sync::watch::Receiver<u64>,
     },
 }
 
@@ -41,39 +45,81 @@ impl PipelinedHasher {
                 mode: Mode::Inline(AnyHasher::new(kind)),
             };
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
-        let spawned = std::thread::Builder::new().name("storage-hash".into()).spawn(move || {
-            let mut h = AnyHasher::new(kind);
-            while let Some(piece) = rx.blocking_recv() {
-                h.update(&piece);
-            }
-            h.finish()
-        });
-        match spawned {
-            Ok(thread) => Self {
-                mode: Mode::Worker {
-                    tx: Some(tx),
-                    thread: Some(thread),
-                    kind,
-                    done: None,
-                },
-            },
+        Self::worker(kind, None).unwrap_or_else(|| Self {
             // No thread to be had: hash inline.
-            Err(_) => Self {
-                mode: Mode::Inline(AnyHasher::new(kind)),
+            mode: Mode::Inline(AnyHasher::new(kind)),
+        })
+    }
+
+    /// A hash on its own thread, which takes `gate` (tests only) before each piece.
+    fn worker(kind: HashKind, gate: Option<std::sync::Arc<std::sync::Mutex<()>>>) -> Option<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+        let (progress, hashed) = tokio::sync::watch::channel(0u64);
+        let thread = std::thread::Builder::new()
+            .name("storage-hash".into())
+            .spawn(move || {
+                let mut h = AnyHasher::new(kind);
+                let mut done = 0u64;
+                while let Some(piece) = rx.blocking_recv() {
+                    let held = gate.as_ref().map(|g| g.lock());
+                    h.update(&piece);
+                    drop(held);
+                    done += piece.len() as u64;
+                    // Let go of the piece before saying so: a caller that waited
+                    // for it may then reuse its memory.
+                    drop(piece);
+                    progress.send_replace(done);
+                }
+                h.finish()
+            })
+            .ok()?;
+        Some(Self {
+            mode: Mode::Worker {
+                tx: Some(tx),
+                thread: Some(thread),
+                kind,
+                done: None,
+                handed: 0,
+                hashed,
             },
-        }
+        })
+    }
+
+    /// A worker that takes `gate` before each piece, for tests that hold the
+    /// hash still.
+    #[cfg(test)]
+    pub fn gated(kind: HashKind, gate: std::sync::Arc<std::sync::Mutex<()>>) -> Self {
+        Self::worker(kind, Some(gate)).expect("a thread")
     }
 
     /// Feeds a piece; waits when the worker is more than a few pieces behind.
     pub async fn update(&mut self, piece: &Bytes) {
         match &mut self.mode {
             Mode::Inline(h) => h.update(piece),
-            Mode::Worker { tx: Some(tx), .. } => {
+            Mode::Worker {
+                tx: Some(tx), handed, ..
+            } => {
+                *handed += piece.len() as u64;
                 // A closed channel means the worker is gone; `finish` reports that.
                 let _ = tx.send(piece.clone()).await;
             }
             Mode::Worker { tx: None, .. } => {}
+        }
+    }
+
+    /// Waits until every byte fed so far is hashed, so that no piece of it is
+    /// still held by the worker. Immediate for an inline hash.
+    pub async fn caught_up(&mut self) {
+        if let Mode::Worker {
+            handed,
+            hashed,
+            tx: Some(_),
+            ..
+        } = &mut self.mode
+        {
+            let handed = *handed;
+            // An error means the worker is gone; `finish` reports that.
+            let _ = hashed.wait_for(|&h| h >= handed).await;
         }
     }
 
@@ -83,7 +129,9 @@ impl PipelinedHasher {
     pub fn finish(&mut self) -> Checksum {
         match &mut self.mode {
             Mode::Inline(h) => h.finish(),
-            Mode::Worker { tx, thread, kind, done } => {
+            Mode::Worker {
+                tx, thread, kind, done, ..
+            } => {
                 if let Some(sum) = done {
                     return *sum;
                 }

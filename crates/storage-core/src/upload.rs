@@ -50,7 +50,9 @@ impl BufferGauge {
 /// The window starts at the first byte the server has not confirmed and holds
 /// at most about one chunk: [`fill`](Self::fill) tops it up from the source,
 /// [`acknowledge`](Self::acknowledge) drops what the server reports stored.
-/// Every byte is hashed once, as it enters.
+/// Every byte is hashed once, in order: a body in memory as each window widens
+/// over it, a stream after each fill has copied it in, on the hash's own thread
+/// while the piece is sent.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -156,6 +158,11 @@ impl UploadWindow {
             self.hasher.update(&piece).await;
             return Ok(());
         }
+        // The hash of the last fill runs while its bytes are sent; it must be
+        // done before the window's memory is reused or let go, so that the hash
+        // never holds more than the window (it is long done on any link slower
+        // than md5).
+        self.hasher.caught_up().await;
         // Reuse the last window's memory when nothing else holds it any more
         // (the request that sent it has finished): a fresh allocation of tens
         // of MiB is a fresh mapping, whose pages the kernel must fault in and
@@ -171,6 +178,7 @@ impl UploadWindow {
                 fresh
             }
         };
+        let before = buf.len();
         while buf.len() < target {
             let piece = match &mut self.source {
                 UploadSource::Bytes(all) => {
@@ -206,10 +214,15 @@ impl UploadWindow {
                     self.size
                 )));
             }
-            self.hasher.update(&piece).await;
             buf.extend_from_slice(&piece);
         }
+        // Hash what this fill read in one piece, after the copy: the fill never
+        // waits for md5, which then runs on its own thread while the piece is sent.
         self.pending = buf.freeze();
+        let fresh = self.pending.slice(before..);
+        if !fresh.is_empty() {
+            self.hasher.update(&fresh).await;
+        }
         Ok(())
     }
 
@@ -329,6 +342,43 @@ mod tests {
         let long: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"abcdef"))]));
         let mut w = UploadWindow::new(UploadSource::Stream(long), 4, HashKind::Md5);
         assert!(matches!(w.fill(100).await, Err(StorageError::InvalidInput { .. })));
+    }
+
+    /// A window filled from a stream is copied in, and hashed while it is sent:
+    /// filling never waits for md5, so a chunk costs max(network, md5) rather
+    /// than network + md5. The next fill waits for the hash to catch up, so the
+    /// hash never holds more than the window.
+    #[tokio::test]
+    async fn filling_from_a_stream_does_not_wait_for_the_hash() {
+        let data = Bytes::from((0..64 * 256 * 1024u32).map(|i| (i % 253) as u8).collect::<Vec<_>>());
+        let source = crate::stream::from_bytes(data.clone(), 256 * 1024);
+        let mut w = UploadWindow::new(UploadSource::Stream(source), data.len() as u64, HashKind::Md5);
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(()));
+        w.hasher = crate::hash::PipelinedHasher::gated(HashKind::Md5, gate.clone());
+        let held = gate.lock().unwrap();
+        // 32 pieces of 256 KiB, more than the hash queue holds, while the hash
+        // cannot move.
+        let half = data.len() / 2;
+        tokio::time::timeout(std::time::Duration::from_secs(5), w.fill(half))
+            .await
+            .expect("the fill waited for the hash")
+            .unwrap();
+        assert_eq!(w.held(), half);
+        w.acknowledge(half as u64).unwrap();
+        {
+            let next = w.fill(half);
+            tokio::pin!(next);
+            assert!(
+                tokio::time::timeout(std::time::Duration::from_millis(200), &mut next)
+                    .await
+                    .is_err(),
+                "the next fill waits while the hash lags a whole window behind"
+            );
+            drop(held);
+            next.await.unwrap();
+        }
+        w.acknowledge(data.len() as u64).unwrap();
+        assert_eq!(w.checksum(), Checksum::md5_of(&data));
     }
 
     #[tokio::test]

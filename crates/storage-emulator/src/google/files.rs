@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::fields::FieldMask;
 use super::query::Query;
-use super::store::DriveFile;
+use super::store::{Content, DriveFile};
 use crate::errors::{GOOGLE_JSON, google_error, google_error_at, json_response};
 use crate::pipeline::Ctx;
 use crate::state::Shared;
@@ -137,7 +137,7 @@ pub(crate) async fn create_metadata(State(shared): State<Arc<Shared>>, Extension
         Ok(m) => m,
         Err(resp) => return resp,
     };
-    let created = shared.drive.lock().create(&meta, Bytes::new(), None);
+    let created = shared.drive.lock().create(&meta, Content::hashed(Bytes::new()), None);
     match created {
         Ok(file) => respond_masked(&ctx, &file.resource(), DEFAULT_FILE_FIELDS, 200),
         Err(e) => google_error(400, "badRequest", &e.0),

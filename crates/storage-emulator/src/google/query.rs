@@ -332,7 +332,11 @@ mod tests {
     #[test]
     fn name_equality_ignores_case_and_other_fields_do_not() {
         let mut file = super::super::store::DriveStore::new()
-            .create(&serde_json::Map::new(), bytes::Bytes::new(), Some("text/plain"))
+            .create(
+                &serde_json::Map::new(),
+                crate::google::store::Content::hashed(bytes::Bytes::new()),
+                Some("text/plain"),
+            )
             .unwrap();
         file.name = "Report.PDF".into();
         let hit = |file: &DriveFile, q: &str| Query::parse(q).unwrap().matches(file, "root");

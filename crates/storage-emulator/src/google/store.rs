@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use storage_core::Checksum;
+use storage_core::{Checksum, Md5Hasher};
 
 use crate::http_util::{random_id, rfc3339_millis};
 use crate::info::DriveFileInfo;
@@ -163,6 +163,21 @@ pub(crate) enum SessionTarget {
     Update(String, Map<String, Value>),
 }
 
+/// A file's new content and its md5.
+#[derive(Debug)]
+pub(crate) struct Content {
+    pub bytes: Bytes,
+    pub md5: String,
+}
+
+impl Content {
+    /// `bytes`, hashed now.
+    pub(crate) fn hashed(bytes: Bytes) -> Self {
+        let md5 = Checksum::md5_of(&bytes).to_provider_string();
+        Self { bytes, md5 }
+    }
+}
+
 /// A resumable upload session.
 #[derive(Debug)]
 pub(crate) struct DriveSession {
@@ -170,6 +185,9 @@ pub(crate) struct DriveSession {
     pub mime_type: String,
     pub total: Option<u64>,
     pub data: Vec<u8>,
+    /// The md5 of `data`, kept as each chunk is stored (bytes are only ever
+    /// appended), so that completing a large upload does not hash it all again.
+    pub md5: Md5Hasher,
     pub expires_at: DateTime<Utc>,
     /// Set once the upload completed: the file id.
     pub completed: Option<String>,
@@ -295,7 +313,7 @@ impl DriveStore {
         let mut meta = Map::new();
         meta.insert("name".into(), json!(name));
         meta.insert("parents".into(), json!([parent]));
-        let file = self.create(&meta, content, Some("image/jpeg")).ok()?;
+        let file = self.create(&meta, Content::hashed(content), Some("image/jpeg")).ok()?;
         let stored = self.files.get_mut(&file.id)?;
         stored.app_visible = false;
         Some(file.id)
@@ -305,9 +323,10 @@ impl DriveStore {
     pub(crate) fn create(
         &mut self,
         meta: &Map<String, Value>,
-        content: Bytes,
+        content: Content,
         media_type: Option<&str>,
     ) -> Result<DriveFile, MetadataError> {
+        let Content { bytes: content, md5 } = content;
         let parents: Vec<String> = match meta.get("parents") {
             None | Some(Value::Null) => vec![self.root_id.clone()],
             Some(Value::Array(list)) => {
@@ -344,7 +363,7 @@ impl DriveStore {
             name: "Untitled".to_owned(),
             mime_type: media_type.unwrap_or("application/octet-stream").to_owned(),
             parents,
-            md5: Checksum::md5_of(&content).to_provider_string(),
+            md5,
             content,
             created: now,
             modified: now,
@@ -371,9 +390,10 @@ impl DriveStore {
         &mut self,
         id: &str,
         meta: &Map<String, Value>,
-        content: Bytes,
+        content: Content,
         media_type: Option<&str>,
     ) -> Result<Option<DriveFile>, MetadataError> {
+        let Content { bytes: content, md5 } = content;
         let Some(file) = self.visible_mut(id) else {
             return Ok(None);
         };
@@ -381,7 +401,7 @@ impl DriveStore {
         if let Some(m) = media_type {
             file.mime_type = m.to_owned();
         }
-        file.md5 = Checksum::md5_of(&content).to_provider_string();
+        file.md5 = md5;
         file.content = content;
         file.modified = Utc::now();
         file.version += 1;

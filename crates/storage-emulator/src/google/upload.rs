@@ -14,12 +14,13 @@ use serde_json::{Map, Value};
 
 use super::files::{file_not_found, metadata_body, respond_masked};
 use super::multipart;
-use super::store::{DriveSession, SessionTarget};
+use super::store::{Content, DriveSession, SessionTarget};
 use crate::errors::google_error;
 use crate::faults::FaultAction;
 use crate::http_util::{ContentRange, parse_content_range, random_id};
 use crate::pipeline::Ctx;
 use crate::state::Shared;
+use storage_core::Md5Hasher;
 
 /// Resumable chunks other than the last must be multiples of 256 KiB (262,144 bytes)
 /// (<https://developers.google.com/drive/api/guides/manage-uploads#resumable>, "Upload in
@@ -117,8 +118,8 @@ fn store(
     let meta_mime = meta.get("mimeType").and_then(Value::as_str).map(str::to_owned);
     let mime = meta_mime.or(mime);
     let result = match &update {
-        None => drive.create(meta, content, mime.as_deref()).map(Some),
-        Some(id) => drive.replace_content(id, meta, content, mime.as_deref()),
+        None => drive.create(meta, Content::hashed(content), mime.as_deref()).map(Some),
+        Some(id) => drive.replace_content(id, meta, Content::hashed(content), mime.as_deref()),
     };
     drop(drive);
     match result {
@@ -174,6 +175,7 @@ fn initiate(shared: &Shared, ctx: &Ctx, update: Option<String>) -> Response {
         mime_type: mime,
         total,
         data: Vec::new(),
+        md5: Md5Hasher::new(),
         expires_at: chrono::Utc::now() + shared.config.upload_session_lifetime,
         completed: None,
         fields: ctx.param("fields").map(str::to_owned),
@@ -310,18 +312,22 @@ pub(crate) async fn session(State(shared): State<Arc<Shared>>, Extension(ctx): E
     }
     let keep = usize::try_from(keep).unwrap_or(usize::MAX).min(fresh.len());
     session.data.extend_from_slice(&fresh[..keep]);
+    session.md5.update(&fresh[..keep]);
     let received = session.data.len() as u64;
     if session.total != Some(received) {
         return incomplete(received);
     }
     // Complete: create or update the file.
-    let data = Bytes::from(std::mem::take(&mut session.data));
+    let data = Content {
+        bytes: Bytes::from(std::mem::take(&mut session.data)),
+        md5: std::mem::take(&mut session.md5).finish().to_provider_string(),
+    };
     let target = session.target.clone();
     let mime = session.mime_type.clone();
     if shared
         .config
         .drive_quota_bytes
-        .is_some_and(|limit| drive.usage() + data.len() as u64 > limit)
+        .is_some_and(|limit| drive.usage() + data.bytes.len() as u64 > limit)
     {
         return quota_exceeded();
     }
