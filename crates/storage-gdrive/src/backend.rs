@@ -10,7 +10,7 @@ use storage_core::{
     StorageBackend, StorageError, TokenCell, Url,
 };
 
-use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_clients, default_http};
+use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_transfer};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
 use storage_core::upload::{BufferGauge, UploadSource};
@@ -83,7 +83,9 @@ impl GoogleDriveBuilder {
         self
     }
 
-    /// A shared HTTP client for uploads, ranged reads and folder creation.
+    /// A shared HTTP client for what the backend sends with reqwest: uploads,
+    /// ranged reads, session starts and folder creation (API reads go through
+    /// google-drive3's own pool, on HTTP/2 where offered).
     /// It must not follow redirects with credentials. Give it a connect timeout but
     /// neither `timeout` nor `read_timeout`: those are deadlines on a whole upload,
     /// and the backend applies its own idle timeout (`DriveOptions::read_timeout`).
@@ -93,11 +95,13 @@ impl GoogleDriveBuilder {
         self
     }
 
-    /// A shared HTTP client for resumable chunks and ranged reads, with the
-    /// same rules as [`http_client`](Self::http_client). Keep it on HTTP/1.1
-    /// (see [`storage_core::protocol`]) so that parallel reads do not share
-    /// one connection. By default: the `http_client` when one is given, else
-    /// one of the backend's own.
+    /// The same, kept apart for transfers, with the same rules as
+    /// [`http_client`](Self::http_client); given both, this one carries every
+    /// reqwest request (Drive has one origin, so a second client would only
+    /// add connections). Keep it on HTTP/1.1 (see [`storage_core::protocol`])
+    /// so that parallel reads do not share one connection. By default: the
+    /// `http_client` when one is given, else an HTTP/1.1 client of the
+    /// backend's own.
     #[must_use]
     pub fn transfer_client(mut self, transfer: reqwest::Client) -> Self {
         self.transfer = Some(transfer);
@@ -109,16 +113,12 @@ impl GoogleDriveBuilder {
     /// # Errors
     /// [`StorageError::InvalidInput`] for invalid endpoints or options.
     pub fn build(self) -> Result<GoogleDriveBackend> {
-        let (http, transfer) = match (self.http, self.transfer) {
-            (Some(h), t) => {
-                let t = t.unwrap_or_else(|| h.clone());
-                (h, t)
-            }
-            (None, Some(t)) => (default_http(&self.options)?, t),
-            (None, None) => default_clients(&self.options)?,
+        let transfer = match (self.transfer, self.http) {
+            (Some(client), _) | (None, Some(client)) => client,
+            (None, None) => default_transfer(&self.options)?,
         };
         Ok(GoogleDriveBackend {
-            client: DriveClient::new(self.tokens, self.endpoints, self.options, (http, transfer), self.pool)?,
+            client: DriveClient::new(self.tokens, self.endpoints, self.options, transfer, self.pool)?,
             folders: Arc::default(),
             gauge: Arc::default(),
         })

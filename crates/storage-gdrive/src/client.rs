@@ -403,14 +403,18 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// One hub, two reqwest clients (API calls; transfers), the token cell and
-/// the options; clones share all.
+/// One hub, one reqwest client, the token cell and the options; clones share
+/// all.
 #[derive(Clone)]
 pub(crate) struct DriveClient {
     hub: Hub,
-    /// API calls.
-    pub http: reqwest::Client,
-    /// Resumable chunks and ranged reads (see [`storage_core::protocol`]).
+    /// Every request sent with reqwest, on HTTP/1.1 (see
+    /// [`storage_core::protocol`]): uploads, ranged reads, and the two API
+    /// calls google-drive3 cannot make, a session's start and a folder's
+    /// creation. Those two go here rather than on an HTTP/2 client of their
+    /// own: Drive has one origin, the hub's HTTP/2 connection cannot be lent to
+    /// reqwest, and a second one for calls made now and then would cost a
+    /// connection (and, gone idle, a TLS handshake) for little.
     pub transfer: reqwest::Client,
     pub tokens: TokenCell,
     pub endpoints: GoogleEndpoints,
@@ -479,28 +483,17 @@ fn pool_client(options: &DriveOptions) -> PoolClient {
     client.build(https)
 }
 
-/// Builds the reqwest client this crate uses when the caller gives none: a
-/// connect timeout, and no `read_timeout` (a deadline for an upload's body);
+/// Builds the reqwest client this crate uses when the caller gives none:
+/// HTTP/1.1 (each transfer stream gets a connection of its own), a connect
+/// timeout, and no `read_timeout` (a deadline for an upload's body);
 /// [`DriveClient::api`] applies the idle timeout instead.
-pub(crate) fn default_http(options: &DriveOptions) -> Result<reqwest::Client> {
-    options
-        .http
-        .api_client(client_builder(options))
-        .build()
-        .map_err(|e| StorageError::transport("failed to build the http client", e))
-}
-
-/// Builds the API client and the transfer client (see
-/// [`storage_core::protocol::clients`]) when the caller gives neither.
-pub(crate) fn default_clients(options: &DriveOptions) -> Result<(reqwest::Client, reqwest::Client)> {
-    storage_core::protocol::clients(options.http, || client_builder(options))
-        .map_err(|e| StorageError::transport("failed to build the http client", e))
-}
-
-fn client_builder(options: &DriveOptions) -> reqwest::ClientBuilder {
+pub(crate) fn default_transfer(options: &DriveOptions) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .http1_only()
+        .build()
+        .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
 
 impl DriveClient {
@@ -508,7 +501,7 @@ impl DriveClient {
         tokens: TokenCell,
         endpoints: GoogleEndpoints,
         options: DriveOptions,
-        (http, transfer): (reqwest::Client, reqwest::Client),
+        transfer: reqwest::Client,
         pool: Option<DrivePool>,
     ) -> Result<Self> {
         endpoints.validate()?;
@@ -521,7 +514,6 @@ impl DriveClient {
         hub.root_url(endpoints.root.to_string());
         Ok(Self {
             hub,
-            http,
             transfer,
             tokens,
             endpoints,
@@ -780,7 +772,11 @@ impl DriveClient {
         let url = format!("{}files?fields={}", self.endpoints.api_base(), "id,name,mimeType");
         let meta = serde_json::json!({"name": name, "mimeType": FOLDER_MIME, "parents": [parent]});
         self.api("failed to create a folder")
-            .run(|| self.http.post(&url).json(&meta), None, |resp| read_json(resp, None))
+            .run(
+                || self.transfer.post(&url).json(&meta),
+                None,
+                |resp| read_json(resp, None),
+            )
             .await
     }
 
@@ -795,7 +791,7 @@ impl DriveClient {
         );
         let meta = serde_json::json!({"name": name, "parents": [parent], "mimeType": content_type});
         let build = || {
-            self.http
+            self.transfer
                 .post(&url)
                 .header("X-Upload-Content-Type", content_type)
                 .header("X-Upload-Content-Length", size)

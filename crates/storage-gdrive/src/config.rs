@@ -173,9 +173,10 @@ pub struct DriveOptions {
     /// 8 MiB each, for objects of 32 MiB or more; `Parallel::single()` reads
     /// every object in one request.
     pub parallel_download: Parallel,
-    /// What the API calls speak (the clients this crate builds, and the
-    /// pool's): HTTP/2 where TLS negotiates it by default. Transfers always
-    /// speak HTTP/1.1 (see [`storage_core::protocol`]).
+    /// What google-drive3's API calls speak (the pool's connections): HTTP/2
+    /// where TLS negotiates it by default. Everything sent with reqwest
+    /// (transfers, session starts, folder creation) speaks HTTP/1.1 (see
+    /// [`storage_core::protocol`]).
     pub http: HttpVersion,
     /// Connect timeout of the HTTP clients this crate builds.
     pub connect_timeout: Duration,
