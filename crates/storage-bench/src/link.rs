@@ -213,6 +213,13 @@ async fn small_ops(at: &Place<'_>, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> 
     let (floor_rate, floor_traffic, ids) = floor_round(emu, fl, provider, &body, sz.ops, "lf").await?;
     remove_all(&raw, ids.into_iter().map(ObjectKey::new).collect()).await;
     let (lib_rate, lib_traffic, keys) = lib_round(emu, &lib, &body, sz.ops, "bench-link-small", "l").await?;
+    if let Ok(dump) = std::env::var("STORAGE_BENCH_DUMP") {
+        let j = emu.journal();
+        let _ = std::fs::write(
+            format!("{dump}-{label}-{provider}.json"),
+            serde_json::to_string(j.entries()).unwrap_or_default(),
+        );
+    }
     remove_all(&raw, keys).await;
 
     figs.push(
