@@ -67,7 +67,14 @@ pub fn clients(
     let api = version.api_client(builder()).build()?;
     let transfer = match version {
         HttpVersion::Http1 => api.clone(),
-        _ => builder().http1_only().build()?,
+        _ => transfer_client(builder()).build()?,
     };
     Ok((api, transfer))
+}
+
+/// Sets what a transfer client speaks on its builder: HTTP/1.1, whatever the
+/// API speaks, so that each transfer stream has a TCP connection of its own.
+/// For a backend that needs the transfer client alone.
+pub fn transfer_client(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder.http1_only()
 }

@@ -488,10 +488,10 @@ fn pool_client(options: &DriveOptions) -> PoolClient {
 /// timeout, and no `read_timeout` (a deadline for an upload's body);
 /// [`DriveClient::api`] applies the idle timeout instead.
 pub(crate) fn default_transfer(options: &DriveOptions) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .http1_only()
+        .redirect(reqwest::redirect::Policy::none());
+    storage_core::protocol::transfer_client(builder)
         .build()
         .map_err(|e| StorageError::transport("failed to build the http client", e))
 }
@@ -850,11 +850,9 @@ impl DriveClient {
         check_file_id(id)?;
         let url = format!("{}files/{id}?alt=media", self.endpoints.api_base());
         let range = format!("bytes={offset}-{last}");
-        let door = Exchange::new("failed to read a range of a drive file", self.options.read_timeout)
-            .bearer(&self.tokens)
-            .retry(&self.options.retry);
         let build = || self.transfer.get(&url).header(reqwest::header::RANGE, &range);
-        let resp = door
+        let resp = self
+            .api("failed to read a range of a drive file")
             .run(build, None, |resp| async move {
                 match resp.status().as_u16() {
                     200 | 206 => Ok(resp),

@@ -106,11 +106,13 @@ fn store(
     content: Bytes,
     mime: Option<String>,
 ) -> Response {
+    // Hashed before the store is locked, so that other requests need not wait.
+    let content = Content::hashed(content);
     let mut drive = shared.drive.lock();
     if shared
         .config
         .drive_quota_bytes
-        .is_some_and(|limit| drive.usage() + content.len() as u64 > limit)
+        .is_some_and(|limit| drive.usage() + content.bytes.len() as u64 > limit)
     {
         drop(drive);
         return quota_exceeded();
@@ -118,8 +120,8 @@ fn store(
     let meta_mime = meta.get("mimeType").and_then(Value::as_str).map(str::to_owned);
     let mime = meta_mime.or(mime);
     let result = match &update {
-        None => drive.create(meta, Content::hashed(content), mime.as_deref()).map(Some),
-        Some(id) => drive.replace_content(id, meta, Content::hashed(content), mime.as_deref()),
+        None => drive.create(meta, content, mime.as_deref()).map(Some),
+        Some(id) => drive.replace_content(id, meta, content, mime.as_deref()),
     };
     drop(drive);
     match result {
