@@ -53,8 +53,9 @@ fn mib_per_s(bits: u64) -> f64 {
     bits as f64 / 8.0 / MIB as f64
 }
 
-/// Runs the link part on both profiles, then measures the shaping's own cost.
-pub async fn run(quick: bool, figs: &mut Vec<Figure>) -> R<()> {
+/// Runs the link part on both profiles, then measures the shaping's own cost;
+/// with `storm_only` (`STORAGE_BENCH_ONLY=storm`), only the token storm.
+pub async fn run(quick: bool, storm_only: bool, figs: &mut Vec<Figure>) -> R<()> {
     let sz = sizes(quick);
     let body = data(sz.big);
     for (label, text) in PROFILES {
@@ -72,11 +73,16 @@ pub async fn run(quick: bool, figs: &mut Vec<Figure>) -> R<()> {
                 profile,
                 provider,
             };
-            transfers(&at, &body, figs).await?;
-            small_ops(&at, &sz, figs).await?;
+            if !storm_only {
+                transfers(&at, &body, figs).await?;
+                small_ops(&at, &sz, figs).await?;
+            }
             token_storm(&at, figs).await?;
         }
         emu.shutdown().await;
+    }
+    if storm_only {
+        return Ok(());
     }
     shaping_cost(quick, figs).await
 }
@@ -293,6 +299,13 @@ async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
     let t = Instant::now();
     let results = futures::future::join_all((0..200).map(|_| lib.stat_object(&key))).await;
     let wall = t.elapsed();
+    if let Ok(dump) = std::env::var("STORAGE_BENCH_DUMP") {
+        let j = emu.journal();
+        let _ = std::fs::write(
+            format!("{dump}-storm-{label}-{provider}.json"),
+            serde_json::to_string(j.entries()).unwrap_or_default(),
+        );
+    }
     let failed = results.iter().filter(|r| r.is_err()).count();
     if failed > 0 {
         return Err(format!("{failed} of 200 calls failed on {provider} ({label})"));

@@ -205,9 +205,9 @@ pub async fn run_all(quick: bool) -> R<()> {
         eprintln!("storage-bench: scenario 6 (hashes)");
         scenario6(&sz, &mut figs);
     }
-    if run("link") {
+    if run("link") || run("storm") {
         eprintln!("storage-bench: link (an emulated WAN: regional and far)");
-        crate::link::run(quick, &mut figs).await?;
+        crate::link::run(quick, !run("link"), &mut figs).await?;
     }
     if run("fleet") {
         eprintln!("storage-bench: fleet (refresh latency, 4 processes)");

@@ -51,6 +51,23 @@ pub(crate) struct IdleConnector {
     idle: Duration,
 }
 
+impl IdleConnector {
+    /// Plain TCP, or TLS's underlay. Nagle's algorithm is off, as in reqwest
+    /// (hyper's connector leaves it on): on one HTTP/2 connection it would
+    /// hold every frame after the first of a burst until an acknowledgement
+    /// that the peer delays.
+    fn new(options: &DriveOptions) -> Self {
+        let mut inner = hyper_util::client::legacy::connect::HttpConnector::new();
+        inner.set_nodelay(true);
+        inner.set_connect_timeout(Some(options.connect_timeout));
+        inner.enforce_http(false);
+        Self {
+            inner,
+            idle: options.read_timeout,
+        }
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl tower_service::Service<google_drive3::hyper::Uri> for IdleConnector {
@@ -460,13 +477,7 @@ impl DrivePool {
 
 /// One hyper client speaking `options.http`.
 fn pool_client(options: &DriveOptions) -> PoolClient {
-    let mut http_connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    http_connector.set_connect_timeout(Some(options.connect_timeout));
-    http_connector.enforce_http(false);
-    let idle = IdleConnector {
-        inner: http_connector,
-        idle: options.read_timeout,
-    };
+    let idle = IdleConnector::new(options);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
@@ -880,6 +891,21 @@ mod tests {
     #[test]
     fn quoting_escapes_quote_and_backslash() {
         assert_eq!(quote("it's a\\b"), r"'it\'s a\\b'");
+    }
+
+    /// Nagle's algorithm holds a small write back until the previous one is
+    /// acknowledged, and the peer delays that acknowledgement: on one HTTP/2
+    /// connection, a burst of calls then leaves one RTT late.
+    #[tokio::test]
+    async fn the_hub_connects_without_nagle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: google_drive3::hyper::Uri = format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap();
+        let mut connector = IdleConnector::new(&DriveOptions::default());
+        let io = tower_service::Service::call(&mut connector, uri).await.unwrap();
+        assert!(
+            io.inner.inner().nodelay().unwrap(),
+            "the hub's connections delay small writes"
+        );
     }
 
     #[test]
