@@ -219,13 +219,7 @@ async fn small_ops(at: &Place<'_>, sz: &Sizes, figs: &mut Vec<Figure>) -> R<()> 
     let (floor_rate, floor_traffic, ids) = floor_round(emu, fl, provider, &body, sz.ops, "lf").await?;
     remove_all(&raw, ids.into_iter().map(ObjectKey::new).collect()).await;
     let (lib_rate, lib_traffic, keys) = lib_round(emu, &lib, &body, sz.ops, "bench-link-small", "l").await?;
-    if let Ok(dump) = std::env::var("STORAGE_BENCH_DUMP") {
-        let j = emu.journal();
-        let _ = std::fs::write(
-            format!("{dump}-{label}-{provider}.json"),
-            serde_json::to_string(j.entries()).unwrap_or_default(),
-        );
-    }
+    dump_journal(emu, &format!("{label}-{provider}"));
     remove_all(&raw, keys).await;
 
     figs.push(
@@ -302,13 +296,7 @@ async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
     let t = Instant::now();
     let results = futures::future::join_all((0..200).map(|_| lib.stat_object(&key))).await;
     let wall = t.elapsed();
-    if let Ok(dump) = std::env::var("STORAGE_BENCH_DUMP") {
-        let j = emu.journal();
-        let _ = std::fs::write(
-            format!("{dump}-storm-{label}-{provider}.json"),
-            serde_json::to_string(j.entries()).unwrap_or_default(),
-        );
-    }
+    dump_journal(emu, &format!("storm-{label}-{provider}"));
     let failed = results.iter().filter(|r| r.is_err()).count();
     if failed > 0 {
         return Err(format!("{failed} of 200 calls failed on {provider} ({label})"));
@@ -344,6 +332,17 @@ async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
     );
     lib.delete_object(&key).await.map_err(s)?;
     Ok(())
+}
+
+/// With `STORAGE_BENCH_DUMP=PREFIX`, writes the emulator's journal (every
+/// request with its arrival time and connection) to `PREFIX-{what}.json`.
+fn dump_journal(emu: &EmulatorHandle, what: &str) {
+    if let Ok(prefix) = std::env::var("STORAGE_BENCH_DUMP") {
+        let entries = serde_json::to_string(emu.journal().entries()).unwrap_or_default();
+        if let Err(e) = std::fs::write(format!("{prefix}-{what}.json"), entries) {
+            eprintln!("storage-bench: could not write the journal: {e}");
+        }
+    }
 }
 
 /// The token endpoint's time on this link: one refresh on a new connection
