@@ -162,16 +162,13 @@ struct SharedIo {
     shaper: Option<Arc<ConnShaper>>,
     read_wait: Option<Pin<Box<tokio::time::Sleep>>>,
     write_wait: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Where a read lands before it is copied into hyper's buffer, zeroed once.
-    /// Reading straight into that buffer would zero all of its free space on
-    /// every read (hyper hands it over uninitialised, and reading safely needs
-    /// it initialised): `cargo xtask bench`, profiled, spent 2.3 % of all CPU
-    /// in that `memset`.
+    /// Where a read lands before it is copied into hyper's buffer. It grows to
+    /// the largest read so far, zeroed once. Reading straight into hyper's
+    /// buffer would zero all of its free space on every read (hyper hands it
+    /// over uninitialised, and reading safely needs it initialised):
+    /// `cargo xtask bench`, profiled, spent 2.3 % of all CPU in that `memset`.
     scratch: Vec<u8>,
 }
-
-/// The most one read takes off the socket when no link is shaped.
-const READ_STEP: usize = 64 * 1024;
 
 /// Waits out a pending pause; `Pending` while it lasts.
 fn pause(wait: &mut Option<Pin<Box<tokio::time::Sleep>>>, cx: &mut Context<'_>) -> Poll<()> {
@@ -192,7 +189,7 @@ impl AsyncRead for SharedIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         ready!(pause(&mut this.read_wait, cx));
-        let step = if this.shaper.is_some() { SHAPED_STEP } else { READ_STEP };
+        let step = if this.shaper.is_some() { SHAPED_STEP } else { usize::MAX };
         let len = buf.remaining().min(step);
         if this.scratch.len() < len {
             this.scratch.resize(len, 0);
