@@ -30,11 +30,18 @@ fn is_transfer(e: &JournalEntry) -> bool {
 }
 
 /// A Drive request sent with reqwest rather than google-drive3: a transfer, a
-/// resumable session's start, or a folder's creation (a `POST` of metadata).
+/// resumable session's start, or a folder's creation.
 fn is_drive_reqwest(e: &JournalEntry) -> bool {
-    is_transfer(e)
-        || e.query_param("uploadType").as_deref() == Some("resumable")
-        || e.method == "POST" && e.path.ends_with("/drive/v3/files")
+    is_transfer(e) || is_session_start(e) || is_folder_creation(e)
+}
+
+fn is_session_start(e: &JournalEntry) -> bool {
+    e.query_param("uploadType").as_deref() == Some("resumable")
+}
+
+/// A `POST` of metadata alone.
+fn is_folder_creation(e: &JournalEntry) -> bool {
+    e.method == "POST" && e.path.ends_with("/drive/v3/files")
 }
 
 fn connections<'a>(entries: impl Iterator<Item = &'a JournalEntry>) -> BTreeSet<u64> {
@@ -116,16 +123,8 @@ async fn drive_api_calls_share_an_h2c_connection_and_transfers_get_their_own() {
     // Everything sent with reqwest, folder creation and session starts
     // included, shares the HTTP/1.1 pool: no second HTTP/2 connection to
     // Drive's one origin for a call made now and then.
-    assert!(
-        reqwest
-            .iter()
-            .any(|e| e.query_param("uploadType").as_deref() == Some("resumable"))
-    );
-    assert!(
-        reqwest
-            .iter()
-            .any(|e| e.method == "POST" && e.path.ends_with("/drive/v3/files"))
-    );
+    assert!(reqwest.iter().any(|e| is_session_start(e)));
+    assert!(reqwest.iter().any(|e| is_folder_creation(e)));
     assert_eq!(
         versions(reqwest.iter().copied()),
         BTreeSet::from(["HTTP/1.1".to_owned()])

@@ -301,15 +301,16 @@ async fn scenario1(
             lib_get.push(mibps(n as usize, t.elapsed() - put_done));
             lib.delete_object(&key).await.map_err(s)?;
         }
+        let (lib_rate, floor_rate) = (median(lib_rates), median(floor_rates));
         figs.push(
             Figure::info(
                 "1",
                 provider,
                 format!("put_stream + get_stream {} MiB", sz.big / MIB),
-                median(lib_rates.clone()),
+                lib_rate,
                 "MiB/s",
             )
-            .against_floor(median(floor_rates.clone()), 0.85),
+            .against_floor(floor_rate, 0.85),
         );
         if provider == "gdrive" {
             // Every Drive byte is hashed with md5 on the way up and on the way
@@ -320,18 +321,14 @@ async fn scenario1(
             let up = median(floor_put.clone()).min(md5);
             let down = median(floor_get.clone()).min(md5);
             let bound = 2.0 / (1.0 / up + 1.0 / down);
-            let mut f = Figure::info(
+            figs.push(against_bound(
                 "1",
-                provider,
                 format!(
                     "  put_stream + get_stream ÷ its bound, each way min(floor, md5 at {md5:.0} MiB/s): up {up:.0}, down {down:.0}"
                 ),
-                median(lib_rates.clone()) / bound,
-                "",
-            )
-            .at_least(0.85, "");
-            f.floor = Some(bound);
-            figs.push(f);
+                lib_rate,
+                bound,
+            ));
         }
         let [floor_put_cores, floor_get_cores, lib_put_cores, lib_get_cores] = cores;
         for (what, lib, floor, lib_cores, floor_cores) in [
@@ -451,6 +448,14 @@ fn cores_figure(
     Some(f)
 }
 
+/// Drive's `lib` rate as a share of `bound`, the best its md5 allows (the
+/// slower of the floor and md5), with the bound in the floor's column.
+fn against_bound(scenario: &'static str, what: String, lib: f64, bound: f64) -> Figure {
+    let mut f = Figure::info(scenario, "gdrive", what, lib / bound, "").at_least(0.85, "");
+    f.floor = Some(bound);
+    f
+}
+
 /// md5 over `body` in MiB/s, the best of three.
 fn md5_mib_per_s(body: &Bytes) -> f64 {
     let mut best = f64::MAX;
@@ -510,15 +515,16 @@ async fn scenario2(
                 remove_all(&raw, keys).await;
             }
         }
+        let (lib_rate, floor_rate) = (median(lib_rates), median(floor_rates));
         figs.push(
             Figure::info(
                 "2",
                 provider,
                 format!("{} put_object + {} get_object of 64 KiB, 32 in flight", sz.ops, sz.ops),
-                median(lib_rates.clone()),
+                lib_rate,
                 "ops/s",
             )
-            .against_floor(median(floor_rates.clone()), 0.85),
+            .against_floor(floor_rate, 0.85),
         );
         if provider == "gdrive" {
             // The bound for Drive, min(floor, md5), here in operations:
@@ -526,17 +532,12 @@ async fn scenario2(
             // than the floor, so the bound is the floor: small objects are not
             // bound by md5's rate but by the CPU it takes from the rest.
             let md5 = md5_mib_per_s(&body) * MIB as f64 / body.len() as f64;
-            let bound = median(floor_rates.clone()).min(md5);
-            let mut f = Figure::info(
+            figs.push(against_bound(
                 "2",
-                provider,
                 format!("  ÷ its bound, min(floor, md5 at {md5:.0} ops/s)"),
-                median(lib_rates.clone()) / bound,
-                "",
-            )
-            .at_least(0.85, "");
-            f.floor = Some(bound);
-            figs.push(f);
+                lib_rate,
+                floor_rate.min(md5),
+            ));
         }
         figs.extend(cores_figure("2", provider, "  cores busy", lib_cores, floor_cores));
         let med = |t: &[Traffic], f: fn(&Traffic) -> usize| median(t.iter().map(|x| f(x) as f64).collect());
