@@ -185,6 +185,8 @@ const FACTORY_FEATURE_SETS: &[&str] = &[
 
 fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
     let started = Instant::now();
+    frugal_builds(sh);
+    report_free_space(root, "at the start");
     let _postgres =
         start_throwaway_postgres(sh, false).context("failed to start a throwaway postgresql for the tests")?;
     ensure_chromium(sh);
@@ -194,7 +196,10 @@ fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
         eprintln!("\n==> xtask ci: {}", step.name);
         let t = Instant::now();
         match (step.run)(sh, root) {
-            Ok(()) => eprintln!("==> ok: {} ({:.0?})", step.name, t.elapsed()),
+            Ok(()) => {
+                eprintln!("==> ok: {} ({:.0?})", step.name, t.elapsed());
+                report_free_space(root, "after it");
+            }
             Err(e) => {
                 eprintln!("==> FAILED: {} ({e:#})\n    hint: {}", step.name, step.hint);
                 failed.push(step.name);
@@ -211,6 +216,40 @@ fn ci(sh: &Shell, root: &Path, keep_going: bool) -> Result<()> {
     } else {
         bail!("failed steps: {}", failed.join(", "))
     }
+}
+
+/// Builds without incremental state and with line tables only, unless the caller chose otherwise.
+///
+/// CI builds a clean clone once, for several feature sets, so incremental state is never reused,
+/// and full debug info makes each test binary several times larger. Together they filled a CI
+/// machine's disk before the last feature set was built ("No space left on device"). Panics and
+/// backtraces keep their file and line numbers.
+fn frugal_builds(sh: &Shell) {
+    for (key, value) in [
+        ("CARGO_INCREMENTAL", "0"),
+        ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only"),
+    ] {
+        if std::env::var_os(key).is_none() {
+            sh.set_var(key, value);
+        }
+    }
+}
+
+/// Prints the free space on the disk that holds `target/`, so a CI log shows how close a run came
+/// to filling it. Prints nothing when `df` cannot tell.
+fn report_free_space(root: &Path, when: &str) {
+    if let Some(gib) = free_gib(root) {
+        eprintln!("==> disk: {gib:.1} GiB free {when}");
+    }
+}
+
+/// Free space in GiB on the file system of `path`, read from POSIX `df -Pk`.
+fn free_gib(path: &Path) -> Option<f64> {
+    let out = std::process::Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    // The second line: file system, 1024-blocks, used, available, capacity, mount point.
+    let available_kib: f64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(available_kib / (1024.0 * 1024.0))
 }
 
 /// Runs `cargo deny --offline check` with the advisory database from the
@@ -469,5 +508,16 @@ impl Drop for ThrowawayPostgres {
                 .status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_is_read_for_the_workspace() {
+        let gib = free_gib(&workspace_root()).expect("df reports the workspace's disk");
+        assert!(gib > 0.0, "a disk with {gib} GiB free could not hold target/");
     }
 }
