@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use storage_core::{ByteStream, ConnectionReason, Result, StorageError, TokenCell
 
 use crate::config::{DriveOptions, GoogleEndpoints, check_file_id};
 use crate::error::{Answer, answer_error, classify, read_json, transport};
+use crate::lanes::{LANES, Lanes, STREAMS_PER_LANE, Ticket};
 use crate::multipart::multipart_related;
 
 /// The MIME type of a Drive folder.
@@ -385,21 +387,25 @@ fn hub_error(err: google_drive3::Error, cap: &Capture, key: Option<&str>) -> Sto
 }
 
 /// The one door for google-drive3 calls: runs a hub call under the retry
-/// policy, each attempt with a fresh [`Capture`] as its delegate, and maps a
+/// policy, each attempt with a fresh [`Capture`] as its delegate and on the
+/// hub of the lane it takes ([`crate::lanes`]), and maps a
 /// failure through [`hub_error`] (and so `error::classify`). The hub adds the
 /// bearer from the token cell ([`HubToken`]). No deadline wraps the call: the
 /// pool's connections fail when nothing moves on them for the idle timeout
 /// ([`IdleIo`]), so a slow but steady upload goes through and a stalled one
 /// does not hang.
 macro_rules! hub {
-    ($client:expr, $key:expr, |$cap:ident| $call:expr) => {
+    ($client:expr, $key:expr, |$cap:ident, $hub:ident| $call:expr) => {
         $client
             .options
             .retry
             .run(|| async {
                 let mut capture = Capture::default();
+                // Held until the attempt's answer is read: the call's place on a lane.
+                let ticket = $client.lanes.take();
                 let outcome = {
                     let $cap: &mut Capture = &mut capture;
+                    let $hub: &Hub = $client.hub(&ticket);
                     $call.await
                 };
                 outcome.map_err(|e| hub_error(e, &capture, $key))
@@ -420,11 +426,14 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// One hub, one reqwest client, the token cell and the options; clones share
-/// all.
+/// The hubs of the pool's lanes, one reqwest client, the token cell and the
+/// options; clones share all.
 #[derive(Clone)]
 pub(crate) struct DriveClient {
-    hub: Hub,
+    /// One hub per lane of the pool, each on that lane's hyper client.
+    hubs: Arc<[Hub]>,
+    /// The pool's lanes, shared with every client of the pool.
+    lanes: Arc<Lanes>,
     /// Every request sent with reqwest, on HTTP/1.1 (see
     /// [`storage_core::protocol`]): uploads, ranged reads, and the two API
     /// calls google-drive3 cannot make, a session's start and a folder's
@@ -452,12 +461,21 @@ impl std::fmt::Debug for DriveClient {
 /// It carries API calls only, in the HTTP version of [`DriveOptions::http`];
 /// bodies go with the backend's transfer client (see [`storage_core::protocol`]).
 ///
+/// On HTTP/2 it opens one connection, and a second (up to four) only while
+/// every stream of the ones before is taken, where hyper alone would make
+/// the calls wait (see `lanes.rs`). On HTTP/1.1 hyper's pool dials what the
+/// load needs by itself.
+///
 /// It speaks rustls with ring, with http1, http2 and TLS 1.2 enabled explicitly
 /// (google-drive3 turns http1 and tls12 off in its own hyper-rustls
 /// dependency) and webpki roots. Plain http only ever reaches a loopback
 /// emulator: [`GoogleEndpoints::validate`] refuses http anywhere else.
 #[derive(Clone)]
-pub struct DrivePool(PoolClient);
+pub struct DrivePool {
+    /// A hyper client, and so a pool of its own, per lane.
+    clients: Arc<[PoolClient]>,
+    lanes: Arc<Lanes>,
+}
 
 type PoolClient = hyper_util::client::legacy::Client<Connector, google_drive3::common::Body>;
 
@@ -471,7 +489,14 @@ impl DrivePool {
     /// A pool with the connect timeout of `options`, whose connections fail
     /// when nothing moves on them for its `read_timeout` (an idle timeout).
     pub fn new(options: &DriveOptions) -> Self {
-        Self(pool_client(options))
+        let count = match options.http {
+            HttpVersion::Http1 => 1,
+            _ => LANES,
+        };
+        Self {
+            clients: (0..count).map(|_| pool_client(options)).collect(),
+            lanes: Lanes::new(count, STREAMS_PER_LANE),
+        }
     }
 }
 
@@ -519,17 +544,32 @@ impl DriveClient {
         options.validate()?;
         let pool = pool.unwrap_or_else(|| DrivePool::new(&options));
         // A hub is a client handle plus this connection's token source: cheap,
-        // and every hub built from one pool shares its connections.
-        let mut hub = DriveHub::new(pool.0, HubToken(tokens.clone()));
-        hub.base_url(endpoints.api_base());
-        hub.root_url(endpoints.root.to_string());
+        // and every hub built from one lane's client shares its connections.
+        let hubs = pool
+            .clients
+            .iter()
+            .map(|client| {
+                let mut hub = DriveHub::new(client.clone(), HubToken(tokens.clone()));
+                hub.base_url(endpoints.api_base());
+                hub.root_url(endpoints.root.to_string());
+                hub
+            })
+            .collect::<Arc<[Hub]>>();
+        debug_assert_eq!(hubs.len(), pool.lanes.len(), "a hub per lane");
         Ok(Self {
-            hub,
+            hubs,
+            lanes: pool.lanes,
             transfer,
             tokens,
             endpoints,
             options,
         })
+    }
+
+    /// The hub of the lane `ticket` holds a place on.
+    fn hub(&self, ticket: &Ticket) -> &Hub {
+        // The pool makes as many clients as lanes, and so `new` as many hubs.
+        &self.hubs[ticket.index() % self.hubs.len()]
     }
 
     /// The one door for reqwest requests to Drive's API: this connection's
@@ -554,8 +594,7 @@ impl DriveClient {
     /// `files.get` with [`FILE_FIELDS`].
     pub async fn get_file(&self, id: &str) -> Result<DriveFile> {
         check_file_id(id)?;
-        let (_, f) = hub!(self, Some(id), |cap| self
-            .hub
+        let (_, f) = hub!(self, Some(id), |cap, hub| hub
             .files()
             .get(id)
             .param("fields", FILE_FIELDS)
@@ -582,14 +621,8 @@ impl DriveClient {
     /// token of the next page, when there is one.
     pub async fn list_page(&self, q: &str, size: u32, token: Option<&str>) -> Result<(Vec<DriveFile>, Option<String>)> {
         let size = i32::try_from(size).unwrap_or(1000);
-        let (_, list) = hub!(self, None, |cap| {
-            let call = self
-                .hub
-                .files()
-                .list()
-                .q(q)
-                .page_size(size)
-                .param("fields", LIST_FIELDS);
+        let (_, list) = hub!(self, None, |cap, hub| {
+            let call = hub.files().list().q(q).page_size(size).param("fields", LIST_FIELDS);
             match token {
                 Some(t) => call.page_token(t),
                 None => call,
@@ -666,12 +699,12 @@ impl DriveClient {
     /// one folder to another (`add`, `remove`).
     async fn update(&self, id: &str, trashed: Option<bool>, moved: Option<(&str, &str)>) -> Result<()> {
         check_file_id(id)?;
-        hub!(self, Some(id), |cap| {
+        hub!(self, Some(id), |cap, hub| {
             let file = google_drive3::api::File {
                 trashed,
                 ..Default::default()
             };
-            let mut call = self.hub.files().update(file, id).param("fields", "id");
+            let mut call = hub.files().update(file, id).param("fields", "id");
             if let Some((to, from)) = moved {
                 call = call.add_parents(to).remove_parents(from);
             }
@@ -695,7 +728,7 @@ impl DriveClient {
     /// `files.delete`; a missing file is `Ok`.
     pub async fn delete(&self, id: &str) -> Result<()> {
         check_file_id(id)?;
-        match hub!(self, Some(id), |cap| self.hub.files().delete(id).delegate(cap).doit()) {
+        match hub!(self, Some(id), |cap, hub| hub.files().delete(id).delegate(cap).doit()) {
             Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -705,8 +738,7 @@ impl DriveClient {
     /// and leaves `limit` out when the user's storage is unlimited
     /// (<https://developers.google.com/drive/api/reference/rest/v3/about>).
     pub async fn quota(&self) -> Result<storage_core::Quota> {
-        let (_, about) = hub!(self, None, |cap| self
-            .hub
+        let (_, about) = hub!(self, None, |cap, hub| hub
             .about()
             .get()
             .param("fields", "storageQuota")
@@ -719,8 +751,7 @@ impl DriveClient {
 
     /// `about.get` of the user: the email address, or else the display name.
     pub async fn account_name(&self) -> Result<Option<String>> {
-        let (_, about) = hub!(self, None, |cap| self
-            .hub
+        let (_, about) = hub!(self, None, |cap, hub| hub
             .about()
             .get()
             .param("fields", "user(displayName,emailAddress)")
@@ -732,8 +763,7 @@ impl DriveClient {
 
     /// `about.get`, asking for the user only: a cheap authenticated call.
     pub async fn about(&self) -> Result<()> {
-        hub!(self, None, |cap| self
-            .hub
+        hub!(self, None, |cap, hub| hub
             .about()
             .get()
             .param("fields", "user")

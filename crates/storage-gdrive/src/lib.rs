@@ -7,6 +7,7 @@ mod config;
 mod download;
 mod error;
 mod folders;
+mod lanes;
 mod listing;
 mod multipart;
 pub mod oauth;
