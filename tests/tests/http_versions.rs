@@ -44,6 +44,14 @@ fn is_folder_creation(e: &JournalEntry) -> bool {
     e.method == "POST" && e.path.ends_with("/drive/v3/files")
 }
 
+/// A Drive backend whose API calls speak h2c to `emu`.
+fn drive_on_h2c(emu: &EmulatorHandle) -> storage_factory::storage_gdrive::GoogleDriveBackend {
+    let token = grant(emu, "gdrive")["access_token"].as_str().unwrap().to_owned();
+    let mut options = DriveOptions::default();
+    options.http = HttpVersion::H2c;
+    support::gdrive::backend_with(emu, &token, options)
+}
+
 fn connections<'a>(entries: impl Iterator<Item = &'a JournalEntry>) -> BTreeSet<u64> {
     entries.map(|e| e.connection).collect()
 }
@@ -95,10 +103,7 @@ async fn exercise(b: &Arc<dyn StorageBackend>, emu: &EmulatorHandle) {
 #[tokio::test]
 async fn drive_api_calls_share_an_h2c_connection_and_transfers_get_their_own() {
     let emu = Emulator::start().await.unwrap();
-    let token = grant(&emu, "gdrive")["access_token"].as_str().unwrap().to_owned();
-    let mut options = DriveOptions::default();
-    options.http = HttpVersion::H2c;
-    let b: Arc<dyn StorageBackend> = Arc::new(support::gdrive::backend_with(&emu, &token, options));
+    let b: Arc<dyn StorageBackend> = Arc::new(drive_on_h2c(&emu));
     exercise(&b, &emu).await;
     // A user folder created under the journal's eyes.
     let fresh = ObjectName::new("user-h2-new", "one", ".bin").unwrap();
@@ -203,10 +208,7 @@ async fn an_expired_token_under_200_calls_costs_one_refresh_on_two_drive_connect
 #[tokio::test]
 async fn a_hundred_drive_calls_in_flight_share_one_connection() {
     let emu = Emulator::start().await.unwrap();
-    let token = grant(&emu, "gdrive")["access_token"].as_str().unwrap().to_owned();
-    let mut options = DriveOptions::default();
-    options.http = HttpVersion::H2c;
-    let b = support::gdrive::backend_with(&emu, &token, options);
+    let b = drive_on_h2c(&emu);
     let name = ObjectName::new("user-h2", "lanes", ".bin").unwrap();
     let key = b
         .put_object(&name, Bytes::from_static(b"x"), "text/plain")
