@@ -21,7 +21,8 @@ commands:
   ci [--keep-going]   every check CI runs: fmt, clippy (all feature sets), nextest,
                       doctests, rustdoc, cargo-deny, the quickstart and the demo;
                       installs postgresql, chromium and chromium-driver if missing,
-                      and google's python client in a virtualenv under target/
+                      and google's python client in a virtualenv under target/;
+                      builds without incremental state, with line tables only
   test [ARGS]         the quick loop: nextest over the workspace (ARGS go to
                       nextest), with a throwaway postgresql; installs Debian's
                       chromium and chromium-driver for the browser test
