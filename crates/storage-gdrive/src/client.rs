@@ -470,6 +470,22 @@ impl std::fmt::Debug for DriveClient {
 /// (google-drive3 turns http1 and tls12 off in its own hyper-rustls
 /// dependency) and webpki roots. Plain http only ever reaches a loopback
 /// emulator: [`GoogleEndpoints::validate`] refuses http anywhere else.
+///
+/// ```
+/// use storage_core::TokenCell;
+/// use storage_gdrive::{DriveOptions, DrivePool, GoogleDriveBackend};
+///
+/// // One pool for the application; each user's backend borrows its connections.
+/// let pool = DrivePool::new(&DriveOptions::default());
+/// let alice = GoogleDriveBackend::builder(TokenCell::new("alice's access token"))
+///     .pool(pool.clone())
+///     .build()?;
+/// let bob = GoogleDriveBackend::builder(TokenCell::new("bob's access token"))
+///     .pool(pool)
+///     .build()?;
+/// # drop((alice, bob));
+/// # Ok::<(), storage_core::StorageError>(())
+/// ```
 #[derive(Clone)]
 pub struct DrivePool {
     /// A hyper client, and so a pool of its own, per lane.
