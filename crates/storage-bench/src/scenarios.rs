@@ -302,6 +302,7 @@ async fn scenario1(
             lib.delete_object(&key).await.map_err(s)?;
         }
         let (lib_rate, floor_rate) = (median(lib_rates), median(floor_rates));
+        let [lib_put, lib_get, floor_put, floor_get] = [lib_put, lib_get, floor_put, floor_get].map(median);
         figs.push(
             Figure::info(
                 "1",
@@ -318,8 +319,8 @@ async fn scenario1(
             // way is the slower of the floor and md5; the two ways together, the
             // same bytes each way, at the harmonic mean of those.
             let md5 = md5_mib_per_s(&body);
-            let up = median(floor_put.clone()).min(md5);
-            let down = median(floor_get.clone()).min(md5);
+            let up = floor_put.min(md5);
+            let down = floor_get.min(md5);
             let bound = 2.0 / (1.0 / up + 1.0 / down);
             figs.push(against_bound(
                 "1",
@@ -335,8 +336,8 @@ async fn scenario1(
             ("put_stream", lib_put, floor_put, lib_put_cores, floor_put_cores),
             ("get_stream", lib_get, floor_get, lib_get_cores, floor_get_cores),
         ] {
-            let mut f = Figure::info("1", provider, format!("  of which {what}"), median(lib), "MiB/s");
-            f.floor = Some(median(floor));
+            let mut f = Figure::info("1", provider, format!("  of which {what}"), lib, "MiB/s");
+            f.floor = Some(floor);
             f.ratio = f.floor.map(|fl| f.value / fl);
             figs.push(f);
             figs.extend(cores_figure(
