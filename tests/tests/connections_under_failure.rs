@@ -242,6 +242,89 @@ impl SlowStore {
     }
 }
 
+/// A store whose saves wait, once it is told to hold them, until the test
+/// lets one through.
+#[derive(Debug)]
+struct GatedStore {
+    inner: MemoryCredentialStore,
+    hold: AtomicBool,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl CredentialStore for GatedStore {
+    async fn load(&self, id: &str) -> storage_core::Result<StoredCredentials> {
+        self.inner.load(id).await
+    }
+    async fn save_credentials(&self, id: &str, json: &Secret) -> storage_core::Result<()> {
+        if self.hold.load(Ordering::SeqCst) {
+            self.gate.acquire().await.expect("the gate stays open").forget();
+        }
+        self.inner.save_credentials(id, json).await
+    }
+    async fn set_status(&self, id: &str, status: ConnectionStatus) -> storage_core::Result<()> {
+        self.inner.set_status(id, status).await
+    }
+    async fn lock_refresh(&self, id: &str) -> storage_core::Result<RefreshLock> {
+        self.inner.lock_refresh(id).await
+    }
+}
+
+/// A slow store costs the larger of its write and the retry, not their sum:
+/// the call whose token was refused retries with the new token while the
+/// store still writes it, and returns only once the store has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_goes_out_while_the_new_credentials_are_saved_and_the_call_returns_after() {
+    for provider in PROVIDERS {
+        let emu = Emulator::start().await.unwrap();
+        let factory = factory(&emu);
+        let store = Arc::new(GatedStore {
+            inner: MemoryCredentialStore::new(),
+            hold: AtomicBool::new(false),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let original = grant(&emu, provider);
+        let old = original["access_token"].as_str().unwrap().to_owned();
+        store.inner.insert("c1", original.to_string());
+        let backend = factory.connect("c1", store.clone()).await.unwrap();
+        store.hold.store(true, Ordering::SeqCst);
+        emu.expire_access_tokens();
+        emu.clear_journal();
+        let call = tokio::spawn({
+            let backend = backend.clone();
+            async move { backend.health_check().await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let retried = loop {
+            let fresh = emu
+                .journal()
+                .filter(|e| e.bearer_token().is_some_and(|t| t != old))
+                .first()
+                .and_then(|e| e.bearer_token().map(str::to_owned));
+            if let Some(token) = fresh {
+                break token;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{provider}: no retry with a new token while the store held the save"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(token_requests(&emu), 1, "{provider}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!call.is_finished(), "{provider}: the call returned before the save");
+        assert_eq!(access_token(&store.inner.get("c1").unwrap()), old, "{provider}");
+        store.gate.add_permits(1);
+        call.await.unwrap().unwrap_or_else(|e| panic!("{provider}: {e}"));
+        assert_eq!(
+            access_token(&store.inner.get("c1").unwrap()),
+            retried,
+            "{provider}: the call returned with the store holding the token it retried with"
+        );
+        emu.shutdown().await;
+    }
+}
+
 /// A PostgreSQL store into which another process writes between this
 /// connection's read and its first save, as a second replica would.
 #[derive(Debug)]

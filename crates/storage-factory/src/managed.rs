@@ -3,7 +3,10 @@
 //! One refresh runs at a time per connection, on a task of its own, so that a
 //! caller that goes away (a request timeout, a client that hung up) cannot cut
 //! it short: the new credentials are in memory before anything else is awaited,
-//! and the save to the store completes whatever happens to the callers.
+//! and the save to the store completes whatever happens to the callers. The
+//! callers retry with the new token while the store writes it, and each
+//! returns once the write is done: a slow store costs the larger of its write
+//! and the retry, not the sum.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -221,13 +224,15 @@ impl Conn {
         }
     }
 
-    /// Writes `creds` to the store; on failure the next call writes again.
-    async fn save(&self, creds: &Credentials) {
-        let _write = self.writes.lock().await;
-        self.write(creds).await;
+    /// Waits for the credentials' write in progress, if any: a call that
+    /// used a refreshed token returns only once the store has them (or has
+    /// refused them, and the next call saves them again).
+    async fn settle(&self) {
+        drop(self.writes.lock().await);
     }
 
-    /// [`save`](Self::save) with [`writes`](Self::writes) held.
+    /// Writes `creds` to the store, with [`writes`](Self::writes) held; on
+    /// failure the next call writes again.
     async fn write(&self, creds: &Credentials) {
         match self.store.save_credentials(&self.id, &creds.to_json()).await {
             Ok(()) => {
@@ -311,8 +316,10 @@ impl Conn {
                         flight.running = Some(rx.clone());
                         let conn = Arc::clone(self);
                         tokio::spawn(async move {
-                            let outcome = conn.sequence().await.map_err(Arc::new);
-                            conn.finish(&tx, outcome);
+                            let outcome = conn.sequence(&tx).await.map_err(Arc::new);
+                            if tx.borrow().is_none() {
+                                conn.finish(&tx, outcome);
+                            }
                         });
                         (rx, true)
                     }
@@ -345,8 +352,9 @@ impl Conn {
     }
 
     /// One refresh: under the store's refresh lock, use what another process
-    /// refreshed, or ask the token endpoint; then install and save.
-    async fn sequence(&self) -> Result<()> {
+    /// refreshed, or ask the token endpoint; then install, release the callers
+    /// waiting on `tx`, and save.
+    async fn sequence(&self, tx: &watch::Sender<Option<Outcome>>) -> Result<()> {
         let _lock = self.store.lock_refresh(&self.id).await?;
         // Another process sharing the store may have refreshed already, or
         // rotated the refresh token: what it wrote is the place to start from.
@@ -375,7 +383,12 @@ impl Conn {
                 // refresh token is never forgotten once it arrived.
                 self.adopt(next.clone());
                 tracing::info!(connection = %self.id, provider = self.provider, duration_ms = started.elapsed().as_millis() as u64, "refreshed the access token");
-                self.save(&next).await;
+                // The callers retry while the store writes: the write lock is
+                // taken before they are released, and each waits for it before
+                // returning (`settle`), so no call returns before the save.
+                let _write = self.writes.lock().await;
+                self.finish(tx, Ok(()));
+                self.write(&next).await;
                 Ok(())
             }
             Err(e) => {
@@ -492,8 +505,9 @@ impl ManagedBackend {
             if conn.reauth.load(Ordering::SeqCst) {
                 return Err(reauth_error());
             }
+            let before = conn.generation();
             if conn.expiring()
-                && let Err(e) = conn.refresh(conn.generation()).await
+                && let Err(e) = conn.refresh(before).await
             {
                 // Inside the skew window the current token still works: use it,
                 // and refresh again after the back-off.
@@ -513,6 +527,9 @@ impl ManagedBackend {
                 }
                 other => other,
             };
+            if conn.generation() != before {
+                conn.settle().await;
+            }
             if let Err(e) = &result
                 && e.connection_reason() == Some(ConnectionReason::InvalidGrant)
             {
