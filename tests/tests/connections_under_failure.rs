@@ -162,11 +162,32 @@ async fn a_failed_proactive_refresh_uses_the_still_valid_token() {
     }
 }
 
-/// A store whose saves take a while.
+/// A store whose saves take `save`, and, once `hold` is set, wait until the
+/// test lets one through its gate.
 #[derive(Debug)]
 struct SlowStore {
     inner: MemoryCredentialStore,
     save: Duration,
+    hold: AtomicBool,
+    gate: tokio::sync::Semaphore,
+}
+
+impl SlowStore {
+    fn new(save: Duration) -> Self {
+        Self {
+            inner: MemoryCredentialStore::new(),
+            save,
+            hold: AtomicBool::new(false),
+            gate: tokio::sync::Semaphore::new(0),
+        }
+    }
+
+    fn inner_arc(&self) -> Arc<MemoryCredentialStore> {
+        let copy = MemoryCredentialStore::new();
+        let row = self.inner.get("c1").unwrap();
+        copy.insert("c1", row.json);
+        Arc::new(copy)
+    }
 }
 
 #[async_trait]
@@ -176,6 +197,9 @@ impl CredentialStore for SlowStore {
     }
     async fn save_credentials(&self, id: &str, json: &Secret) -> storage_core::Result<()> {
         tokio::time::sleep(self.save).await;
+        if self.hold.load(Ordering::SeqCst) {
+            self.gate.acquire().await.expect("the gate stays open").forget();
+        }
         self.inner.save_credentials(id, json).await
     }
     async fn set_status(&self, id: &str, status: ConnectionStatus) -> storage_core::Result<()> {
@@ -197,10 +221,7 @@ async fn a_dropped_caller_never_loses_the_rotated_refresh_token() {
         .await
         .unwrap();
     let factory = factory(&emu);
-    let store = Arc::new(SlowStore {
-        inner: MemoryCredentialStore::new(),
-        save: Duration::from_secs(1),
-    });
+    let store = Arc::new(SlowStore::new(Duration::from_secs(1)));
     let original = grant(&emu, "onedrive");
     store.inner.insert("c1", original.to_string());
     let backend = factory.connect("c1", store.clone()).await.unwrap();
@@ -233,43 +254,6 @@ async fn a_dropped_caller_never_loses_the_rotated_refresh_token() {
     emu.shutdown().await;
 }
 
-impl SlowStore {
-    fn inner_arc(&self) -> Arc<MemoryCredentialStore> {
-        let copy = MemoryCredentialStore::new();
-        let row = self.inner.get("c1").unwrap();
-        copy.insert("c1", row.json);
-        Arc::new(copy)
-    }
-}
-
-/// A store whose saves wait, once it is told to hold them, until the test
-/// lets one through.
-#[derive(Debug)]
-struct GatedStore {
-    inner: MemoryCredentialStore,
-    hold: AtomicBool,
-    gate: tokio::sync::Semaphore,
-}
-
-#[async_trait]
-impl CredentialStore for GatedStore {
-    async fn load(&self, id: &str) -> storage_core::Result<StoredCredentials> {
-        self.inner.load(id).await
-    }
-    async fn save_credentials(&self, id: &str, json: &Secret) -> storage_core::Result<()> {
-        if self.hold.load(Ordering::SeqCst) {
-            self.gate.acquire().await.expect("the gate stays open").forget();
-        }
-        self.inner.save_credentials(id, json).await
-    }
-    async fn set_status(&self, id: &str, status: ConnectionStatus) -> storage_core::Result<()> {
-        self.inner.set_status(id, status).await
-    }
-    async fn lock_refresh(&self, id: &str) -> storage_core::Result<RefreshLock> {
-        self.inner.lock_refresh(id).await
-    }
-}
-
 /// A slow store costs the larger of its write and the retry, not their sum:
 /// the call whose token was refused retries with the new token while the
 /// store still writes it, and returns only once the store has it.
@@ -278,11 +262,7 @@ async fn the_retry_goes_out_while_the_new_credentials_are_saved_and_the_call_ret
     for provider in PROVIDERS {
         let emu = Emulator::start().await.unwrap();
         let factory = factory(&emu);
-        let store = Arc::new(GatedStore {
-            inner: MemoryCredentialStore::new(),
-            hold: AtomicBool::new(false),
-            gate: tokio::sync::Semaphore::new(0),
-        });
+        let store = Arc::new(SlowStore::new(Duration::ZERO));
         let original = grant(&emu, provider);
         let old = original["access_token"].as_str().unwrap().to_owned();
         store.inner.insert("c1", original.to_string());
