@@ -16,6 +16,11 @@
 //! on HTTP/1.1 it caps only idle connections per host, never open ones
 //! (hyperium/hyper#1641, #2236), so transfers open one connection per stream
 //! in flight.
+//!
+//! No hard cap is added on top: reqwest's `connector_layer` sees neither the
+//! URI nor the life of the connection it makes, so a cap could only count
+//! requests, and a cap on bodies that callers read at their own pace can
+//! deadlock a caller that holds a download open while it uploads.
 
 /// The HTTP versions a backend's API calls speak.
 ///
