@@ -339,9 +339,8 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, Extension(ctx): Exte
     let drive = shared.drive.lock();
     let root = drive.root_id().to_owned();
     let hits: Vec<Value> = drive
-        .visible_listing()
+        .visible_listing(|f| query.as_ref().is_none_or(|q| q.matches(f, &root)))
         .into_iter()
-        .filter(|f| query.as_ref().is_none_or(|q| q.matches(f, &root)))
         .map(DriveFile::resource)
         .collect();
     drop(drive);

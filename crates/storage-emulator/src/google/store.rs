@@ -439,9 +439,17 @@ impl DriveStore {
         all
     }
 
-    /// What `files.list` may show the app: [`DriveStore::listing`] less the files it cannot see.
-    pub(crate) fn visible_listing(&self) -> Vec<&DriveFile> {
-        self.listing().into_iter().filter(|f| f.app_visible).collect()
+    /// What `files.list` may show the app ([`DriveStore::listing`] less the
+    /// files it cannot see) that `keep` accepts, in creation order. Only the
+    /// hits are sorted: a lookup by name in a large drive sorts one or two.
+    pub(crate) fn visible_listing(&self, keep: impl Fn(&DriveFile) -> bool) -> Vec<&DriveFile> {
+        let mut hits: Vec<&DriveFile> = self
+            .files
+            .values()
+            .filter(|f| f.id != self.root_id && f.app_visible && keep(f))
+            .collect();
+        hits.sort_by_key(|f| f.seq);
+        hits
     }
 
     /// Bytes used by file contents.
