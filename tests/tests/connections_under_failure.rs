@@ -162,6 +162,58 @@ async fn a_failed_proactive_refresh_uses_the_still_valid_token() {
     }
 }
 
+/// Inside the skew window no call waits for the token endpoint: the call that
+/// starts the refresh goes on the still-valid token beside it (and returns
+/// once the new credentials are saved), and calls made meanwhile neither wait
+/// nor ask for another token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_inside_the_skew_window_do_not_wait_for_the_refresh() {
+    for provider in PROVIDERS {
+        let emu = Emulator::start().await.unwrap();
+        // Timeouts longer than the token endpoint's delay.
+        let factory = factory_builder(&emu)
+            .retry(policy())
+            .timeouts(Duration::from_secs(5), Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let json = expiring_in(grant(&emu, provider), 30);
+        let old = json["access_token"].as_str().unwrap().to_owned();
+        let (backend, store) = connect(&factory, &json).await;
+        emu.faults().add(token_endpoint(FaultAction::Delay { millis: 3_000 }));
+        emu.clear_journal();
+        let starter = tokio::spawn({
+            let backend = backend.clone();
+            async move { backend.health_check().await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while token_requests(&emu) == 0 {
+            assert!(Instant::now() < deadline, "{provider}: no refresh started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let others = futures::future::join_all((0..20).map(|_| backend.health_check())).await;
+        for r in others {
+            r.unwrap_or_else(|e| panic!("{provider}: {e}"));
+        }
+        assert!(
+            !starter.is_finished(),
+            "{provider}: the calls made during the refresh waited for it"
+        );
+        assert_eq!(access_token(&store.get("c1").unwrap()), old, "{provider}");
+        assert_eq!(token_requests(&emu), 1, "{provider}: one refresh");
+        starter.await.unwrap().unwrap_or_else(|e| panic!("{provider}: {e}"));
+        let new = access_token(&store.get("c1").unwrap());
+        assert_ne!(new, old, "{provider}: the starter returned with the new token saved");
+        backend.health_check().await.unwrap();
+        assert_eq!(
+            emu.journal().with_bearer(&new).len(),
+            1,
+            "{provider}: the next call uses the new token"
+        );
+        assert_eq!(token_requests(&emu), 1, "{provider}");
+        emu.shutdown().await;
+    }
+}
+
 /// A store whose saves take `save`, and, once `hold` is set, wait until the
 /// test lets one through its gate.
 #[derive(Debug)]

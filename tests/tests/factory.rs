@@ -92,8 +92,10 @@ async fn a_refused_token_is_refreshed_once_for_100_concurrent_calls() {
     }
 }
 
+/// Inside the skew window the call goes on the still-valid token while the
+/// refresh runs, and returns with the new credentials saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_about_to_expire_is_refreshed_before_the_call() {
+async fn a_token_about_to_expire_is_refreshed_beside_the_call() {
     let emu = Emulator::start().await.unwrap();
     let factory = factory(&emu);
     let store = Arc::new(MemoryCredentialStore::new());
@@ -104,9 +106,17 @@ async fn a_token_about_to_expire_is_refreshed_before_the_call() {
     emu.clear_journal();
     backend.health_check().await.unwrap();
     assert_eq!(token_requests(&emu), 1);
-    assert!(
-        emu.journal().filter(|e| e.path.starts_with("/drive/")).len() == 1,
-        "no refused call before the refresh"
+    let calls = emu.journal().filter(|e| e.path.starts_with("/drive/")).len();
+    assert_eq!(calls, 1, "one call, none refused");
+    assert_eq!(
+        emu.journal().with_bearer(json["access_token"].as_str().unwrap()).len(),
+        1,
+        "the call used the still-valid token"
+    );
+    assert_ne!(
+        stored_json(&store, "c1")["access_token"],
+        json["access_token"],
+        "the new token was saved before the call returned"
     );
     emu.shutdown().await;
 }

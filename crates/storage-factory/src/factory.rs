@@ -252,6 +252,7 @@ impl StorageFactoryBuilder {
     }
 
     /// How long before expiry a managed connection refreshes: 60 s by default.
+    /// Calls in that window go on the still-valid token while the refresh runs.
     #[must_use]
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = Some(skew);

@@ -7,6 +7,10 @@
 //! callers retry with the new token while the store writes it, and each
 //! returns once the write is done: a slow store costs the larger of its write
 //! and the retry, not the sum.
+//!
+//! A token inside the skew window still works, so its refresh runs beside the
+//! calls: none waits for the token endpoint, except that the call that started
+//! the refresh returns only after it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -298,47 +302,71 @@ impl Conn {
             if self.generation() != seen {
                 return Ok(());
             }
-            let (mut rx, own) = {
+            let (rx, own) = {
                 let mut flight = lock(&self.flight);
                 match flight.running.clone().filter(|rx| rx.has_changed().is_ok()) {
                     Some(rx) => (rx, false),
                     None => {
-                        if let Some((at, Err(e))) = &flight.last {
-                            let backoff = self.backoff.max(e.retry_after().unwrap_or_default());
-                            if at.elapsed() < backoff {
-                                return Err(share(e));
-                            }
+                        if let Some(e) = self.backing_off(&flight) {
+                            return Err(e);
                         }
                         if self.reauth.load(Ordering::SeqCst) {
                             return Err(reauth_error());
                         }
-                        let (tx, rx) = watch::channel(None);
-                        flight.running = Some(rx.clone());
-                        let conn = Arc::clone(self);
-                        tokio::spawn(async move {
-                            let outcome = conn.sequence(&tx).await.map_err(Arc::new);
-                            if tx.borrow().is_none() {
-                                conn.finish(&tx, outcome);
-                            }
-                        });
-                        (rx, true)
+                        (self.launch(&mut flight), true)
                     }
                 }
             };
-            let outcome = match rx.wait_for(Option::is_some).await {
-                Ok(o) => o.clone(),
-                Err(_) => Some(Err(Arc::new(StorageError::Transport {
-                    message: "the refresh ended without an outcome".into(),
-                    source: None,
-                }))),
-            };
-            match outcome {
-                Some(Err(e)) => return Err(share(&e)),
-                _ if own => return Ok(()),
-                _ => {}
+            match outcome(rx).await {
+                Err(e) => return Err(share(&e)),
+                Ok(()) if own => return Ok(()),
+                Ok(()) => {}
             }
         }
         Ok(())
+    }
+
+    /// Starts a refresh for a token that still works, unless one is running,
+    /// the last one failed less than its back-off ago, or the grant is gone:
+    /// the caller goes on with the current token, and only the one that
+    /// started the refresh gets its outcome to wait for.
+    fn refresh_beside(self: &Arc<Self>, seen: u64) -> Option<watch::Receiver<Option<Outcome>>> {
+        let mut flight = lock(&self.flight);
+        let running = flight.running.as_ref().is_some_and(|rx| rx.has_changed().is_ok());
+        if self.generation() != seen
+            || running
+            || self.backing_off(&flight).is_some()
+            || self.reauth.load(Ordering::SeqCst)
+        {
+            return None;
+        }
+        Some(self.launch(&mut flight))
+    }
+
+    /// The last sequence's failure, while its back-off (or the provider's
+    /// `Retry-After`) lasts.
+    fn backing_off(&self, flight: &Flight) -> Option<StorageError> {
+        match &flight.last {
+            Some((at, Err(e))) if at.elapsed() < self.backoff.max(e.retry_after().unwrap_or_default()) => {
+                Some(share(e))
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts a sequence on a task of its own, with `flight` locked by the
+    /// caller; its outcome arrives on the receiver returned.
+    fn launch(self: &Arc<Self>, flight: &mut Flight) -> watch::Receiver<Option<Outcome>> {
+        let (tx, rx) = watch::channel(None);
+        flight.running = Some(rx.clone());
+        let conn = Arc::clone(self);
+        tokio::spawn(async move {
+            let outcome = conn.sequence(&tx).await.map_err(Arc::new);
+            if tx.borrow().is_none() {
+                conn.finish(&tx, outcome);
+            }
+        });
+        rx
     }
 
     /// Publishes how a sequence ended to everyone waiting on it.
@@ -400,6 +428,17 @@ impl Conn {
                 Err(e)
             }
         }
+    }
+}
+
+/// How the sequence behind `rx` ended.
+async fn outcome(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
+    match rx.wait_for(Option::is_some).await {
+        Ok(o) => o.clone().unwrap_or(Ok(())),
+        Err(_) => Err(Arc::new(StorageError::Transport {
+            message: "the refresh ended without an outcome".into(),
+            source: None,
+        })),
     }
 }
 
@@ -506,19 +545,26 @@ impl ManagedBackend {
                 return Err(reauth_error());
             }
             let before = conn.generation();
-            if conn.expiring()
-                && let Err(e) = conn.refresh(before).await
-            {
-                // Inside the skew window the current token still works: use it,
-                // and refresh again after the back-off.
-                if e.connection_reason() == Some(ConnectionReason::InvalidGrant) || !conn.still_valid() {
-                    return Err(e);
+            let mut beside = None;
+            if conn.expiring() {
+                if conn.still_valid() {
+                    // Inside the skew window the current token still works: the
+                    // call uses it while the refresh runs, and a failed refresh
+                    // is tried again after the back-off.
+                    beside = conn.refresh_beside(before);
+                } else {
+                    conn.refresh(before).await?;
                 }
-                tracing::warn!(error = %e, "proactive refresh failed; using the still-valid token");
             }
             let seen = conn.generation();
             tracing::Span::current().record("attempt", 1);
-            let first = f().await;
+            let first = match beside {
+                // The call that started the refresh returns after it, so that a
+                // process that ends with its last call never cuts a refresh
+                // short (Microsoft's rotated refresh token would be lost).
+                Some(rx) => futures::join!(f(), outcome(rx)).0,
+                None => f().await,
+            };
             let result = match first {
                 Err(e) if e.connection_reason() == Some(ConnectionReason::TokenExpired) => {
                     conn.refresh(seen).await?;
