@@ -78,6 +78,7 @@ pub async fn run(quick: bool, storm_only: bool, figs: &mut Vec<Figure>) -> R<()>
                 small_ops(&at, &sz, figs).await?;
             }
             token_storm(&at, figs).await?;
+            refresh_window(&at, figs).await?;
         }
         emu.shutdown().await;
     }
@@ -331,6 +332,82 @@ async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
         .at_most(ms(limit), "ms (2 × rtt + the token request)"),
     );
     lib.delete_object(&key).await.map_err(s)?;
+    Ok(())
+}
+
+/// 200 concurrent calls on a token that expires within the refresh window
+/// (60 s) but still works: one refresh, and the calls' latencies against the
+/// same calls a moment before, outside the window. The connection and its
+/// factory are new, so that the refresh opens its connection.
+async fn refresh_window(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
+    let Place {
+        emu, label, provider, ..
+    } = *at;
+    let sc = scenario(label);
+    let mut json = grant(emu, provider);
+    // Outside the window by 2 s: long enough to warm the connections first.
+    let expiry = chrono::Utc::now() + chrono::Duration::seconds(62);
+    let field = if provider == "gdrive" { "expiry" } else { "expires_at" };
+    json[field] = serde_json::json!(expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let store = Arc::new(MemoryCredentialStore::new());
+    store.insert("window", json.to_string());
+    let lib = factory(emu)?.connect("window", store).await.map_err(s)?;
+    let name = ObjectName::new("bench-link", "window", ".bin").map_err(s)?;
+    let key = lib
+        .put_object(&name, Bytes::from_static(b"x"), "text/plain")
+        .await
+        .map_err(s)?;
+    let timed = || async {
+        let calls = (0..200).map(|_| async {
+            let t = Instant::now();
+            lib.stat_object(&key).await.map(|_| ms(t.elapsed()))
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<f64>, _>>()
+            .map_err(s)
+    };
+    // The first round opens the connections that 200 calls in flight need.
+    timed().await?;
+    let before = timed().await?;
+    let wait = (expiry - chrono::Duration::seconds(60) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    emu.clear_journal();
+    let inside = timed().await?;
+    let tokens = emu.journal().token_requests().len();
+    lib.delete_object(&key).await.map_err(s)?;
+    figs.push(
+        Figure::info(
+            sc,
+            provider,
+            "token requests for 200 calls inside the refresh window",
+            tokens as f64,
+            "",
+        )
+        .at_most(1.0, "request"),
+    );
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    for (what, lib_ms, plain_ms) in [
+        (
+            "p50",
+            crate::report::median(inside.clone()),
+            crate::report::median(before.clone()),
+        ),
+        ("max", max(&inside), max(&before)),
+    ] {
+        let mut f = Figure::info(
+            sc,
+            provider,
+            format!("  {what} latency of those calls (floor: outside the window)"),
+            lib_ms,
+            "ms",
+        );
+        f.floor = Some(plain_ms);
+        figs.push(f);
+    }
     Ok(())
 }
 
