@@ -518,8 +518,9 @@ impl ManagedBackend {
         }
     }
 
-    /// Runs `op` with a fresh token: refresh first when the token is about to
-    /// expire, and once more (then retry once) when the provider refuses it.
+    /// Runs `op` with a fresh token: refresh first when the token has expired,
+    /// beside `op` when it is about to, and once more (then retry once) when
+    /// the provider refuses it.
     async fn run<T, F, Fut>(&self, op: &'static str, bytes: Option<u64>, f: F) -> Result<T>
     where
         F: Fn() -> Fut,
