@@ -214,6 +214,49 @@ async fn calls_inside_the_skew_window_do_not_wait_for_the_refresh() {
     }
 }
 
+/// The refresh that runs beside a call in the skew window outlives that call:
+/// dropped while the token request is in flight, it still saves Microsoft's
+/// rotated refresh token, which the emulator requires from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_beside_a_dropped_call_still_saves_the_rotated_token() {
+    let emu = Emulator::builder()
+        .invalidate_rotated_refresh_tokens(true)
+        .start()
+        .await
+        .unwrap();
+    let factory = factory_builder(&emu)
+        .retry(policy())
+        .timeouts(Duration::from_secs(5), Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let original = expiring_in(grant(&emu, "onedrive"), 30);
+    let (backend, store) = connect(&factory, &original).await;
+    emu.faults()
+        .add(token_endpoint(FaultAction::Delay { millis: 500 }).times(1));
+    let dropped = tokio::time::timeout(Duration::from_millis(200), backend.health_check()).await;
+    assert!(dropped.is_err(), "the call was meant to be dropped during the refresh");
+    assert_eq!(token_requests(&emu), 1, "the refresh had started");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while access_token(&store.get("c1").unwrap()) == original["access_token"].as_str().unwrap() {
+        assert!(Instant::now() < deadline, "the refresh was not saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let saved: serde_json::Value = serde_json::from_str(store.get("c1").unwrap().json.expose()).unwrap();
+    assert_ne!(
+        saved["refresh_token"], original["refresh_token"],
+        "the rotated token was saved"
+    );
+    // A new connection from the store refreshes with the rotated token.
+    let again = factory.connect("c1", store.clone()).await.unwrap();
+    emu.expire_access_tokens();
+    again
+        .health_check()
+        .await
+        .expect("the saved refresh token is the current one");
+    assert_eq!(store.get("c1").unwrap().status, ConnectionStatus::Active);
+    emu.shutdown().await;
+}
+
 /// A store whose saves take `save`, and, once `hold` is set, wait until the
 /// test lets one through its gate.
 #[derive(Debug)]
