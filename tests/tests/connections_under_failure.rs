@@ -54,6 +54,30 @@ async fn connect(
     (factory.connect("c1", store.clone()).await.unwrap(), store)
 }
 
+/// A factory whose timeouts outlast a token endpoint delayed by seconds.
+fn patient_factory(emu: &EmulatorHandle) -> StorageFactory {
+    factory_builder(emu)
+        .retry(policy())
+        .timeouts(Duration::from_secs(5), Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A health check on a task of its own, to watch while it runs.
+fn spawn_health_check(backend: &Arc<dyn StorageBackend>) -> tokio::task::JoinHandle<storage_core::Result<()>> {
+    let backend = backend.clone();
+    tokio::spawn(async move { backend.health_check().await })
+}
+
+/// Polls until `ready` holds; fails with `what` after `limit`.
+async fn wait_until(what: &str, limit: Duration, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// 50 concurrent calls whose token the provider refuses, against a token
 /// endpoint that answers 503 or never answers: one retry sequence of token
 /// requests serves them all, and all fail within about one sequence's time.
@@ -170,26 +194,15 @@ async fn a_failed_proactive_refresh_uses_the_still_valid_token() {
 async fn calls_inside_the_skew_window_do_not_wait_for_the_refresh() {
     for provider in PROVIDERS {
         let emu = Emulator::start().await.unwrap();
-        // Timeouts longer than the token endpoint's delay.
-        let factory = factory_builder(&emu)
-            .retry(policy())
-            .timeouts(Duration::from_secs(5), Duration::from_secs(10))
-            .build()
-            .unwrap();
+        let factory = patient_factory(&emu);
         let json = expiring_in(grant(&emu, provider), 30);
         let old = json["access_token"].as_str().unwrap().to_owned();
         let (backend, store) = connect(&factory, &json).await;
         emu.faults().add(token_endpoint(FaultAction::Delay { millis: 3_000 }));
         emu.clear_journal();
-        let starter = tokio::spawn({
-            let backend = backend.clone();
-            async move { backend.health_check().await }
-        });
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while token_requests(&emu) == 0 {
-            assert!(Instant::now() < deadline, "{provider}: no refresh started");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let starter = spawn_health_check(&backend);
+        let started = format!("{provider}: no refresh started");
+        wait_until(&started, Duration::from_secs(2), || token_requests(&emu) > 0).await;
         let others = futures::future::join_all((0..20).map(|_| backend.health_check())).await;
         for r in others {
             r.unwrap_or_else(|e| panic!("{provider}: {e}"));
@@ -224,11 +237,7 @@ async fn a_refresh_beside_a_dropped_call_still_saves_the_rotated_token() {
         .start()
         .await
         .unwrap();
-    let factory = factory_builder(&emu)
-        .retry(policy())
-        .timeouts(Duration::from_secs(5), Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let factory = patient_factory(&emu);
     let original = expiring_in(grant(&emu, "onedrive"), 30);
     let (backend, store) = connect(&factory, &original).await;
     emu.faults()
@@ -236,11 +245,10 @@ async fn a_refresh_beside_a_dropped_call_still_saves_the_rotated_token() {
     let dropped = tokio::time::timeout(Duration::from_millis(200), backend.health_check()).await;
     assert!(dropped.is_err(), "the call was meant to be dropped during the refresh");
     assert_eq!(token_requests(&emu), 1, "the refresh had started");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while access_token(&store.get("c1").unwrap()) == original["access_token"].as_str().unwrap() {
-        assert!(Instant::now() < deadline, "the refresh was not saved");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the refresh was not saved", Duration::from_secs(5), || {
+        access_token(&store.get("c1").unwrap()) != original["access_token"].as_str().unwrap()
+    })
+    .await;
     let saved: serde_json::Value = serde_json::from_str(store.get("c1").unwrap().json.expose()).unwrap();
     assert_ne!(
         saved["refresh_token"], original["refresh_token"],
@@ -365,26 +373,16 @@ async fn the_retry_goes_out_while_the_new_credentials_are_saved_and_the_call_ret
         store.hold.store(true, Ordering::SeqCst);
         emu.expire_access_tokens();
         emu.clear_journal();
-        let call = tokio::spawn({
-            let backend = backend.clone();
-            async move { backend.health_check().await }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let retried = loop {
-            let fresh = emu
-                .journal()
+        let call = spawn_health_check(&backend);
+        let fresh = || {
+            emu.journal()
                 .filter(|e| e.bearer_token().is_some_and(|t| t != old))
                 .first()
-                .and_then(|e| e.bearer_token().map(str::to_owned));
-            if let Some(token) = fresh {
-                break token;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{provider}: no retry with a new token while the store held the save"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+                .and_then(|e| e.bearer_token().map(str::to_owned))
         };
+        let held = format!("{provider}: no retry with a new token while the store held the save");
+        wait_until(&held, Duration::from_secs(10), || fresh().is_some()).await;
+        let retried = fresh().unwrap();
         assert_eq!(token_requests(&emu), 1, "{provider}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!call.is_finished(), "{provider}: the call returned before the save");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use storage_core::{ObjectKey, ObjectName};
+use storage_core::{ObjectKey, ObjectName, StorageBackend};
 use storage_emulator::{Emulator, EmulatorHandle, LinkProfile};
 use storage_factory::{MemoryCredentialStore, StorageFactory};
 
@@ -280,14 +280,7 @@ async fn token_storm(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
     // identity providers on one origin, and a connection that the other
     // provider's refresh left open would not exist in production.
     let own = grant(emu, provider);
-    let store = Arc::new(MemoryCredentialStore::new());
-    store.insert("storm", own.to_string());
-    let lib = factory(emu)?.connect("storm", store).await.map_err(s)?;
-    let name = ObjectName::new("bench-link", "token", ".bin").map_err(s)?;
-    let key = lib
-        .put_object(&name, Bytes::from_static(b"x"), "text/plain")
-        .await
-        .map_err(s)?;
+    let (lib, key) = own_connection(emu, &own, "token").await?;
     // A working connection whose token expires: the API's connection is warm
     // (the put above may have gone on a transfer connection).
     lib.stat_object(&key).await.map_err(s)?;
@@ -349,14 +342,7 @@ async fn refresh_window(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
     let expiry = chrono::Utc::now() + chrono::Duration::seconds(62);
     let field = if provider == "gdrive" { "expiry" } else { "expires_at" };
     json[field] = serde_json::json!(expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let store = Arc::new(MemoryCredentialStore::new());
-    store.insert("window", json.to_string());
-    let lib = factory(emu)?.connect("window", store).await.map_err(s)?;
-    let name = ObjectName::new("bench-link", "window", ".bin").map_err(s)?;
-    let key = lib
-        .put_object(&name, Bytes::from_static(b"x"), "text/plain")
-        .await
-        .map_err(s)?;
+    let (lib, key) = own_connection(emu, &json, "window").await?;
     let timed = || async {
         let calls = (0..200).map(|_| async {
             let t = Instant::now();
@@ -409,6 +395,24 @@ async fn refresh_window(at: &Place<'_>, figs: &mut Vec<Figure>) -> R<()> {
         figs.push(f);
     }
     Ok(())
+}
+
+/// A managed connection of its own on `credentials`, from a new factory, and
+/// the key of a one-byte document `doc` it stored.
+async fn own_connection(
+    emu: &EmulatorHandle,
+    credentials: &serde_json::Value,
+    doc: &str,
+) -> R<(Arc<dyn StorageBackend>, ObjectKey)> {
+    let store = Arc::new(MemoryCredentialStore::new());
+    store.insert(doc, credentials.to_string());
+    let lib = factory(emu)?.connect(doc, store).await.map_err(s)?;
+    let name = ObjectName::new("bench-link", doc, ".bin").map_err(s)?;
+    let key = lib
+        .put_object(&name, Bytes::from_static(b"x"), "text/plain")
+        .await
+        .map_err(s)?;
+    Ok((lib, key))
 }
 
 /// With `STORAGE_BENCH_DUMP=PREFIX`, writes the emulator's journal (every

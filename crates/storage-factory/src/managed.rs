@@ -302,21 +302,7 @@ impl Conn {
             if self.generation() != seen {
                 return Ok(());
             }
-            let (rx, own) = {
-                let mut flight = lock(&self.flight);
-                match flight.running.clone().filter(|rx| rx.has_changed().is_ok()) {
-                    Some(rx) => (rx, false),
-                    None => {
-                        if let Some(e) = self.backing_off(&flight) {
-                            return Err(e);
-                        }
-                        if self.reauth.load(Ordering::SeqCst) {
-                            return Err(reauth_error());
-                        }
-                        (self.launch(&mut flight), true)
-                    }
-                }
-            };
+            let (rx, own) = self.join_or_start()?;
             match outcome(rx).await {
                 Err(e) => return Err(share(&e)),
                 Ok(()) if own => return Ok(()),
@@ -331,27 +317,33 @@ impl Conn {
     /// the caller goes on with the current token, and only the one that
     /// started the refresh gets its outcome to wait for.
     fn refresh_beside(self: &Arc<Self>, seen: u64) -> Option<watch::Receiver<Option<Outcome>>> {
-        let mut flight = lock(&self.flight);
-        let running = flight.running.as_ref().is_some_and(|rx| rx.has_changed().is_ok());
-        if self.generation() != seen
-            || running
-            || self.backing_off(&flight).is_some()
-            || self.reauth.load(Ordering::SeqCst)
-        {
+        if self.generation() != seen {
             return None;
         }
-        Some(self.launch(&mut flight))
-    }
-
-    /// The last sequence's failure, while its back-off (or the provider's
-    /// `Retry-After`) lasts.
-    fn backing_off(&self, flight: &Flight) -> Option<StorageError> {
-        match &flight.last {
-            Some((at, Err(e))) if at.elapsed() < self.backoff.max(e.retry_after().unwrap_or_default()) => {
-                Some(share(e))
-            }
+        match self.join_or_start() {
+            Ok((rx, true)) => Some(rx),
             _ => None,
         }
+    }
+
+    /// The running sequence's outcome to wait for (`false`: joined), or a new
+    /// sequence's (`true`: started); the last failure while its back-off (or
+    /// the provider's `Retry-After`) lasts, or the re-auth error, instead of
+    /// starting one.
+    fn join_or_start(self: &Arc<Self>) -> Result<(watch::Receiver<Option<Outcome>>, bool)> {
+        let mut flight = lock(&self.flight);
+        if let Some(rx) = flight.running.clone().filter(|rx| rx.has_changed().is_ok()) {
+            return Ok((rx, false));
+        }
+        if let Some((at, Err(e))) = &flight.last
+            && at.elapsed() < self.backoff.max(e.retry_after().unwrap_or_default())
+        {
+            return Err(share(e));
+        }
+        if self.reauth.load(Ordering::SeqCst) {
+            return Err(reauth_error());
+        }
+        Ok((self.launch(&mut flight), true))
     }
 
     /// Starts a sequence on a task of its own, with `flight` locked by the

@@ -434,19 +434,22 @@ impl DriveStore {
 
     /// Every file except the root, in creation order, visible to the app or not.
     pub(crate) fn listing(&self) -> Vec<&DriveFile> {
-        let mut all: Vec<&DriveFile> = self.files.values().filter(|f| f.id != self.root_id).collect();
-        all.sort_by_key(|f| f.seq);
-        all
+        self.listing_where(|_| true)
     }
 
     /// What `files.list` may show the app ([`DriveStore::listing`] less the
-    /// files it cannot see) that `keep` accepts, in creation order. Only the
-    /// hits are sorted: a lookup by name in a large drive sorts one or two.
+    /// files it cannot see) that `keep` accepts, in creation order.
     pub(crate) fn visible_listing(&self, keep: impl Fn(&DriveFile) -> bool) -> Vec<&DriveFile> {
+        self.listing_where(|f| f.app_visible && keep(f))
+    }
+
+    /// The files except the root that `keep` accepts, in creation order. Only
+    /// the hits are sorted: a lookup by name in a large drive sorts one or two.
+    fn listing_where(&self, keep: impl Fn(&DriveFile) -> bool) -> Vec<&DriveFile> {
         let mut hits: Vec<&DriveFile> = self
             .files
             .values()
-            .filter(|f| f.id != self.root_id && f.app_visible && keep(f))
+            .filter(|f| f.id != self.root_id && keep(f))
             .collect();
         hits.sort_by_key(|f| f.seq);
         hits
