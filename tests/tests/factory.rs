@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use storage_core::testkit::run_conformance;
 use storage_core::{ConnectionReason, ObjectName, Secret, StorageError};
-use storage_emulator::{Emulator, EmulatorHandle};
+use storage_emulator::{Emulator, EmulatorHandle, FaultAction, FaultRule};
 use storage_factory::{
     ConnectionStatus, CredentialStore, FileCredentialStore, MemoryCredentialStore, RefreshLock, StorageFactory,
     StoredCredentials, async_trait,
@@ -103,6 +103,16 @@ async fn a_token_about_to_expire_is_refreshed_beside_the_call() {
     json["expiry"] = serde_json::json!((chrono_like_now_plus(30)));
     store.insert("c1", json.to_string());
     let backend = factory.connect("c1", store.clone()).await.unwrap();
+    // The token request is held long enough that the call, which starts
+    // beside it, reads the token before the refresh can replace it; without
+    // the delay a busy machine may let the refresh finish first (the call is
+    // then right to use the new token, and this test would prove nothing).
+    emu.faults().add(
+        FaultRule::new(FaultAction::Delay { millis: 1_000 })
+            .method("POST")
+            .path("*token")
+            .times(1),
+    );
     emu.clear_journal();
     backend.health_check().await.unwrap();
     assert_eq!(token_requests(&emu), 1);
