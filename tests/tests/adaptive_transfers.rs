@@ -77,6 +77,19 @@ async fn far_emulator() -> EmulatorHandle {
         .unwrap()
 }
 
+/// An emulator behind a 100 ms round trip, for the tests that check how far
+/// the pieces grow: a doubled piece goes on growing while it moves bytes 5 %
+/// faster, so a stall during one piece may stop the growth; at 20 ms a stall
+/// of about 18 ms does that, which a busy machine can cause, at 100 ms it
+/// takes about 90 ms.
+async fn growth_emulator() -> EmulatorHandle {
+    Emulator::builder()
+        .link("rtt=100ms,setup=0ms".parse().unwrap())
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Pieces of 1, 2, 4, 4 and 4 units, then a short tail: six pieces.
 fn upload_body(p: P) -> Bytes {
     payload(15 * unit(p) + 1234, 7)
@@ -139,7 +152,7 @@ fn upload_faults(p: P) -> Vec<(&'static str, FaultAction)> {
 #[tokio::test]
 async fn without_faults_pieces_grow_to_the_budget() {
     for p in [P::Gdrive, P::Onedrive] {
-        let emu = far_emulator().await;
+        let emu = growth_emulator().await;
         let b = backend(p, &emu);
         let body = upload_body(p);
         let name = ObjectName::new("u", "grow", ".bin").unwrap();
@@ -270,7 +283,7 @@ async fn growing_pieces_stay_within_the_memory_budget() {
     };
     let name = ObjectName::new("u", "budget", ".bin").unwrap();
 
-    let emu = far_emulator().await;
+    let emu = growth_emulator().await;
     let mut o = DriveOptions::default();
     o.chunk_size = CHUNK_UNIT;
     o.upload_memory_budget = budget;
@@ -283,7 +296,7 @@ async fn growing_pieces_stay_within_the_memory_budget() {
     );
     assert_eq!(*pieces(&emu).iter().max().unwrap(), budget as u64);
 
-    let emu = far_emulator().await;
+    let emu = growth_emulator().await;
     let mut o = OneDriveOptions::default();
     o.fragment_size = FRAGMENT_UNIT;
     o.upload_memory_budget = budget;

@@ -120,7 +120,9 @@ async fn one_failed_refresh_sequence_serves_every_waiting_caller() {
 /// the back-off, without a token request; after it, a refresh is tried again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_refresh_is_shared_for_the_backoff_then_tried_again() {
-    const BACKOFF: Duration = Duration::from_millis(400);
+    // Long enough that the second call, which first has its token refused,
+    // reaches the refresh inside it on a busy machine.
+    const BACKOFF: Duration = Duration::from_millis(1_500);
     for provider in PROVIDERS {
         let emu = Emulator::start().await.unwrap();
         let factory = factory_builder(&emu)
@@ -335,9 +337,20 @@ async fn a_dropped_caller_never_loses_the_rotated_refresh_token() {
     store.inner.insert("c1", original.to_string());
     let backend = factory.connect("c1", store.clone()).await.unwrap();
     emu.expire_access_tokens();
-    let dropped = tokio::time::timeout(Duration::from_millis(100), backend.health_check()).await;
-    assert!(dropped.is_err(), "the call was meant to be dropped during the save");
-    assert_eq!(token_requests(&emu), 1, "the token was refreshed before the drop");
+    // Dropped once the token request has gone out: by then the refresh is
+    // under way, and the save that follows takes 1 s, so the call cannot have
+    // returned (a fixed timeout could fire before the refused call even came
+    // back, on a busy machine).
+    let call = spawn_health_check(&backend);
+    wait_until("the call never refreshed", Duration::from_secs(5), || {
+        token_requests(&emu) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!call.is_finished(), "the call was meant to be dropped during the save");
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    assert_eq!(token_requests(&emu), 1, "one refresh before the drop");
     // The next call needs another refresh, which only the rotated token can do.
     emu.expire_access_tokens();
     backend

@@ -187,7 +187,20 @@ async fn a_slow_first_put_for_one_user_does_not_stall_another_user() {
             drive.put_object(&name, payload(10, 1), "application/pdf").await
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The slow user's lookup has met the delay once the emulator recorded it
+    // (a fixed pause could let the quick user's lookup meet it instead).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while emu
+        .journal()
+        .filter(|e| e.method == "GET" && e.path == "/drive/v3/files")
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow put never looked up its folder"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let name = ObjectName::new("quick", "d", ".pdf").unwrap();
     drive
         .put_object(&name, payload(10, 2), "application/pdf")

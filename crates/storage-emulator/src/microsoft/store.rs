@@ -158,7 +158,8 @@ impl GraphStore {
     /// <https://learn.microsoft.com/graph/api/resources/driveitem>; the `tempauth` query
     /// parameter mirrors the real URLs, github.com/rclone/rclone `backend/onedrive/onedrive.go`).
     pub(crate) fn download_url(&self, item: &GraphItem, content_base: &str) -> String {
-        let expires = (Utc::now() + self.download_lifetime).timestamp();
+        // Milliseconds: whole seconds would cut up to one off the lifetime.
+        let expires = (Utc::now() + self.download_lifetime).timestamp_millis();
         format!(
             "{content_base}dl/{}?tempauth={expires}.{}",
             item.download_key,
@@ -173,7 +174,7 @@ impl GraphStore {
             .and_then(|t| t.split_once('.'))
             .ok_or(DownloadError::Unauthorized)?;
         let expires: i64 = expires.parse().map_err(|_| DownloadError::Unauthorized)?;
-        if sig != self.sign(key, expires) || expires <= Utc::now().timestamp() {
+        if sig != self.sign(key, expires) || expires <= Utc::now().timestamp_millis() {
             return Err(DownloadError::Unauthorized);
         }
         Ok(item)
