@@ -186,6 +186,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
         at: chrono::Utc::now(),
     });
 
+    let mut delay = None;
     let mut cut: Option<(u64, bool)> = None;
     let mut reset_after = false;
     let mut handler_fault = None;
@@ -202,9 +203,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
         Some(FaultAction::ResetAfterProcessing) => reset_after = true,
         Some(FaultAction::ResetMidBody { after_bytes }) => cut = Some((after_bytes, true)),
         Some(FaultAction::TruncateBody { after_bytes }) => cut = Some((after_bytes, false)),
-        Some(FaultAction::Delay { millis }) => {
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-        }
+        Some(FaultAction::Delay { millis }) => delay = Some(Duration::from_millis(millis)),
         Some(FaultAction::CorruptRequestBody { offset }) => {
             if let Ok(at) = usize::try_from(offset)
                 && at < body.len()
@@ -231,7 +230,19 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
         fault: handler_fault,
     };
     parts.extensions.insert(ctx);
-    let resp = next.run(Request::from_parts(parts, Body::empty())).await;
+    // The request is here in full: it is handled to its end even when the
+    // client hangs up meanwhile, as a real service does not undo a request
+    // whose sender went away (the stricter reading for the library: a
+    // cancelled call may still have taken effect).
+    let handled = tokio::spawn(async move {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        next.run(Request::from_parts(parts, Body::empty())).await
+    });
+    let Ok(resp) = handled.await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     match (cut, conn) {
         (_, Some(conn)) if reset_after => {
             drop(resp);
