@@ -1,6 +1,7 @@
 //! Timeouts and cancellation on both providers: a hung server never hangs a
 //! call, a dropped `put_stream` commits nothing (and OneDrive's session is
-//! cancelled), a `get_stream` dropped halfway gives its connection back.
+//! cancelled), a `get_stream` dropped halfway gives its connection back, and
+//! an overwrite or a purge dropped halfway leaves nothing lost or stale.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -477,5 +478,144 @@ async fn an_upload_whose_link_stalls_fails_after_the_idle_timeout() {
         assert!(took >= IDLE, "{upload:?}: failed before the idle timeout ({took:?})");
         assert!(took < IDLE * 3, "{upload:?}: took {took:?}");
         drop(emu);
+    }
+}
+
+/// The documents the emulator holds (no folders, nothing trashed): name and bytes.
+fn documents(p: P, emu: &EmulatorHandle) -> Vec<(String, Bytes)> {
+    match p {
+        P::Gdrive => emu
+            .drive_files()
+            .into_iter()
+            .filter(|f| !f.is_folder && !f.trashed)
+            .map(|f| (f.name, emu.drive_file_content(&f.id).unwrap_or_default()))
+            .collect(),
+        P::Onedrive => emu
+            .graph_items()
+            .into_iter()
+            .filter(|i| !i.is_folder)
+            .map(|i| (i.name, emu.graph_item_content(&i.id).unwrap_or_default()))
+            .collect(),
+    }
+}
+
+/// A put that replaces a document, dropped once its new file is stored and
+/// the old version is on its way out (Drive: the listing of older copies;
+/// OneDrive: the old version's move to the recycle bin, before the new file,
+/// under its temporary name, is renamed). The steps after the upload run to
+/// their end: the name holds the new bytes, once, and no temporary file stays.
+/// Before, Drive kept both copies, and OneDrive's name held nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_dropped_after_its_upload_still_ends_with_the_new_version() {
+    for p in [P::Gdrive, P::Onedrive] {
+        for streamed in [false, true] {
+            let case = format!("{p:?}, {}", if streamed { "put_stream" } else { "put_object" });
+            let emu = Emulator::start().await.unwrap();
+            let b = backend(p, &emu);
+            let doc = name("replaced");
+            b.put_object(&doc, Bytes::from_static(b"old version"), "a/b")
+                .await
+                .unwrap();
+            let (method, path) = match p {
+                P::Gdrive => ("GET", "/drive/v3/files"),
+                P::Onedrive => ("DELETE", "/v1.0/me/drive/items/*"),
+            };
+            // Held for less than the read timeout, so that nothing is retried.
+            emu.faults().add(
+                FaultRule::new(FaultAction::Delay { millis: 200 })
+                    .origin(Origin::Api)
+                    .method(method)
+                    .path(path)
+                    .times(1),
+            );
+            emu.clear_journal();
+            let new = data(100_000, 9);
+            let put = {
+                let (b, doc, new) = (Arc::clone(&b), doc.clone(), new.clone());
+                tokio::spawn(async move {
+                    if streamed {
+                        let body = storage_core::stream::from_bytes(new.clone(), 16 * 1024);
+                        b.put_stream(&doc, body, new.len() as u64, "a/b").await
+                    } else {
+                        b.put_object(&doc, new, "a/b").await
+                    }
+                })
+            };
+            let held = || {
+                emu.journal()
+                    .filter(|e| {
+                        e.origin == Origin::Api && e.method == method && e.path.starts_with(&path[..path.len() - 1])
+                    })
+                    .len()
+            };
+            wait_for(&format!("{case}: the held request"), || held() > 0).await;
+            put.abort();
+            let _ = put.await;
+            let stored = doc.stored_file_name();
+            let settled = || {
+                let docs = documents(p, &emu);
+                docs.len() == 1 && docs[0].0 == stored && docs[0].1 == new
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !settled() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let docs: Vec<(String, usize)> = documents(p, &emu).into_iter().map(|(n, b)| (n, b.len())).collect();
+            assert!(settled(), "{case}: the emulator holds {docs:?}");
+            emu.shutdown().await;
+        }
+    }
+}
+
+/// A purge dropped once the user's folder is on its way to the trash (Drive)
+/// or the recycle bin (OneDrive): the folder's id is forgotten before, so the
+/// next put finds or makes a live folder, and a listing shows what it stored.
+/// Before, Drive's put went into the trashed folder, where no listing looks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_dropped_halfway_leaves_no_stale_folder_for_the_next_put() {
+    for p in [P::Gdrive, P::Onedrive] {
+        let emu = Emulator::start().await.unwrap();
+        let b = backend(p, &emu);
+        b.put_object(&name("before"), Bytes::from_static(b"gone"), "a/b")
+            .await
+            .unwrap();
+        let (method, path) = match p {
+            P::Gdrive => ("PATCH", "/drive/v3/files/*"),
+            P::Onedrive => ("DELETE", "/v1.0/me/drive/items/*"),
+        };
+        emu.faults().add(
+            FaultRule::new(FaultAction::Delay { millis: 200 })
+                .origin(Origin::Api)
+                .method(method)
+                .path(path)
+                .times(1),
+        );
+        emu.clear_journal();
+        let purge = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.purge_user("user-c").await })
+        };
+        let held = || {
+            emu.journal()
+                .filter(|e| e.origin == Origin::Api && e.method == method)
+                .len()
+        };
+        wait_for(&format!("{p:?}: the folder's removal"), || held() > 0).await;
+        purge.abort();
+        let _ = purge.await;
+        // The emulator ends what it received.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let body = storage_core::stream::from_bytes(Bytes::from_static(b"after the purge"), 4);
+        let key = b
+            .put_stream(&name("after"), body, 15, "a/b")
+            .await
+            .unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        let page = b
+            .list_user("user-c", &storage_core::PageRequest::default())
+            .await
+            .unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        let keys: Vec<_> = page.items.iter().map(|i| i.key.clone()).collect();
+        assert_eq!(keys, [key], "{p:?}: the listing shows the put after the purge");
+        emu.shutdown().await;
     }
 }

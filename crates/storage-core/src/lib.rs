@@ -5,6 +5,7 @@
 pub mod answer;
 mod backend;
 pub mod checksum;
+pub mod detach;
 pub mod download;
 pub mod endpoint;
 mod error;

@@ -219,10 +219,16 @@ impl Conn {
     }
 
     /// Records that the user must authorise again; later calls fail at once.
+    /// The store's write runs to its end even when the caller is dropped: no
+    /// later call would make it, since they all fail at once.
     async fn mark_reauth(&self) {
         if !self.reauth.swap(true, Ordering::SeqCst) {
             tracing::warn!(connection = %self.id, provider = self.provider, "grant revoked or expired; connection requires re-authorisation");
-            if let Err(e) = self.store.set_status(&self.id, ConnectionStatus::RequiresReauth).await {
+            let (store, id) = (Arc::clone(&self.store), self.id.clone());
+            let marked = storage_core::detach::run_to_end(async move {
+                store.set_status(&id, ConnectionStatus::RequiresReauth).await
+            });
+            if let Err(e) = marked.await {
                 tracing::error!(connection = %self.id, error = %e, "failed to record that the connection requires re-authorisation");
             }
         }

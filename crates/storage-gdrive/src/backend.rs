@@ -13,6 +13,7 @@ use storage_core::{
 use crate::client::{DriveClient, DriveFile, DrivePool, Kind, default_transfer};
 use crate::config::{DriveOptions, GoogleEndpoints};
 use crate::folders::Folders;
+use storage_core::detach::run_to_end;
 use storage_core::upload::{BufferGauge, UploadSource};
 
 /// Google Drive v3 behind [`StorageBackend`].
@@ -150,7 +151,21 @@ impl GoogleDriveBackend {
         self.store_as(name, content_type, body, Mode::Replace).await
     }
 
+    /// A small body goes up in one request, and all of its put runs to its end
+    /// even when the caller's future is dropped; a larger one's upload stops
+    /// with its caller (no file exists before its last chunk), and only what
+    /// follows the upload runs to its end.
     async fn store_as(&self, name: &ObjectName, content_type: &str, body: Body, mode: Mode) -> Result<ObjectKey> {
+        if matches!(body, Body::Small(_)) {
+            let this = self.clone();
+            let name = name.clone();
+            let content_type = content_type.to_owned();
+            return run_to_end(async move { this.store_now(&name, &content_type, body, mode).await }).await;
+        }
+        self.store_now(name, content_type, body, mode).await
+    }
+
+    async fn store_now(&self, name: &ObjectName, content_type: &str, body: Body, mode: Mode) -> Result<ObjectKey> {
         let user = name.stored_user();
         let file_name = name.stored_file_name();
         let folder = self.folders.folder_for(&self.client, &user).await?;
@@ -159,24 +174,33 @@ impl GoogleDriveBackend {
         {
             return Err(StorageError::AlreadyExists { key: first.id });
         }
-        let (file, folder) = match self.store_in(&folder, &file_name, content_type, body).await {
+        let (uploaded, folder) = match self.store_in(&folder, &file_name, content_type, body).await {
             Err((StorageError::NotFound { .. }, Some(body))) => {
                 self.folders.forget(&user).await;
                 let folder = self.folders.folder_for(&self.client, &user).await?;
-                let file = self
+                let uploaded = self
                     .store_in(&folder, &file_name, content_type, body)
                     .await
                     .map_err(|(e, _)| e)?;
-                (file, folder)
+                (uploaded, folder)
             }
             Err((e, _)) => return Err(e),
-            Ok(file) => (file, folder),
+            Ok(uploaded) => (uploaded, folder),
         };
-        match mode {
-            Mode::Replace => self.remove_older_copies(&folder, &file_name, &file).await,
-            Mode::Create => self.keep_if_first(&folder, &file_name, &file).await?,
-        }
-        Ok(ObjectKey::new(file.id))
+        // The new file already holds the name beside the old one: checking it,
+        // then deleting it or the older copies, must not stop halfway (two
+        // copies, or a damaged newest one, would stay listed).
+        let this = self.clone();
+        run_to_end(async move {
+            let (file, md5, size) = uploaded;
+            let file = this.verify(file, &md5, size).await?;
+            match mode {
+                Mode::Replace => this.remove_older_copies(&folder, &file_name, &file).await,
+                Mode::Create => this.keep_if_first(&folder, &file_name, &file).await?,
+            }
+            Ok(ObjectKey::new(file.id))
+        })
+        .await
     }
 
     /// The documents named `file_name` in `folder`, earliest created first.
@@ -214,14 +238,15 @@ impl GoogleDriveBackend {
         }
     }
 
-    /// One attempt; on a `NotFound` (the folder is gone) hands a replayable body back.
+    /// One upload: the new file, the md5 and the size of what was sent; on a
+    /// `NotFound` (the folder is gone) hands a replayable body back.
     async fn store_in(
         &self,
         folder: &str,
         file_name: &str,
         content_type: &str,
         body: Body,
-    ) -> std::result::Result<DriveFile, (StorageError, Option<Body>)> {
+    ) -> std::result::Result<(DriveFile, String, u64), (StorageError, Option<Body>)> {
         let (file, md5, size) = match body {
             Body::Small(bytes) => {
                 let md5 = Checksum::md5_of(&bytes).to_provider_string();
@@ -252,7 +277,7 @@ impl GoogleDriveBackend {
                 }
             }
         };
-        self.verify(file, &md5, size).await.map_err(|e| (e, None))
+        Ok((file, md5, size))
     }
 
     /// Compares Drive's size and md5 with what was sent; on a difference the new

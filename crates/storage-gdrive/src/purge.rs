@@ -31,6 +31,9 @@ async fn user_folders(client: &DriveClient, user: &str) -> Result<Vec<String>> {
 pub(crate) async fn purge_user(client: &DriveClient, folders: &Folders, user: &str) -> Result<PurgeReport> {
     validate_part("user_id", user)?;
     let mut report = PurgeReport::default();
+    // Forgotten before anything goes, too: a purge that fails or is dropped
+    // halfway must not leave a trashed folder's id for the next put.
+    folders.forget(&encode_part(user)).await;
     let found = user_folders(client, user).await?;
     for folder in &found {
         for f in client.children(folder).await? {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use storage_core::detach::run_to_end;
 use storage_core::upload::{BufferGauge, UploadSource};
 use storage_core::{
     ByteRange, ByteStream, Capabilities, Checksum, ObjectKey, ObjectMeta, ObjectName, Page, PageRequest, Quota, Result,
@@ -159,14 +160,29 @@ impl OneDriveBackend {
         self.store_as(name, source, size, Mode::Replace).await
     }
 
+    /// A small body in memory goes up in one request, and all of its put runs
+    /// to its end even when the caller's future is dropped; a larger one's
+    /// upload stops with its caller (its session is cancelled), and only what
+    /// follows the upload runs to its end.
     async fn store_as(&self, name: &ObjectName, source: UploadSource, size: u64, mode: Mode) -> Result<ObjectKey> {
+        let one_request =
+            matches!(source, UploadSource::Bytes(_)) && (size == 0 || size <= self.client.options.simple_upload_limit);
+        if one_request {
+            let this = self.clone();
+            let name = name.clone();
+            return run_to_end(async move { this.store_now(&name, source, size, mode).await }).await;
+        }
+        self.store_now(name, source, size, mode).await
+    }
+
+    async fn store_now(&self, name: &ObjectName, source: UploadSource, size: u64, mode: Mode) -> Result<ObjectKey> {
         let user = name.stored_user();
         let folder = self.folders.folder_for(&self.client, &user).await?;
         let replay = match &source {
             UploadSource::Bytes(b) => Some(b.clone()),
             UploadSource::Stream(_) => None,
         };
-        let placed = match self.upload_new(&folder, source, size).await {
+        let (folder, uploaded) = match self.upload_new(&folder, source, size).await {
             // The cached folder is gone (purged elsewhere): look it up again, and
             // send the body again when it is still at hand.
             Err(StorageError::NotFound { .. }) => {
@@ -175,33 +191,47 @@ impl OneDriveBackend {
                     return Err(StorageError::not_found(format!("{user} (the user's folder)")));
                 };
                 let folder = self.folders.folder_for(&self.client, &user).await?;
-                self.upload_new(&folder, UploadSource::Bytes(body), size).await?
+                let uploaded = self.upload_new(&folder, UploadSource::Bytes(body), size).await?;
+                (folder, uploaded)
             }
-            other => other?,
+            other => (folder, other?),
         };
-        self.publish(placed, &name.stored_file_name(), mode).await
+        // The new file sits under its temporary name: checking it, then either
+        // deleting it or moving the old version to the recycle bin and renaming
+        // the new one, must not stop halfway (the name would hold nothing).
+        let this = self.clone();
+        let file_name = name.stored_file_name();
+        run_to_end(async move {
+            let item = this.checked(uploaded, size).await?;
+            this.publish((folder, item), &file_name, mode).await
+        })
+        .await
     }
 
-    /// Uploads to a new file under a temporary name in `folder` and verifies it;
-    /// returns the folder and the new file.
-    async fn upload_new(&self, folder: &str, source: UploadSource, size: u64) -> Result<(String, DriveItem)> {
+    /// Uploads to a new file under a temporary name in `folder`; returns the
+    /// new file and the hash of what was sent.
+    async fn upload_new(&self, folder: &str, source: UploadSource, size: u64) -> Result<(DriveItem, Checksum)> {
         let slot = Slot {
             folder: folder.to_owned(),
             name: temporary_name(),
         };
         let simple = self.client.options.simple_upload_limit;
-        let (item, sent) = match source {
+        match source {
             UploadSource::Bytes(body) if size == 0 || size <= simple => {
-                crate::upload::put_simple(&self.client, &slot, body).await?
+                crate::upload::put_simple(&self.client, &slot, body).await
             }
-            _ if size == 0 => (
+            _ if size == 0 => Ok((
                 self.client.put_small(&slot, Bytes::new()).await?,
                 Checksum::quick_xor_of(&[]),
-            ),
-            source => crate::upload::upload(&self.client, &self.gauge, &slot, source, size).await?,
-        };
+            )),
+            source => crate::upload::upload(&self.client, &self.gauge, &slot, source, size).await,
+        }
+    }
+
+    /// The uploaded file once checked; a file that fails the check is deleted.
+    async fn checked(&self, (item, sent): (DriveItem, Checksum), size: u64) -> Result<DriveItem> {
         match self.verify(item, sent, size).await {
-            Ok(item) => Ok((folder.to_owned(), item)),
+            Ok(item) => Ok(item),
             Err((e, item)) => {
                 // Only the new file goes: it carries the temporary name, so it
                 // can never be a version a caller was told is stored.

@@ -40,6 +40,9 @@ pub(crate) async fn purge_user(api: &OneDriveClient, folders: &Folders, user: &s
         names.push(user.to_owned());
     }
     let mut report = PurgeReport::default();
+    // Forgotten before anything goes, too: a purge that fails or is dropped
+    // halfway must not leave a deleted folder's id for the next put.
+    folders.forget(&stored).await;
     for name in &names {
         let Some(folder) = folder_named(api, name).await? else {
             continue;

@@ -145,7 +145,9 @@ pub(crate) async fn upload(
         };
         let session = GraphSession { api, url: &url };
         let sent = send_all(&session, &mut window, gauge, &pace).await;
-        guard.disarm();
+        if sent.is_ok() {
+            guard.disarm();
+        }
         match sent {
             Ok(End::Done(item)) => return Ok((item, window.checksum())),
             // Graph ends a session when its last byte is stored, so a session that is gone
@@ -171,6 +173,9 @@ pub(crate) async fn upload(
             Ok(End::Gone) => return Err(session_lost()),
             Err(e) => {
                 api.cancel_session(&url).await;
+                // Disarmed only now: a caller dropped during the cancel leaves
+                // it to the guard.
+                guard.disarm();
                 return Err(e);
             }
         }
