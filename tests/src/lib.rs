@@ -87,6 +87,24 @@ pub mod emulator {
             .with_max_backoff(Duration::from_millis(50))
     }
 
+    /// The documents the emulator holds for `provider` (`gdrive` or
+    /// `onedrive`), with their bytes: no folders, nothing trashed.
+    pub fn documents(emu: &EmulatorHandle, provider: &str) -> Vec<(String, bytes::Bytes)> {
+        if provider == "gdrive" {
+            emu.drive_files()
+                .into_iter()
+                .filter(|f| !f.is_folder && !f.trashed)
+                .map(|f| (f.name, emu.drive_file_content(&f.id).unwrap_or_default()))
+                .collect()
+        } else {
+            emu.graph_items()
+                .into_iter()
+                .filter(|i| !i.is_folder)
+                .map(|i| (i.name, emu.graph_item_content(&i.id).unwrap_or_default()))
+                .collect()
+        }
+    }
+
     /// The emulator's credential JSON for `provider` (`gdrive` or `onedrive`).
     pub fn grant(emu: &EmulatorHandle, provider: &str) -> serde_json::Value {
         if provider == "gdrive" {

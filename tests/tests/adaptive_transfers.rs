@@ -111,20 +111,7 @@ fn upload_path(p: P) -> &'static str {
 
 /// Documents the emulator holds (no folders, nothing trashed): (name, bytes).
 fn stored(p: P, emu: &EmulatorHandle) -> Vec<(String, Bytes)> {
-    match p {
-        P::Gdrive => emu
-            .drive_files()
-            .into_iter()
-            .filter(|f| !f.is_folder && !f.trashed)
-            .map(|f| (f.name, emu.drive_file_content(&f.id).unwrap_or_default()))
-            .collect(),
-        P::Onedrive => emu
-            .graph_items()
-            .into_iter()
-            .filter(|i| !i.is_folder)
-            .map(|i| (i.name, emu.graph_item_content(&i.id).unwrap_or_default()))
-            .collect(),
-    }
+    storage_tests::emulator::documents(emu, if p == P::Gdrive { "gdrive" } else { "onedrive" })
 }
 
 /// The sizes of the pieces sent to the content origin, in order.

@@ -483,20 +483,38 @@ async fn an_upload_whose_link_stalls_fails_after_the_idle_timeout() {
 
 /// The documents the emulator holds (no folders, nothing trashed): name and bytes.
 fn documents(p: P, emu: &EmulatorHandle) -> Vec<(String, Bytes)> {
-    match p {
-        P::Gdrive => emu
-            .drive_files()
-            .into_iter()
-            .filter(|f| !f.is_folder && !f.trashed)
-            .map(|f| (f.name, emu.drive_file_content(&f.id).unwrap_or_default()))
-            .collect(),
-        P::Onedrive => emu
-            .graph_items()
-            .into_iter()
-            .filter(|i| !i.is_folder)
-            .map(|i| (i.name, emu.graph_item_content(&i.id).unwrap_or_default()))
-            .collect(),
-    }
+    storage_tests::emulator::documents(emu, if p == P::Gdrive { "gdrive" } else { "onedrive" })
+}
+
+/// Holds the next `method` request to `path` on the API origin for 200 ms (less
+/// than the read timeout, so nothing is retried), runs `call` on a task, and
+/// drops it once that request has reached the emulator; then waits for the
+/// emulator to end what it received.
+async fn drop_while_held<T: Send + 'static>(
+    emu: &EmulatorHandle,
+    method: &str,
+    path: &str,
+    call: impl std::future::Future<Output = T> + Send + 'static,
+) {
+    emu.faults().add(
+        FaultRule::new(FaultAction::Delay { millis: 200 })
+            .origin(Origin::Api)
+            .method(method)
+            .path(path)
+            .times(1),
+    );
+    emu.clear_journal();
+    let task = tokio::spawn(call);
+    let prefix = path.trim_end_matches('*');
+    let held = || {
+        emu.journal()
+            .filter(|e| e.origin == Origin::Api && e.method == method && e.path.starts_with(prefix))
+            .len()
+    };
+    wait_for(&format!("the held {method} {path}"), || held() > 0).await;
+    task.abort();
+    let _ = task.await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
 }
 
 /// A put that replaces a document, dropped once its new file is stored and
@@ -520,37 +538,19 @@ async fn an_overwrite_dropped_after_its_upload_still_ends_with_the_new_version()
                 P::Gdrive => ("GET", "/drive/v3/files"),
                 P::Onedrive => ("DELETE", "/v1.0/me/drive/items/*"),
             };
-            // Held for less than the read timeout, so that nothing is retried.
-            emu.faults().add(
-                FaultRule::new(FaultAction::Delay { millis: 200 })
-                    .origin(Origin::Api)
-                    .method(method)
-                    .path(path)
-                    .times(1),
-            );
-            emu.clear_journal();
             let new = data(100_000, 9);
             let put = {
                 let (b, doc, new) = (Arc::clone(&b), doc.clone(), new.clone());
-                tokio::spawn(async move {
+                async move {
                     if streamed {
                         let body = storage_core::stream::from_bytes(new.clone(), 16 * 1024);
                         b.put_stream(&doc, body, new.len() as u64, "a/b").await
                     } else {
                         b.put_object(&doc, new, "a/b").await
                     }
-                })
+                }
             };
-            let held = || {
-                emu.journal()
-                    .filter(|e| {
-                        e.origin == Origin::Api && e.method == method && e.path.starts_with(&path[..path.len() - 1])
-                    })
-                    .len()
-            };
-            wait_for(&format!("{case}: the held request"), || held() > 0).await;
-            put.abort();
-            let _ = put.await;
+            drop_while_held(&emu, method, path, put).await;
             let stored = doc.stored_file_name();
             let settled = || {
                 let docs = documents(p, &emu);
@@ -583,28 +583,11 @@ async fn a_purge_dropped_halfway_leaves_no_stale_folder_for_the_next_put() {
             P::Gdrive => ("PATCH", "/drive/v3/files/*"),
             P::Onedrive => ("DELETE", "/v1.0/me/drive/items/*"),
         };
-        emu.faults().add(
-            FaultRule::new(FaultAction::Delay { millis: 200 })
-                .origin(Origin::Api)
-                .method(method)
-                .path(path)
-                .times(1),
-        );
-        emu.clear_journal();
         let purge = {
             let b = Arc::clone(&b);
-            tokio::spawn(async move { b.purge_user("user-c").await })
+            async move { b.purge_user("user-c").await }
         };
-        let held = || {
-            emu.journal()
-                .filter(|e| e.origin == Origin::Api && e.method == method)
-                .len()
-        };
-        wait_for(&format!("{p:?}: the folder's removal"), || held() > 0).await;
-        purge.abort();
-        let _ = purge.await;
-        // The emulator ends what it received.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop_while_held(&emu, method, path, purge).await;
         let body = storage_core::stream::from_bytes(Bytes::from_static(b"after the purge"), 4);
         let key = b
             .put_stream(&name("after"), body, 15, "a/b")
