@@ -67,27 +67,27 @@ fn unit(p: P) -> usize {
     if p == P::Gdrive { CHUNK_UNIT } else { FRAGMENT_UNIT }
 }
 
-/// An emulator behind a 20 ms round trip, where larger pieces pay (on bare
-/// loopback the window stops growing once doubling no longer speeds it up).
-async fn far_emulator() -> EmulatorHandle {
+/// An emulator behind a round trip of `rtt_ms`, where larger pieces pay (on
+/// bare loopback the window stops growing once doubling no longer speeds it up).
+async fn emulator_behind(rtt_ms: u32) -> EmulatorHandle {
     Emulator::builder()
-        .link("rtt=20ms,setup=0ms".parse().unwrap())
+        .link(format!("rtt={rtt_ms}ms,setup=0ms").parse().unwrap())
         .start()
         .await
         .unwrap()
 }
 
-/// An emulator behind a 100 ms round trip, for the tests that check how far
-/// the pieces grow: a doubled piece goes on growing while it moves bytes 5 %
-/// faster, so a stall during one piece may stop the growth; at 20 ms a stall
-/// of about 18 ms does that, which a busy machine can cause, at 100 ms it
-/// takes about 90 ms.
+/// The fault cells' link: 20 ms keeps 60 cells quick.
+async fn far_emulator() -> EmulatorHandle {
+    emulator_behind(20).await
+}
+
+/// The link of the tests that check how far the pieces grow: a doubled piece
+/// goes on growing while it moves bytes 5 % faster, so a stall during one
+/// piece may stop the growth; at 20 ms a stall of about 18 ms does that, which
+/// a busy machine can cause, at 100 ms it takes about 90 ms.
 async fn growth_emulator() -> EmulatorHandle {
-    Emulator::builder()
-        .link("rtt=100ms,setup=0ms".parse().unwrap())
-        .start()
-        .await
-        .unwrap()
+    emulator_behind(100).await
 }
 
 /// Pieces of 1, 2, 4, 4 and 4 units, then a short tail: six pieces.
