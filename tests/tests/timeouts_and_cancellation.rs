@@ -602,3 +602,44 @@ async fn a_purge_dropped_halfway_leaves_no_stale_folder_for_the_next_put() {
         emu.shutdown().await;
     }
 }
+
+/// A OneDrive `put_stream` dropped while the answer to its last fragment is on
+/// its way: the session committed the file under the upload's temporary name,
+/// and the guard that cancels the session deletes it too. Before, the file
+/// stayed, hidden from listings and counted against the user's quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_stream_dropped_at_its_last_answer_leaves_no_temporary_file() {
+    let emu = Emulator::start().await.unwrap();
+    let b = backend(P::Onedrive, &emu);
+    let size = 2 * unit(P::Onedrive) + 1000;
+    // Every fragment is stored at once and answered 200 ms later (less than the
+    // read timeout).
+    emu.faults().add(
+        FaultRule::new(FaultAction::DelayResponse { millis: 200 })
+            .origin(Origin::Content)
+            .method("PUT"),
+    );
+    let put = {
+        let b = Arc::clone(&b);
+        let body = storage_core::stream::from_bytes(data(size, 5), 64 * 1024);
+        tokio::spawn(async move { b.put_stream(&name("last"), body, size as u64, "a/b").await })
+    };
+    let last = format!("-{}/{size}", size - 1);
+    let sent_last = || {
+        emu.journal()
+            .filter(|e| e.origin == Origin::Content && e.method == "PUT")
+            .iter()
+            .any(|e| e.header("content-range").is_some_and(|r| r.ends_with(&last)))
+    };
+    wait_for("the last fragment", sent_last).await;
+    put.abort();
+    assert!(put.await.unwrap_err().is_cancelled());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !documents(P::Onedrive, &emu).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left: Vec<String> = documents(P::Onedrive, &emu).into_iter().map(|d| d.0).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    no_token_on_the_content_origin(&emu);
+    emu.shutdown().await;
+}

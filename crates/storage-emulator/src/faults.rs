@@ -144,6 +144,13 @@ pub enum FaultAction {
         /// Delay in milliseconds.
         millis: u64,
     },
+    /// Serve the request (its state changes happen), then wait this long
+    /// before answering: a slow answer to a request that already took effect,
+    /// during which a client may give up.
+    DelayResponse {
+        /// Delay in milliseconds.
+        millis: u64,
+    },
     /// A slow link: read the request body at no more than `bytes` per
     /// `every_millis`, then serve the request. TCP's flow control makes the
     /// client's writes wait accordingly (RFC 9293 §3.8.6: the receive window

@@ -187,6 +187,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     });
 
     let mut delay = None;
+    let mut delay_response = None;
     let mut cut: Option<(u64, bool)> = None;
     let mut reset_after = false;
     let mut handler_fault = None;
@@ -204,6 +205,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
         Some(FaultAction::ResetMidBody { after_bytes }) => cut = Some((after_bytes, true)),
         Some(FaultAction::TruncateBody { after_bytes }) => cut = Some((after_bytes, false)),
         Some(FaultAction::Delay { millis }) => delay = Some(Duration::from_millis(millis)),
+        Some(FaultAction::DelayResponse { millis }) => delay_response = Some(Duration::from_millis(millis)),
         Some(FaultAction::CorruptRequestBody { offset }) => {
             if let Ok(at) = usize::try_from(offset)
                 && at < body.len()
@@ -243,6 +245,9 @@ async fn serve_request(shared: Arc<Shared>, req: Request, next: Next) -> Respons
     let Ok(resp) = handled.await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    if let Some(d) = delay_response {
+        tokio::time::sleep(d).await;
+    }
     match (cut, conn) {
         (_, Some(conn)) if reset_after => {
             drop(resp);

@@ -476,3 +476,32 @@ async fn reset_after_processing_keeps_the_stored_chunk() {
     let status = json(http().get(&url).send().await.unwrap()).await;
     assert_eq!(status["nextExpectedRanges"], json!([format!("{frag}-")]));
 }
+
+/// `delay_response` serves first and answers late; `delay` waits first, and
+/// either way a client that gives up does not undo the request.
+#[tokio::test]
+async fn delayed_answers_and_dropped_clients_do_not_undo_requests() {
+    let emu = start().await;
+    let g = google_token(&emu);
+    let create = |name: &'static str| {
+        http()
+            .post(drive_url(&emu, "files"))
+            .bearer_auth(&g)
+            .timeout(Duration::from_millis(100))
+            .json(&json!({"name": name}))
+            .send()
+    };
+    for (action, name) in [
+        (FaultAction::DelayResponse { millis: 400 }, "answered-late"),
+        (FaultAction::Delay { millis: 400 }, "served-late"),
+    ] {
+        emu.faults().add(FaultRule::new(action).method("POST").times(1));
+        let err = create(name).await.unwrap_err();
+        assert!(err.is_timeout(), "{name}: {err:?}");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !emu.drive_files().iter().any(|f| f.name == name) {
+            assert!(Instant::now() < deadline, "{name}: the request was undone");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -90,18 +90,22 @@ impl Session for GraphSession<'_> {
 /// Cancels an open session when the upload future is dropped before the session
 /// ended, e.g. by a caller's timeout: a task sends `DELETE uploadUrl` so that
 /// Graph frees the session and its stored fragments now rather than when the
-/// session expires. Best effort, and only inside a Tokio runtime; nothing is
-/// committed either way, since a session commits only with its last byte.
+/// session expires. A session commits with its last byte, so the last fragment
+/// may have been stored while its answer was on its way: the task then deletes
+/// what holds the upload's temporary name, which no other upload uses. Best
+/// effort, and only inside a Tokio runtime.
 struct CancelOnDrop {
     api: OneDriveClient,
     url: Option<String>,
+    slot: Slot,
 }
 
 impl CancelOnDrop {
-    fn new(api: &OneDriveClient, url: &str) -> Self {
+    fn new(api: &OneDriveClient, url: &str, slot: &Slot) -> Self {
         Self {
             api: api.clone(),
             url: Some(url.to_owned()),
+            slot: slot.clone(),
         }
     }
 
@@ -118,8 +122,20 @@ impl Drop for CancelOnDrop {
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let api = self.api.clone();
-            runtime.spawn(async move { api.cancel_session(&url).await });
+            let slot = self.slot.clone();
+            runtime.spawn(async move { abandon(&api, &url, &slot).await });
         }
+    }
+}
+
+/// Cancels the session at `url`, then deletes a file its last fragment may
+/// have committed at `slot`, the upload's own temporary name.
+async fn abandon(api: &OneDriveClient, url: &str, slot: &Slot) {
+    api.cancel_session(url).await;
+    if let Ok(Some(item)) = api.item_in(slot).await
+        && item.named(&slot.name)
+    {
+        let _ = api.delete(&item.id).await;
     }
 }
 
@@ -136,7 +152,7 @@ pub(crate) async fn upload(
     let mut restarts = 1;
     loop {
         let url = api.create_session(slot, size).await?;
-        let mut guard = CancelOnDrop::new(api, &url);
+        let mut guard = CancelOnDrop::new(api, &url, slot);
         let pace = Pace {
             window: api.options.fragment_size,
             max_window: api.options.max_fragment(),
@@ -172,7 +188,7 @@ pub(crate) async fn upload(
             }
             Ok(End::Gone) => return Err(session_lost()),
             Err(e) => {
-                api.cancel_session(&url).await;
+                abandon(api, &url, slot).await;
                 // Disarmed only now: a caller dropped during the cancel leaves
                 // it to the guard.
                 guard.disarm();
